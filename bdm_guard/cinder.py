@@ -1,0 +1,199 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The only module that talks HTTP to cinder.
+
+It uses python-cinderclient's v3 ``SessionClient`` (a keystoneauth
+``Adapter``) so that endpoint discovery, microversion headers, the global
+request id, token handling and request logging are cinderclient's and
+keystoneauth's own. Each call goes through ``SessionClient.request`` with
+``raise_exc=False`` because cinderclient's exceptions drop what the typed
+outcome needs (the Retry-After header and whether the body was a cinder JSON
+fault or an HTML page from a load balancer).
+
+keystoneauth's connect retries are switched off (``connect_retries=0``) on
+every call: keystoneauth cannot tell "never sent" from "sent, reply lost" and
+would resend a POST blindly. Retries belong to the waiter and the creator.
+"""
+
+from cinderclient import client as cinder_client
+from cinderclient import utils as cinder_utils
+from keystoneauth1 import exceptions as ks_exc
+from oslo_log import log as logging
+from oslo_utils import uuidutils
+
+from bdm_guard import exception
+from bdm_guard import outcome as oc
+
+LOG = logging.getLogger(__name__)
+
+# GET /messages needs microversion 3.3 (cinder API reference, "Messages").
+MESSAGES_MICROVERSION = '3.3'
+
+
+def check_volume_id(volume_id):
+    """Validate a cinder volume id before it goes into a URL.
+
+    :param volume_id: the id (str).
+    :returns: the id, lower-cased.
+    :raises bdm_guard.exception.InvalidVolumeId: when it is not a UUID.
+    """
+    if not isinstance(volume_id, str) or not uuidutils.is_uuid_like(
+            volume_id):
+        raise exception.InvalidVolumeId(volume_id=volume_id)
+    return volume_id.lower()
+
+
+class VolumeClient:
+    """Volume calls that each end in one :class:`bdm_guard.outcome.Outcome`.
+
+    :param session: a :class:`keystoneauth1.session.Session`.
+    :param endpoint_override: cinder's endpoint, including
+        ``/v3/<project_id>``, instead of the catalog's.
+    :param region_name: the catalog region.
+    :param interface: the catalog interface (``public``, ``internal``...).
+    :param global_request_id: ``req-<uuid>`` sent as
+        ``X-OpenStack-Request-ID`` on every call that does not carry its own.
+    :param api_version: the cinder API microversion, ``"3.0"`` by default.
+    """
+
+    def __init__(self, session, *, endpoint_override=None, region_name=None,
+                 interface=None, global_request_id=None, api_version='3.0'):
+        kwargs = {'session': session, 'connect_retries': 0,
+                  'retries': 0}
+        if endpoint_override:
+            kwargs['endpoint_override'] = endpoint_override
+        if region_name:
+            kwargs['region_name'] = region_name
+        if interface:
+            kwargs['interface'] = interface
+        self.global_request_id = global_request_id
+        self._cinder = cinder_client.Client(api_version, **kwargs)
+        self._http = self._cinder.client
+
+    def _call(self, method, url, *, body=None, request_id=None,
+              headers=None):
+        kwargs = {'raise_exc': False, 'authenticated': True,
+                  'connect_retries': 0, 'headers': dict(headers or {})}
+        rid = request_id or self.global_request_id
+        if rid:
+            kwargs['headers']['X-OpenStack-Request-ID'] = rid
+        if body is not None:
+            kwargs['body'] = body
+        try:
+            resp, rbody = self._http.request(url, method, **kwargs)
+        except ks_exc.ConnectionError as exc:
+            result = oc.classify_exception(exc)
+        except ks_exc.ClientException as exc:
+            # keystoneauth's own failures (token fetch, catalog lookup):
+            # nothing reached cinder.
+            result = oc.Outcome(oc.NOT_SENT, message=str(exc)[:512])
+        else:
+            result = oc.classify_response(resp, rbody)
+        LOG.debug('%(method)s %(url)s -> %(kind)s (HTTP %(code)s)',
+                  {'method': method, 'url': url, 'kind': result.kind,
+                   'code': result.status_code})
+        return result
+
+    @staticmethod
+    def _unwrap(result, key):
+        """Return ``result`` with its body reduced to ``body[key]``.
+
+        A 2xx whose JSON lacks ``key`` is no usable answer: ``unknown``.
+        """
+        if result.kind != oc.OK:
+            return result
+        value = result.body.get(key) if isinstance(result.body, dict) else None
+        if key == 'volume' and not (isinstance(value, dict)
+                                    and value.get('id')):
+            return oc.Outcome(oc.UNKNOWN, status_code=result.status_code,
+                              message='answer has no %s' % key,
+                              request_id=result.request_id)
+        if key != 'volume' and not isinstance(value, list):
+            return oc.Outcome(oc.UNKNOWN, status_code=result.status_code,
+                              message='answer has no %s list' % key,
+                              request_id=result.request_id)
+        return oc.Outcome(oc.OK, body=value, status_code=result.status_code,
+                          request_id=result.request_id)
+
+    def get_volume(self, volume_id):
+        """``GET /volumes/{id}``.
+
+        :param volume_id: a volume UUID.
+        :returns: an Outcome whose ``body`` is the volume dict when ``ok``.
+        :raises bdm_guard.exception.InvalidVolumeId: before any request.
+        """
+        volume_id = check_volume_id(volume_id)
+        return self._unwrap(self._call('GET', '/volumes/%s' % volume_id),
+                            'volume')
+
+    def create_volume(self, volume, *, request_id=None):
+        """``POST /volumes``, sent exactly once.
+
+        :param volume: the ``volume`` object of the request body (dict).
+        :param request_id: ``req-<uuid>`` for ``X-OpenStack-Request-ID``.
+        :returns: an Outcome whose ``body`` is the new volume dict when ok.
+        """
+        return self._unwrap(self._call('POST', '/volumes',
+                                       body={'volume': volume},
+                                       request_id=request_id), 'volume')
+
+    def list_volumes(self, *, metadata=None, request_id=None):
+        """``GET /volumes/detail``, filtered by metadata.
+
+        The list is scoped to the token's project (cinder never lists other
+        projects' volumes without ``all_tenants``, which is never sent).
+
+        :param metadata: dict of metadata key/value pairs to filter on.
+        :param request_id: ``req-<uuid>`` for ``X-OpenStack-Request-ID``.
+        :returns: an Outcome whose ``body`` is a list of volume dicts.
+        """
+        query = cinder_utils.build_query_param(
+            {'metadata': metadata} if metadata else {}, sort=True)
+        return self._unwrap(self._call('GET', '/volumes/detail' + query,
+                                       request_id=request_id), 'volumes')
+
+    def delete_volume(self, volume_id, *, request_id=None):
+        """``DELETE /volumes/{id}``.
+
+        :param volume_id: a volume UUID.
+        :param request_id: ``req-<uuid>`` for ``X-OpenStack-Request-ID``.
+        :returns: an Outcome (``ok`` when cinder accepted the delete).
+        :raises bdm_guard.exception.InvalidVolumeId: before any request.
+        """
+        volume_id = check_volume_id(volume_id)
+        return self._call('DELETE', '/volumes/%s' % volume_id,
+                          request_id=request_id)
+
+    def list_messages(self, volume_id):
+        """``GET /messages?resource_uuid={id}`` (microversion 3.3).
+
+        :param volume_id: a volume UUID.
+        :returns: an Outcome whose ``body`` is a list of user messages.
+        :raises bdm_guard.exception.InvalidVolumeId: before any request.
+        """
+        volume_id = check_volume_id(volume_id)
+        query = cinder_utils.build_query_param({'resource_uuid': volume_id})
+        header = {'OpenStack-API-Version': 'volume %s' % MESSAGES_MICROVERSION}
+        return self._unwrap(self._call('GET', '/messages' + query,
+                                       headers=header), 'messages')
+
+    def reauthenticate(self):
+        """Drop the cached token so the next call fetches a new one.
+
+        :returns: True when the auth plugin could be invalidated.
+        """
+        try:
+            return bool(self._http.invalidate())
+        except ks_exc.ClientException:
+            LOG.warning('Could not invalidate the keystone token.')
+            return False

@@ -1,0 +1,171 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The ``[bdm_guard]`` configuration options.
+
+Every duration is in seconds. The waiter's schedule is::
+
+    interval(n) = min(poll_initial_interval * poll_multiplier ** n,
+                      max(<phase>_max_interval,
+                          max_interval_fraction * elapsed))
+
+where ``n`` counts the polls since the last status change, and the waiter's
+budget is::
+
+    deadline = min(deadline_ceiling,
+                   max(base_deadline + per_gib_allowance * size_gb,
+                       nova_budget))
+
+``nova_budget`` is ``(block_device_allocate_retries + 1) *
+block_device_allocate_retries_interval`` when the caller passes nova's
+values, so that switching to bdm-guard never makes a boot fail sooner.
+"""
+
+import copy
+
+from oslo_config import cfg
+
+GROUP = 'bdm_guard'
+
+_DEFAULT_PENDING = ['creating', 'downloading', 'restoring-backup']
+
+_wait_opts = [
+    cfg.FloatOpt('poll_initial_interval',
+                 default=0.5, min=0.05, max=10.0,
+                 help='Seconds between the first two volume GETs, and again '
+                      'after every status change. Small values make fast '
+                      'volumes visible fast; the interval then grows by '
+                      'poll_multiplier up to the phase cap.'),
+    cfg.FloatOpt('poll_multiplier',
+                 default=1.5, min=1.0, max=4.0,
+                 help='Factor by which the interval between volume GETs '
+                      'grows after each poll in the same status. 1.0 means '
+                      'fixed-interval polling (nova\'s own behaviour).'),
+    cfg.FloatOpt('creating_max_interval',
+                 default=15.0, min=1.0, max=300.0,
+                 help='Cap, in seconds, on the interval between GETs while '
+                      'the volume is "creating" (and while the GET fails '
+                      'transiently). It is also the worst-case detection lag '
+                      'in that phase until max_interval_fraction * elapsed '
+                      'exceeds it.'),
+    cfg.FloatOpt('downloading_max_interval',
+                 default=15.0, min=1.0, max=300.0,
+                 help='Cap, in seconds, on the interval between GETs in every '
+                      'other pending status ("downloading", '
+                      '"restoring-backup"). Combined with '
+                      'max_interval_fraction like creating_max_interval.'),
+    cfg.FloatOpt('max_interval_fraction',
+                 default=0.05, min=0.0, max=0.5,
+                 help='Lets the interval cap grow with the time waited: the '
+                      'cap is max(<phase>_max_interval, this fraction * '
+                      'seconds waited). 0.05 keeps the detection lag within '
+                      '5% of the wait on long image copies. 0 disables it.'),
+    cfg.FloatOpt('poll_jitter',
+                 default=0.1, min=0.0, max=0.5,
+                 help='Fraction by which each interval is randomly '
+                      'lengthened while it is still ramping up (never past '
+                      'the phase cap), so that hundreds of compute hosts '
+                      'booting together drift apart and do not poll cinder '
+                      'in lockstep. Intervals are never shortened, so the '
+                      'jitter adds no polls, and never pass the cap, so it '
+                      'adds no detection lag beyond the cap. 0 disables it.'),
+    cfg.FloatOpt('base_deadline',
+                 default=180.0, min=10.0, max=86400.0,
+                 help='Seconds a volume may take to become available before '
+                      'the wait fails with a timeout, before the per-GiB '
+                      'allowance is added. 180 s is nova\'s default budget '
+                      '(61 GETs, 3 s apart).'),
+    cfg.FloatOpt('per_gib_allowance',
+                 default=20.0, min=0.0, max=600.0,
+                 help='Seconds added to base_deadline per GiB of volume size '
+                      'when the caller passes the size (image-, snapshot- '
+                      'or backup-backed volumes). The default matches nova\'s '
+                      '[DEFAULT] reimage_timeout_per_gb (20 s/GiB); it must '
+                      'be at least the slowest image copy rate you accept.'),
+    cfg.FloatOpt('deadline_ceiling',
+                 default=3600.0, min=60.0, max=86400.0,
+                 help='Absolute upper bound, in seconds, on any wait, '
+                      'whatever the size. It wins over base_deadline plus '
+                      'per_gib_allowance, but never over nova\'s own budget '
+                      'when that is passed in.'),
+    cfg.FloatOpt('not_found_grace',
+                 default=30.0, min=0.0, max=600.0,
+                 help='Seconds after the create during which a 404 on the '
+                      'new volume is read-after-write lag (a replica or '
+                      'Galera node that has not applied the row yet) and the '
+                      'wait goes on. A 404 after it fails the wait with '
+                      'VolumeVanished, well before the deadline.'),
+    cfg.ListOpt('pending_statuses',
+                default=_DEFAULT_PENDING,
+                help='Volume statuses in which the waiter keeps waiting. '
+                     '"available" ends the wait; every other status fails it '
+                     'at once with cinder\'s own reason. "creating" uses '
+                     'creating_max_interval, the others '
+                     'downloading_max_interval.'),
+]
+
+_create_opts = [
+    cfg.IntOpt('create_max_posts',
+               default=5, min=1, max=20,
+               help='Most POST /volumes one idempotent create sends, counting '
+                    'resends after a lost request or an unknown outcome. '
+                    'Every resend carries the same idempotency key.'),
+    cfg.FloatOpt('create_timeout',
+                 default=120.0, min=5.0, max=3600.0,
+                 help='Seconds an idempotent create may spend on POSTs, '
+                      'reconciles and back-off before it gives up with '
+                      'VolumeCreateUnknown (or the last terminal error). '
+                      'It does not include the wait for "available".'),
+    cfg.FloatOpt('post_retry_interval',
+                 default=1.0, min=0.1, max=60.0,
+                 help='Seconds before the first resend of a POST that did '
+                      'not reach cinder; it doubles per resend, up to '
+                      'post_retry_max_interval. A Retry-After header wins '
+                      'when it is longer.'),
+    cfg.FloatOpt('post_retry_max_interval',
+                 default=10.0, min=0.1, max=300.0,
+                 help='Cap, in seconds, on the back-off between POSTs.'),
+    cfg.FloatOpt('reconcile_grace',
+                 default=10.0, min=0.0, max=300.0,
+                 help='Seconds the creator keeps listing volumes by the '
+                      'idempotency key after a POST whose outcome is unknown '
+                      '(reset, read timeout, 502/504), before it concludes '
+                      'that cinder never created the volume and resends. It '
+                      'must exceed the read-after-write lag of the database '
+                      'behind cinder-api, or a resend may make a duplicate '
+                      '(which is then found and deleted).'),
+    cfg.FloatOpt('duplicate_settle_timeout',
+                 default=60.0, min=0.0, max=3600.0,
+                 help='Seconds the creator waits for a duplicate volume to '
+                      'leave a transitional status (cinder refuses to delete '
+                      'a "creating" volume) before it gives up deleting it '
+                      'and reports it in CreateResult.undeleted_duplicates.'),
+]
+
+ALL_OPTS = _wait_opts + _create_opts
+
+
+def register_opts(conf):
+    """Register the ``[bdm_guard]`` options.
+
+    :param conf: an :class:`oslo_config.cfg.ConfigOpts` instance.
+    """
+    conf.register_opts(ALL_OPTS, group=GROUP)
+
+
+def list_opts():
+    """Return the options for oslo-config-generator and the sphinx extension.
+
+    :returns: ``[(group_name, [opts])]``, deep copies so that callers may
+        change them freely.
+    """
+    return [(GROUP, copy.deepcopy(ALL_OPTS))]

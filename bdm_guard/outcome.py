@@ -1,0 +1,256 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Typed outcomes of one HTTP call to cinder.
+
+Every call that :class:`bdm_guard.cinder.VolumeClient` makes ends in exactly
+one :class:`Outcome`; the waiter and the creator decide on outcome kinds,
+never on raw exceptions. The table (``doc/source/contributor/design.rst``):
+
+============  ===========================================  ==================
+kind          examples                                     resend a POST?
+============  ===========================================  ==================
+ok            2xx with a JSON body (204 for DELETE)        n/a
+not_sent      connection refused, DNS failure, connect     yes
+              timeout, haproxy 503 "No server is
+              available", 408
+unknown       reset or remote disconnect after sending,    no: reconcile
+              read timeout, 502, 504, non-JSON 5xx,        first
+              non-JSON 2xx
+not_found     404                                          n/a
+auth          401                                          re-authenticate
+throttled     429, or 413 that names no quota, with        after Retry-After
+              Retry-After
+over_quota    413 whose cinder fault names a quota         never
+rejected      any other 4xx                                never
+server_error  500/503 with a cinder JSON fault             GET yes, POST no
+============  ===========================================  ==================
+"""
+
+import dataclasses
+import email.utils
+import re
+import time
+
+import requests
+import urllib3
+
+OK = 'ok'
+NOT_SENT = 'not_sent'
+UNKNOWN = 'unknown'
+NOT_FOUND = 'not_found'
+AUTH = 'auth'
+THROTTLED = 'throttled'
+OVER_QUOTA = 'over_quota'
+REJECTED = 'rejected'
+SERVER_ERROR = 'server_error'
+
+KINDS = (OK, NOT_SENT, UNKNOWN, NOT_FOUND, AUTH, THROTTLED, OVER_QUOTA,
+         REJECTED, SERVER_ERROR)
+
+# haproxy's own 503 page when no backend is up (haproxy errorfile default).
+_HAPROXY_NO_SERVER = 'no server is available'
+_MAX_MESSAGE = 512
+
+# Cinder's QuotaError messages (cinder/exception.py, cinder 29).
+_QUOTA_PATTERNS = (
+    (re.compile(r"exceeds allowed (?P<name>[\w.-]+) quota"), None),
+    (re.compile(r"exceeded for quota '(?P<name>[\w.-]+)'"), None),
+    (re.compile(r"larger than maximum allowed limit"),
+     'per_volume_gigabytes'),
+    (re.compile(r"Quota exceeded for resources: \[?'?(?P<name>[\w.-]+)"),
+     None),
+)
+_TAG = re.compile(r'<[^>]*>')
+_TITLE = re.compile(r'<title>(.*?)</title>|<h1>(.*?)</h1>', re.I | re.S)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """The one result of one HTTP call.
+
+    :ivar kind: one of :data:`KINDS`.
+    :ivar body: the decoded JSON body (dict) for ``ok``; else None.
+    :ivar status_code: the HTTP status, or None when no response came.
+    :ivar message: cinder's fault message, the title of an HTML error page,
+        or the transport error, at most 512 characters.
+    :ivar retry_after: seconds from a Retry-After header (RFC 9110 section
+        10.2.3, seconds or HTTP-date), or None.
+    :ivar quota: for ``over_quota``, the quota cinder named (``volumes``,
+        ``gigabytes``, ``gigabytes_<type>``, ``per_volume_gigabytes``, or
+        ``unknown``).
+    :ivar request_id: cinder's ``x-openstack-request-id``, when answered.
+    """
+
+    kind: str
+    body: object = None
+    status_code: int = None
+    message: str = None
+    retry_after: float = None
+    quota: str = None
+    request_id: str = None
+
+
+def parse_retry_after(value, now=None):
+    """Parse a Retry-After header value.
+
+    :param value: the header value (str) or None.
+    :param now: the current Unix time in seconds, for an HTTP-date value;
+        defaults to :func:`time.time`.
+    :returns: seconds to wait (float >= 0), or None when absent or malformed.
+    """
+    if value is None:
+        return None
+    value = str(value).strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def _fault_message(body):
+    # Cinder faults look like {"itemNotFound": {"code": 404, "message": ..}}
+    # (cinder/api/openstack/wsgi.py Fault); some carry "message" at the top.
+    if not isinstance(body, dict) or not body:
+        return None
+    if isinstance(body.get('message'), str):
+        return body['message']
+    first = next(iter(body.values()))
+    if isinstance(first, dict) and isinstance(first.get('message'), str):
+        return first['message']
+    return None
+
+
+def _html_message(resp):
+    text = resp.text[:4096] if resp.text else ''
+    match = _TITLE.search(text)
+    if match:
+        title = match.group(1) or match.group(2)
+    else:
+        title = resp.reason or ''
+    rest = ' '.join(_TAG.sub(' ', text).split())
+    return ' '.join(('%s %s' % (title.strip(), rest)).split())
+
+
+def _quota_name(message):
+    for pattern, fixed in _QUOTA_PATTERNS:
+        match = pattern.search(message or '')
+        if match:
+            return fixed or match.group('name')
+    if message and 'quota' in message.lower():
+        return 'unknown'
+    return None
+
+
+def _is_json(resp, body):
+    ctype = resp.headers.get('Content-Type', '') if resp.headers else ''
+    return isinstance(body, (dict, list)) and 'json' in ctype.lower()
+
+
+def classify_response(resp, body):
+    """Turn an HTTP response into an :class:`Outcome`.
+
+    :param resp: a :class:`requests.Response`.
+    :param body: its decoded JSON body, or None when it was not JSON.
+    :returns: an :class:`Outcome`; never raises.
+    """
+    code = resp.status_code
+    is_json = _is_json(resp, body)
+    retry_after = parse_retry_after(resp.headers.get('Retry-After'))
+    request_id = resp.headers.get('x-openstack-request-id')
+    if is_json:
+        message = _fault_message(body) or resp.reason or ''
+    else:
+        message = _html_message(resp)
+    message = (message or '')[:_MAX_MESSAGE]
+
+    def out(kind, **kw):
+        return Outcome(kind, status_code=code, message=message,
+                       retry_after=retry_after, request_id=request_id, **kw)
+
+    if 200 <= code < 300:
+        if code == 204 or (code == 202 and not resp.content):
+            return out(OK, body={})
+        if is_json and isinstance(body, dict):
+            return out(OK, body=body)
+        # A non-JSON 2xx is no cinder answer (a captive or broken proxy).
+        return out(UNKNOWN)
+    if code == 401:
+        return out(AUTH)
+    if code == 404:
+        return out(NOT_FOUND)
+    if code == 408:
+        return out(NOT_SENT)
+    if code in (413, 429):
+        quota = _quota_name(message) if (is_json and code == 413) else None
+        if quota:
+            return out(OVER_QUOTA, quota=quota)
+        return out(THROTTLED)
+    if 400 <= code < 500:
+        return out(REJECTED)
+    if code == 503 and not is_json and _HAPROXY_NO_SERVER in message.lower():
+        return out(NOT_SENT)
+    if code >= 500 and is_json and code not in (502, 504):
+        return out(SERVER_ERROR)
+    return out(UNKNOWN)
+
+
+def _chain(exc):
+    seen = []
+    todo = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or any(item is s for s in seen) or len(seen) > 20:
+            continue
+        seen.append(item)
+        todo.extend((item.__cause__, item.__context__,
+                     getattr(item, 'reason', None)))
+        todo.extend(a for a in getattr(item, 'args', ())
+                    if isinstance(a, BaseException))
+    return seen
+
+
+_NOT_SENT_ERRORS = (requests.exceptions.ConnectTimeout,
+                    urllib3.exceptions.ConnectTimeoutError,
+                    urllib3.exceptions.NewConnectionError,
+                    ConnectionRefusedError,
+                    requests.exceptions.SSLError)
+
+
+def classify_exception(exc):
+    """Turn a transport error into an :class:`Outcome`.
+
+    keystoneauth wraps every requests error in ``ConnectFailure`` or
+    ``ConnectTimeout``, so the chain of causes is walked to tell an error
+    raised before the request left (``not_sent``) from one raised after
+    (``unknown``): a read timeout is also a keystoneauth ``ConnectTimeout``.
+
+    :param exc: the exception raised by keystoneauth or requests.
+    :returns: an :class:`Outcome` of kind ``not_sent`` or ``unknown``.
+    """
+    kind = UNKNOWN
+    for item in _chain(exc):
+        if isinstance(item, requests.exceptions.ReadTimeout):
+            kind = UNKNOWN
+            break
+        if isinstance(item, _NOT_SENT_ERRORS):
+            kind = NOT_SENT
+            break
+    return Outcome(kind, message=str(exc)[:_MAX_MESSAGE])
