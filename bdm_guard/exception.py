@@ -115,6 +115,11 @@ class VolumeCreateRejected(VolumeCreateError):
                '%(message)s')
 
 
+class VolumeCreateNotSent(VolumeCreateError):
+    msg_fmt = ('No POST /volumes reached cinder in %(posts)d tries '
+               '(%(reason)s); no volume was created.')
+
+
 class VolumeCreateUnknown(VolumeCreateError):
     msg_fmt = ('The outcome of creating a volume with idempotency key '
                '%(key)s is still unknown after %(posts)d POSTs and '

@@ -142,3 +142,24 @@ class stop_at(tenacity.stop.stop_base):
 
     def __call__(self, retry_state):
         return self.clock() >= self.deadline
+
+
+class wait_retry_after(tenacity.wait.wait_base):
+    """Wrap a wait strategy so a longer Retry-After wins.
+
+    The attempt's result may be None or carry a ``retry_after`` (seconds);
+    for :func:`bdm_guard.create.create_volume` it is the last POST outcome.
+
+    :param base: a tenacity wait strategy.
+    :param get_retry_after: ``f(retry_state) -> seconds or None``.
+    """
+
+    def __init__(self, base, get_retry_after=None):
+        self.base = base
+        self.get_retry_after = get_retry_after
+
+    def __call__(self, retry_state):
+        interval = self.base(retry_state)
+        if self.get_retry_after is not None:
+            interval = max(interval, self.get_retry_after(retry_state) or 0)
+        return interval
