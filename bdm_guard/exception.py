@@ -134,3 +134,23 @@ class CinderUnavailable(BdmGuardException):
 class NovaIncompatible(BdmGuardException):
     msg_fmt = ('This nova cannot be guarded: %(reason)s. Nothing was '
                'changed.')
+
+
+class SimulationError(BdmGuardException):
+    msg_fmt = 'The simulation cannot go on: %(reason)s'
+
+
+class UnreadableInput(InvalidInput):
+    msg_fmt = 'Cannot read %(path)s: %(reason)s'
+
+
+class InvalidLogFormat(InvalidInput):
+    msg_fmt = 'Invalid log format %(format)r: %(reason)s'
+
+
+class LabError(BdmGuardException):
+    msg_fmt = 'The lab could not run: %(reason)s'
+
+
+class InvalidScenario(InvalidInput):
+    msg_fmt = 'Invalid lab scenario %(source)s: %(reason)s'

@@ -153,6 +153,45 @@ _create_opts = [
 
 ALL_OPTS = _wait_opts + _create_opts
 
+DB_GROUP = 'bdm_guard_db'
+
+# Bit values from MariaDB's wsrep_sync_wait reference: 1 READ (SELECT, SHOW,
+# BEGIN), 2 UPDATE and DELETE, 4 INSERT and REPLACE, 8 SHOW.
+_db_opts = [
+    cfg.BoolOpt('read_your_writes',
+                default=True,
+                help='Re-read once, on the primary or causally, when a read '
+                     'or an UPDATE/DELETE of a row the caller has just '
+                     'written misses it (bdm_guard.db). False runs every '
+                     'read and write once, as if bdm-guard were absent.'),
+    cfg.StrOpt('strategy',
+               default='auto',
+               choices=[
+                   ('auto', 'On Galera (wsrep_on=ON) re-run with '
+                            'wsrep_sync_wait; elsewhere re-read on the '
+                            'primary (writer engine).'),
+                   ('primary', 'Always re-read on the primary (writer '
+                               'engine), never set wsrep_sync_wait, never '
+                               're-run a write. Right when every write goes '
+                               'through one Galera node.'),
+                   ('causal', 'Like auto, but log a warning when the '
+                              'database turns out not to be Galera.'),
+               ],
+               help='Where a read that missed a fresh row is run again.'),
+    cfg.IntOpt('wsrep_sync_wait_read',
+               default=1, min=1, max=15,
+               help='wsrep_sync_wait bits set on the Galera session for the '
+                    'one re-read, then restored. 1 = READ (SELECT, SHOW, '
+                    'BEGIN); see MariaDB\'s wsrep_sync_wait reference.'),
+    cfg.IntOpt('wsrep_sync_wait_write',
+               default=3, min=1, max=15,
+               help='wsrep_sync_wait bits set for the one re-run of an '
+                    'UPDATE/DELETE that matched no row on Galera. 2 = '
+                    'UPDATE/DELETE; the default 3 adds READ because Galera '
+                    'only waits before the first statement of a '
+                    'transaction, which may be a SELECT.'),
+]
+
 
 def register_opts(conf):
     """Register the ``[bdm_guard]`` options.
@@ -160,6 +199,7 @@ def register_opts(conf):
     :param conf: an :class:`oslo_config.cfg.ConfigOpts` instance.
     """
     conf.register_opts(ALL_OPTS, group=GROUP)
+    conf.register_opts(_db_opts, group=DB_GROUP)
 
 
 def list_opts():
@@ -168,4 +208,5 @@ def list_opts():
     :returns: ``[(group_name, [opts])]``, deep copies so that callers may
         change them freely.
     """
-    return [(GROUP, copy.deepcopy(ALL_OPTS))]
+    return [(GROUP, copy.deepcopy(ALL_OPTS)),
+            (DB_GROUP, copy.deepcopy(_db_opts))]

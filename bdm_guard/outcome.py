@@ -146,7 +146,10 @@ def _html_message(resp):
     else:
         title = resp.reason or ''
     rest = ' '.join(_TAG.sub(' ', text).split())
-    return ' '.join(('%s %s' % (title.strip(), rest)).split())
+    title = ' '.join(_TAG.sub(' ', title).split())
+    if rest.startswith(title):
+        return rest
+    return ('%s %s' % (title, rest)).strip()
 
 
 def _quota_name(message):
@@ -160,8 +163,10 @@ def _quota_name(message):
 
 
 def _is_json(resp, body):
-    ctype = resp.headers.get('Content-Type', '') if resp.headers else ''
-    return isinstance(body, (dict, list)) and 'json' in ctype.lower()
+    # A body that decoded as JSON counts unless the server said otherwise.
+    ctype = (resp.headers.get('Content-Type') or '') if resp.headers else ''
+    return isinstance(body, (dict, list)) and (
+        not ctype or 'json' in ctype.lower())
 
 
 def classify_response(resp, body):

@@ -195,7 +195,8 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
         reraise=True)
     final = retrying(poll)
     report.elapsed = clock() - start
-    details = {'volume_id': volume_id, 'status': last['status'],
+    details = {'volume_id': volume_id,
+               'status': last['status'] or 'never seen',
                'elapsed': report.elapsed, 'polls': report.polls,
                'report': report}
     if final.state == 'available':

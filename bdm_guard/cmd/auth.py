@@ -1,0 +1,83 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Authentication for the CLI, loaded the keystoneauth way.
+
+``--os-*`` options and ``OS_*`` environment variables come from
+keystoneauth1's own argparse loading; ``--os-cloud`` reads clouds.yaml
+through openstacksdk's config loader when openstacksdk is installed.
+"""
+
+import os
+import sys
+
+from keystoneauth1 import loading
+
+from bdm_guard import cinder
+from bdm_guard import exception
+
+
+def add_arguments(parser):
+    """Add the keystoneauth session/auth and cinder endpoint options.
+
+    :param parser: an :class:`argparse.ArgumentParser`.
+    """
+    parser.add_argument('--os-cloud', default=os.environ.get('OS_CLOUD'),
+                        help='A cloud name in clouds.yaml (needs '
+                             'openstacksdk). Env: OS_CLOUD.')
+    loading.register_session_argparse_arguments(parser)
+    loading.register_auth_argparse_arguments(parser, sys.argv[1:],
+                                             default='password')
+    parser.add_argument('--os-volume-endpoint',
+                        default=os.environ.get('OS_VOLUME_ENDPOINT'),
+                        help='cinder\'s endpoint including /v3/<project>, '
+                             'instead of the catalog\'s. Env: '
+                             'OS_VOLUME_ENDPOINT.')
+    parser.add_argument('--os-interface',
+                        default=os.environ.get('OS_INTERFACE'),
+                        help='Catalog interface (public, internal, '
+                             'admin). Env: OS_INTERFACE.')
+    parser.add_argument('--os-region-name',
+                        default=os.environ.get('OS_REGION_NAME'),
+                        help='Catalog region. Env: OS_REGION_NAME.')
+
+
+def _session_from_cloud(name):
+    try:
+        from openstack import config as os_config
+    except ImportError:
+        raise exception.InvalidInput(
+            reason='--os-cloud needs openstacksdk (pip install '
+                   'openstacksdk)') from None
+    region = os_config.OpenStackConfig().get_one(cloud=name)
+    return region.get_session()
+
+
+def client_from_args(args):
+    """Build a :class:`bdm_guard.cinder.VolumeClient` from parsed options.
+
+    :raises bdm_guard.exception.InvalidInput: incomplete credentials.
+    """
+    if args.os_cloud:
+        session = _session_from_cloud(args.os_cloud)
+    else:
+        try:
+            auth = loading.load_auth_from_argparse_arguments(args)
+        except Exception as exc:   # keystoneauth raises several types here
+            raise exception.InvalidInput(
+                reason='cannot load credentials: %s' % exc) from None
+        session = loading.load_session_from_argparse_arguments(args,
+                                                               auth=auth)
+    return cinder.VolumeClient(session,
+                               endpoint_override=args.os_volume_endpoint,
+                               region_name=args.os_region_name,
+                               interface=args.os_interface)
