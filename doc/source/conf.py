@@ -26,6 +26,5 @@ master_doc = 'index'
 exclude_patterns = ['_build']
 pygments_style = 'native'
 html_theme = 'openstackdocs'
-html_static_path = ['_static']
 autodoc_member_order = 'bysource'
 autodoc_mock_imports = []

@@ -22,4 +22,3 @@ copyright = '2026, bdm-guard developers'
 master_doc = 'index'
 exclude_patterns = []
 html_theme = 'openstackdocs'
-html_static_path = ['_static']

@@ -17,7 +17,7 @@ import os
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
-import testtools
+from oslotest import base
 import yaml
 
 from bdm_guard import create
@@ -64,7 +64,7 @@ def run_case(test, case):
     return result, fake, existing
 
 
-class TestCreateCases(testtools.TestCase):
+class TestCreateCases(base.BaseTestCase):
     pass
 
 
@@ -96,7 +96,7 @@ for _case in CASES:
     setattr(TestCreateCases, 'test_%s' % _case['id'], _make(_case))
 
 
-class TestCreateProperties(testtools.TestCase):
+class TestCreateProperties(base.BaseTestCase):
     """Random fault sequences: no duplicate survives, nothing leaks."""
 
     @settings(max_examples=500, deadline=None)
@@ -135,7 +135,7 @@ class TestCreateProperties(testtools.TestCase):
                              | set(fake.deleted))
 
 
-class TestCreateBadInput(testtools.TestCase):
+class TestCreateBadInput(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
@@ -215,7 +215,7 @@ class TestCreateBadInput(testtools.TestCase):
         self.assertEqual(KEY, exc.key)
 
 
-class TestCreateAndWait(testtools.TestCase):
+class TestCreateAndWait(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()

@@ -15,7 +15,7 @@
 import random
 
 from oslo_config import cfg
-import testtools
+from oslotest import base
 
 from bdm_guard import exception
 from bdm_guard import opts
@@ -24,7 +24,7 @@ from bdm_guard import wait
 from tests.unit import fake_cinder
 
 
-class WaitTestCase(testtools.TestCase):
+class WaitTestCase(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()

@@ -18,6 +18,7 @@ assertions).
 """
 
 import os
+from oslotest import base
 import random
 import sys
 
@@ -82,7 +83,7 @@ def run_stock(test, case):
         return exc.reason, exc.gets, lag
 
 
-class TestWaiterCases(testtools.TestCase):
+class TestWaiterCases(base.BaseTestCase):
 
     scenarios = None
 
@@ -105,8 +106,8 @@ class TestWaiterCases(testtools.TestCase):
             if fault['kind'] == 'http_429':
                 # No GET inside a Retry-After window.
                 hits = [t for t in gets if fault['from'] <= t < fault['to']]
-                for before, after in zip(hits, gets[gets.index(hits[0])
-                                                     + 1:]):
+                later = gets[gets.index(hits[0]) + 1:]
+                for before, after in zip(hits, later):
                     # 1e-9: float sums on the virtual clock.
                     self.assertGreaterEqual(after - before + 1e-9,
                                             fault['retry_after'])
@@ -134,7 +135,7 @@ for _case in CASES:
     setattr(TestWaiterCases, 'test_%s' % _case['id'], _make(_case))
 
 
-class TestSideBySide(testtools.TestCase):
+class TestSideBySide(base.BaseTestCase):
 
     def test_side_by_side(self):
         rows = ['%-4s %-10s %6s %8s | %-22s %6s %8s' % (
