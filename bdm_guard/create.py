@@ -21,17 +21,15 @@ or resend; keep the oldest of several volumes with the key and delete the
 others.
 """
 
-import dataclasses
 import time
 
 from oslo_log import log as logging
-import tenacity
 
+from bdm_guard import creator
 from bdm_guard import exception
 from bdm_guard import idempotency
-from bdm_guard import outcome as oc
-from bdm_guard import policy
 from bdm_guard import reconcile
+from bdm_guard import result as result_mod
 from bdm_guard import wait
 
 LOG = logging.getLogger(__name__)
@@ -39,163 +37,7 @@ LOG = logging.getLogger(__name__)
 IDEMPOTENCY_METADATA_KEY = idempotency.IDEMPOTENCY_METADATA_KEY
 key_for_bdm = idempotency.key_for_bdm
 request_id_for_key = idempotency.request_id_for_key
-_RETRIABLE = (oc.NOT_SENT, oc.THROTTLED, oc.AUTH)
-_UNCERTAIN = (oc.UNKNOWN, oc.SERVER_ERROR)
-
-
-@dataclasses.dataclass
-class CreateResult:
-    """What one idempotent create did.
-
-    :ivar volume: the volume dict (created or adopted).
-    :ivar outcome: ``"created"`` or ``"adopted"``.
-    :ivar posts: POST /volumes sent.
-    :ivar reconciles: lookups by key (``GET /volumes/detail?metadata=``),
-        the first one before any POST included.
-    :ivar deleted_duplicates: ids of duplicates deleted.
-    :ivar undeleted_duplicates: ids of duplicates that could not be deleted
-        (attached, or still transitional after duplicate_settle_timeout).
-    :ivar created_at: the ``clock`` value when the volume was known.
-    :ivar key: the idempotency key.
-    """
-
-    volume: dict
-    outcome: str
-    posts: int = 0
-    reconciles: int = 0
-    deleted_duplicates: list = dataclasses.field(default_factory=list)
-    undeleted_duplicates: list = dataclasses.field(default_factory=list)
-    created_at: float = 0.0
-    key: str = None
-
-
-class _Creator:
-    """One idempotent create; see :func:`create_volume`."""
-
-    def __init__(self, client, key, body, req_hash, size_gb, conf, sleep,
-                 clock):
-        self.client = client
-        self.key = key
-        self.body = body
-        self.req_hash = req_hash
-        self.size_gb = size_gb
-        self.conf = conf
-        self.sleep = sleep
-        self.clock = clock
-        self.request_id = request_id_for_key(key)
-        self.posts = 0
-        self.reconciles = 0
-        self.uncertain = False
-        self.last = None
-
-    def lookup(self):
-        self.reconciles += 1
-        return reconcile.list_by_key(self.client, self.key, self.request_id)
-
-    def reconcile(self):
-        """List by key until found or ``reconcile_grace`` has passed."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_result(lambda found: not found),
-            wait=tenacity.wait_exponential(multiplier=0.5, max=2),
-            stop=policy.stop_at(
-                self.clock,
-                self.clock() + self.conf.bdm_guard.reconcile_grace),
-            sleep=self.sleep,
-            retry_error_callback=lambda state: [])
-        return retrying(self.lookup)
-
-    def finish(self, volumes, outcome):
-        """Adopt the oldest of ``volumes`` and delete the others."""
-        reconcile.check_same_request(
-            volumes[0], self.key, self.size_gb, self.req_hash,
-            self.body.get('snapshot_id'), self.body.get('source_volid'))
-        kept, deleted, undeleted = reconcile.keep_oldest(
-            self.client, volumes, conf=self.conf, sleep=self.sleep,
-            clock=self.clock, request_id=self.request_id)
-        LOG.info('Volume %(id)s %(outcome)s for idempotency key %(key)s '
-                 '(%(posts)d POSTs, %(rec)d lookups).',
-                 {'id': kept['id'], 'outcome': outcome, 'key': self.key,
-                  'posts': self.posts, 'rec': self.reconciles})
-        return CreateResult(volume=kept, outcome=outcome, posts=self.posts,
-                            reconciles=self.reconciles,
-                            deleted_duplicates=deleted,
-                            undeleted_duplicates=undeleted,
-                            created_at=self.clock(), key=self.key)
-
-    def post(self):
-        """Send one POST and decide; returns a CreateResult or None."""
-        self.posts += 1
-        result = self.client.create_volume(self.body,
-                                           request_id=self.request_id)
-        self.last = result
-        if result.kind == oc.OK:
-            volume = result.body
-            if self.uncertain:
-                # An earlier POST may have created a volume too.
-                found = self.lookup()
-                if not any(v['id'] == volume['id'] for v in found):
-                    found = sorted(found + [volume],
-                                   key=reconcile._created_at)
-                return self.finish(found, 'created')
-            return CreateResult(volume=volume, outcome='created',
-                                posts=self.posts,
-                                reconciles=self.reconciles,
-                                created_at=self.clock(), key=self.key)
-        LOG.warning('POST /volumes for idempotency key %(key)s: %(kind)s '
-                    '(HTTP %(code)s) %(msg)s',
-                    {'key': self.key, 'kind': result.kind,
-                     'code': result.status_code, 'msg': result.message})
-        if result.kind == oc.AUTH:
-            self.client.reauthenticate()
-        if result.kind in _UNCERTAIN:
-            self.uncertain = True
-            found = self.reconcile()
-            if found:
-                return self.finish(found, 'adopted')
-            return None
-        if result.kind in _RETRIABLE:
-            return None
-        # Terminal answers. An earlier uncertain POST may still have
-        # created the volume: never hide it.
-        if self.uncertain:
-            found = self.reconcile()
-            if found:
-                return self.finish(found, 'adopted')
-        if result.kind == oc.OVER_QUOTA:
-            raise exception.OverQuota(quota=result.quota,
-                                      message=result.message)
-        raise exception.VolumeCreateRejected(code=result.status_code,
-                                             message=result.message)
-
-    def run(self):
-        found = self.lookup()
-        if found:
-            return self.finish(found, 'adopted')
-        group = self.conf.bdm_guard
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_result(lambda done: done is None),
-            wait=policy.wait_retry_after(
-                tenacity.wait_exponential(
-                    multiplier=group.post_retry_interval,
-                    max=group.post_retry_max_interval),
-                lambda state: self.last.retry_after
-                if self.last and self.last.kind == oc.THROTTLED else None),
-            stop=(tenacity.stop_after_attempt(group.create_max_posts)
-                  | policy.stop_at(self.clock,
-                                   self.clock() + group.create_timeout)),
-            sleep=self.sleep,
-            retry_error_callback=lambda state: None,
-            reraise=True)
-        done = retrying(lambda: self.post())
-        if done is not None:
-            return done
-        last = self.last
-        reason = '%s: %s' % (last.kind, last.message) if last else 'none'
-        if self.uncertain:
-            raise exception.VolumeCreateUnknown(
-                key=self.key, posts=self.posts, reconciles=self.reconciles,
-                reason=reason)
-        raise exception.VolumeCreateNotSent(posts=self.posts, reason=reason)
+CreateResult = result_mod.CreateResult
 
 
 def create_volume(client, size_gb, *, idempotency_key, image_id=None,
@@ -238,9 +80,9 @@ def create_volume(client, size_gb, *, idempotency_key, image_id=None,
     body, req_hash = idempotency.build_request(
         size_gb, idempotency_key, image_id, snapshot_id, source_volid, name,
         description, volume_type, availability_zone, metadata)
-    creator = _Creator(client, idempotency_key, body, req_hash, size_gb,
-                       wait._conf(conf), sleep, clock)
-    return creator.run()
+    flow = creator.Creator(client, idempotency_key, body, req_hash, size_gb,
+                           wait._conf(conf), sleep, clock)
+    return flow.run()
 
 
 def _cleanup(client, volume_id, key, conf, sleep, clock):
