@@ -26,16 +26,20 @@ from bdm_guard import cinder
 from bdm_guard import exception
 
 
-def add_arguments(parser):
+def add_arguments(parser, argv=None):
     """Add the keystoneauth session/auth and cinder endpoint options.
 
     :param parser: an :class:`argparse.ArgumentParser`.
+    :param argv: the command line (list of str), from which keystoneauth
+        reads ``--os-auth-type`` to pick the plugin's options; defaults to
+        ``sys.argv[1:]``.
     """
     parser.add_argument('--os-cloud', default=os.environ.get('OS_CLOUD'),
                         help='A cloud name in clouds.yaml (needs '
                              'openstacksdk). Env: OS_CLOUD.')
     loading.register_session_argparse_arguments(parser)
-    loading.register_auth_argparse_arguments(parser, sys.argv[1:],
+    loading.register_auth_argparse_arguments(parser,
+                                             argv or sys.argv[1:],
                                              default='password')
     parser.add_argument('--os-volume-endpoint',
                         default=os.environ.get('OS_VOLUME_ENDPOINT'),

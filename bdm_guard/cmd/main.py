@@ -39,6 +39,13 @@ class BdmGuardApp(app.App):
             version=_version(),
             command_manager=commandmanager.CommandManager('bdm_guard.cli'),
             deferred_help=True)
+        self.argv = []
+
+    def run(self, argv):
+        # Commands need the raw argv to know which keystoneauth plugin's
+        # options to add (keystoneauth reads --os-auth-type from it).
+        self.argv = list(argv)
+        return super().run(argv)
 
 
 def main(argv=None):

@@ -63,7 +63,7 @@ class WaitVolume(show.ShowOne):
                                  'volume: extends the deadline by '
                                  'per_gib_allowance per GiB.')
         _add_nova_budget(parser)
-        auth.add_arguments(parser)
+        auth.add_arguments(parser, getattr(self.app, 'argv', None))
         return parser
 
     def take_action(self, args):
@@ -107,7 +107,7 @@ class CreateVolume(show.ShowOne):
                             help='With --wait: keep the volume when the '
                                  'wait fails (default: delete it).')
         _add_nova_budget(parser)
-        auth.add_arguments(parser)
+        auth.add_arguments(parser, getattr(self.app, 'argv', None))
         return parser
 
     def take_action(self, args):
