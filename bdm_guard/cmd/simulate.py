@@ -1,0 +1,181 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``bdm-guard simulate``: stock nova and bdm-guard at cloud scale.
+
+Runs both arms over the same boots on a virtual clock against a simulated
+cinder (:mod:`bdm_guard.lab.sim_run`), then prints them side by side. With
+``-f json`` the output is ``{"stock": {...}, "guard": {...}}``.
+"""
+
+import contextlib
+import dataclasses
+import logging as std_logging
+
+from cliff import columns
+from cliff import show
+from oslo_config import cfg
+
+from bdm_guard import exception
+from bdm_guard.lab import sim_metrics
+from bdm_guard.lab import sim_model
+from bdm_guard.lab import sim_run
+from bdm_guard import opts
+
+#: Rows of the side-by-side table, in order.
+TABLE_KEYS = ('boots', 'succeeded', 'failed', 'success_share',
+              'failures_by_reason', 'volumes_created', 'duplicates',
+              'duplicates_made', 'leaked', 'requests', 'requests_per_success',
+              'lost_requests',
+              'peak_rps', 'p99_rps', 'mean_rps', 'gets_per_boot',
+              'detect_lag_p50_s', 'detect_lag_p95_s', 'wait_p50_s',
+              'wait_p95_s', 'virtual_s', 'wall_s')
+#: Rows that also get a stock/guard ratio.
+RATIO_KEYS = frozenset((
+    'requests', 'requests_per_success', 'peak_rps', 'p99_rps', 'mean_rps',
+    'gets_per_boot', 'detect_lag_p50_s', 'detect_lag_p95_s',
+    'success_share'))
+
+
+class ArmColumn(columns.FormattableColumn):
+    """One arm's summary: a dict for JSON, ``key=value`` lines for text."""
+
+    def human_readable(self):
+        return '\n'.join('%s=%s' % kv for kv in self._value.items())
+
+
+def _cell(value):
+    if isinstance(value, dict):
+        return ', '.join('%s=%s' % kv for kv in value.items()) or '-'
+    return '-' if value is None else value
+
+
+def _conf(config_files):
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    try:
+        conf([], project='bdm_guard', default_config_files=config_files)
+    except cfg.Error as exc:
+        raise exception.InvalidInput(reason=str(exc)) from None
+    return conf
+
+
+@contextlib.contextmanager
+def _quiet(verbose):
+    """Keep the arms' per-boot warnings off the console unless -vv."""
+    logger = std_logging.getLogger('bdm_guard')
+    old = logger.level
+    if verbose < 2:
+        logger.setLevel(std_logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+class Simulate(show.ShowOne):
+    """Simulate thousands of boots: cinder-api load and success, per arm."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        defaults = sim_model.Workload()
+        add = parser.add_argument
+        add('--boots', type=int, default=defaults.boots,
+            help='Boots, one new image-backed volume each (%(default)s).')
+        add('--hosts', type=int, default=defaults.hosts,
+            help='nova-compute hosts (%(default)s).')
+        add('--max-concurrent-builds', type=int,
+            default=defaults.max_concurrent_builds,
+            help='Builds per host at once, nova\'s option (%(default)s).')
+        add('--arrival-window', type=float, default=defaults.arrival_window,
+            metavar='SECONDS', help='Boots arrive uniformly over this '
+                                    'window (%(default)s s).')
+        add('--scenario', default='seed', metavar='NAME_OR_FILE',
+            help='The lab scenario whose fault rules apply: none, seed, '
+                 'harsh, or a scenario file (%(default)s). Its load and '
+                 'timings are not used.')
+        add('--seed', type=int, default=0, help='Random seed (%(default)s).')
+        add('--arm', action='append', choices=sim_run.ARMS,
+            help='Run only this arm (repeat); default both.')
+        add('--creating-median', type=float,
+            default=defaults.creating_median, metavar='SECONDS',
+            help='Median time in "creating" (%(default)s s).')
+        add('--creating-sigma', type=float, default=defaults.creating_sigma,
+            help='Lognormal sigma of "creating" (%(default)s).')
+        add('--gib-median', type=float, default=defaults.gib_median,
+            metavar='SECONDS', help='Median image copy time per GiB '
+                                    '(%(default)s s).')
+        add('--gib-sigma', type=float, default=defaults.gib_sigma,
+            help='Lognormal sigma of the copy time per GiB (%(default)s).')
+        add('--error-share', type=float, default=defaults.error_share,
+            help='Share of volumes ending in "error" (%(default)s).')
+        add('--latency', type=float, default=defaults.latency,
+            metavar='SECONDS', help='cinder-api answer time (%(default)s s).')
+        add('--allocate-retries', type=int,
+            default=defaults.allocate_retries,
+            help='nova\'s block_device_allocate_retries (%(default)s).')
+        add('--allocate-retries-interval', type=float,
+            default=defaults.allocate_retries_interval, metavar='SECONDS',
+            help='nova\'s block_device_allocate_retries_interval '
+                 '(%(default)s s).')
+        add('--config-file', action='append', default=[],
+            help='An oslo.config file whose [bdm_guard] options the guard '
+                 'arm uses (repeat).')
+        add('--plot', metavar='FILE',
+            help='Write the request-rate curves as a PNG.')
+        add('--series', action='store_true',
+            help='Include the per-second request counts ("rate") in the '
+                 'output.')
+        return parser
+
+    def take_action(self, args):
+        fields = {f.name for f in dataclasses.fields(sim_model.Workload)}
+        workload = sim_model.Workload(**{
+            k: v for k, v in vars(args).items() if k in fields})
+        faults = sim_model.load_faults(args.scenario)
+        arms = tuple(dict.fromkeys(args.arm or sim_run.ARMS))
+        with _quiet(getattr(self.app.options, 'verbose_level', 1)):
+            results = sim_run.simulate(workload, faults, seed=args.seed,
+                                       arms=arms,
+                                       conf=_conf(args.config_file))
+        if args.plot:
+            try:
+                sim_metrics.plot(results, args.plot, '%d boots, %d hosts, '
+                                 'scenario %s' % (workload.boots,
+                                                  workload.hosts,
+                                                  args.scenario))
+            except OSError as exc:
+                raise exception.InvalidInput(
+                    reason='cannot write %s: %s' % (args.plot, exc)) from None
+        self.results = results
+        keep = set(sim_metrics.KEYS) | ({'rate'} if args.series else set())
+        return (arms, tuple(ArmColumn({k: v for k, v in results[a].items()
+                                       if k in keep}) for a in arms))
+
+    def produce_output(self, args, column_names, data):
+        if args.formatter != 'table':
+            return super().produce_output(args, column_names, data)
+        arms = list(column_names)
+        header = ['metric'] + arms
+        both = len(arms) == 2
+        if both:
+            header.append('%s/%s' % tuple(arms))
+        rows = []
+        for key in TABLE_KEYS:
+            values = [self.results[a][key] for a in arms]
+            row = [key] + [_cell(v) for v in values]
+            if both:
+                row.append(_cell(sim_metrics.ratio(*values)
+                                 if key in RATIO_KEYS else None))
+            rows.append(row)
+        self.formatter.emit_list(header, rows, self.app.stdout, args)
+        return 0
