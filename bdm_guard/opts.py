@@ -194,7 +194,7 @@ _db_opts = [
 
 
 def register_opts(conf):
-    """Register the ``[bdm_guard]`` options.
+    """Register the ``[bdm_guard]`` and ``[bdm_guard_db]`` options.
 
     :param conf: an :class:`oslo_config.cfg.ConfigOpts` instance.
     """
