@@ -57,6 +57,9 @@ class VolumeClient:
     """Volume calls that each end in one :class:`bdm_guard.outcome.Outcome`.
 
     :param session: a :class:`keystoneauth1.session.Session`.
+    :param auth: a keystoneauth auth plugin for these calls, when it is not
+        the session's own (nova passes the user's token per request on a
+        shared session).
     :param endpoint_override: cinder's endpoint, including
         ``/v3/<project_id>``, instead of the catalog's.
     :param region_name: the catalog region.
@@ -66,10 +69,13 @@ class VolumeClient:
     :param api_version: the cinder API microversion, ``"3.0"`` by default.
     """
 
-    def __init__(self, session, *, endpoint_override=None, region_name=None,
-                 interface=None, global_request_id=None, api_version='3.0'):
+    def __init__(self, session, *, auth=None, endpoint_override=None,
+                 region_name=None, interface=None, global_request_id=None,
+                 api_version='3.0'):
         kwargs = {'session': session, 'connect_retries': 0,
                   'retries': 0}
+        if auth is not None:
+            kwargs['auth'] = auth
         if endpoint_override:
             kwargs['endpoint_override'] = endpoint_override
         if region_name:

@@ -1,0 +1,174 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Drop-in replacements for nova 34's volume create and wait.
+
+Each function has the arguments of the nova method it replaces (the object
+first) and nova's semantics: the same return values and nova's exceptions.
+They behave as nova with the patch series in ``patches/nova`` does:
+
+* :func:`await_block_device_map_created` replaces
+  ``ComputeManager._await_block_device_map_created``;
+* :func:`create_volume_for_bdm` replaces
+  ``DriverVolumeBlockDevice._create_volume``.
+
+``sleep`` and ``clock`` are keyword-only extras for tests; nova never passes
+them.
+"""
+
+import time
+
+from nova import exception as nova_exception
+from nova.virt import block_device as nova_block_device
+from oslo_log import log as logging
+from oslo_utils import excutils
+
+from bdm_guard import create
+from bdm_guard import exception
+from bdm_guard.nova import client as nova_client
+from bdm_guard import wait
+
+LOG = logging.getLogger(__name__)
+
+
+def _volume_not_created(volume_id, exc):
+    """nova's VolumeNotCreated for a failed wait, with cinder's reason.
+
+    nova 34's ``msg_fmt`` has no ``reason``; the patch series adds it. Both
+    carry the reason in the message.
+    """
+    reason = exc.kwargs.get('reason') or exc.msg
+    kwargs = {'volume_id': volume_id, 'seconds': int(exc.elapsed),
+              'attempts': exc.polls, 'volume_status': exc.status,
+              'reason': reason}
+    msg_fmt = nova_exception.VolumeNotCreated.msg_fmt
+    message = None
+    if '%(reason)s' not in msg_fmt:
+        message = '%s Reason: %s' % (msg_fmt % kwargs, reason)
+    return nova_exception.VolumeNotCreated(message=message, **kwargs)
+
+
+def await_block_device_map_created(manager, context, vol_id, *,
+                                   sleep=time.sleep, clock=time.monotonic):
+    """Wait for a volume created for a block device mapping.
+
+    :param manager: the ``ComputeManager`` (unused: the wait talks to cinder
+        through :func:`bdm_guard.nova.client.volume_client`).
+    :param context: the ``nova.context.RequestContext``.
+    :param vol_id: the volume UUID.
+    :returns: the number of volume GETs (nova returns its attempt count).
+    :raises nova.exception.VolumeNotCreated: error status, timeout or 404
+        past ``[bdm_guard] not_found_grace``; the message carries cinder's
+        reason. The budget is nova's ``(block_device_allocate_retries + 1) x
+        block_device_allocate_retries_interval`` or ``[bdm_guard]
+        base_deadline``, whichever is longer.
+    """
+    conf = nova_client.nova_conf()
+    client = nova_client.volume_client(context)
+    try:
+        report = wait.wait_for_volume(
+            client, vol_id, conf=conf, sleep=sleep, clock=clock,
+            allocate_retries=conf.block_device_allocate_retries,
+            allocate_retries_interval=(
+                conf.block_device_allocate_retries_interval))
+    except exception.VolumeWaitError as exc:
+        LOG.warning('Volume id: %(vol_id)s was not created: %(reason)s',
+                    {'vol_id': vol_id, 'reason': exc.msg})
+        raise _volume_not_created(vol_id, exc)
+    return report.polls
+
+
+def _create(context, size, key, volume_type, availability_zone, sleep,
+            clock, **kwargs):
+    """bdm-guard's idempotent create, with nova's exceptions."""
+    conf = nova_client.nova_conf()
+    client = nova_client.volume_client(context)
+    try:
+        return create.create_volume(
+            client, size, idempotency_key=key, volume_type=volume_type,
+            availability_zone=availability_zone, conf=conf, sleep=sleep,
+            clock=clock, **kwargs).volume
+    except exception.OverQuota as exc:
+        raise nova_exception.OverQuota(message=exc.msg)
+    except exception.VolumeCreateRejected as exc:
+        if exc.code == 404:
+            raise nova_exception.NotFound(message=exc.msg)
+        if exc.code == 403:
+            raise nova_exception.Forbidden(exc.msg)
+        raise nova_exception.InvalidInput(reason=exc.msg)
+    except exception.InvalidInput as exc:
+        raise nova_exception.InvalidInput(reason=exc.msg)
+    except exception.IdempotencyConflict as exc:
+        raise nova_exception.InvalidVolume(reason=exc.msg)
+    except exception.BdmGuardException as exc:
+        raise nova_exception.CinderConnectionFailed(reason=exc.msg)
+
+
+def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
+                          wait_func=None, *, sleep=time.sleep,
+                          clock=time.monotonic, **create_kwargs):
+    """Create the volume of a block device mapping, once, and attach-ready.
+
+    :param driver_bdm: the ``DriverVolumeBlockDevice``.
+    :param context: the ``nova.context.RequestContext``.
+    :param instance: the ``Instance`` the volume is for.
+    :param volume_api: a ``nova.volume.cinder.API`` (deletes the volume after
+        a failed wait, creates the attachment).
+    :param size: the size in GiB.
+    :param wait_func: ``wait_func(context, volume_id)``, or None.
+    :param create_kwargs: nova's: ``name``, ``description``, ``snapshot``
+        (a dict with ``id``), ``image_id``, ``metadata``.
+    :returns: ``(volume_id, attachment_id)``.
+    :raises: nova's OverQuota, InvalidInput, NotFound, Forbidden,
+        InvalidVolume (a volume with the key but another size, source or
+        type), CinderConnectionFailed (no POST got through, or its outcome
+        is unknown), and whatever ``wait_func`` raises: after any of those
+        the volume is deleted when ``delete_on_termination`` is set.
+    """
+    av_zone = nova_block_device._get_volume_create_az_value(instance)
+    name = create_kwargs.pop('name', '')
+    description = create_kwargs.pop('description', '')
+    if not driver_bdm._bdm_obj.obj_attr_is_set('uuid'):
+        # Mappings read from the database always have a uuid; without one
+        # there is no stable key, so create as nova does.
+        volume = volume_api.create(
+            context, size, name, description,
+            volume_type=driver_bdm.volume_type, availability_zone=av_zone,
+            **create_kwargs)
+    else:
+        snapshot = create_kwargs.pop('snapshot', None)
+        kwargs = {'name': name, 'description': description,
+                  'image_id': create_kwargs.pop('image_id', None),
+                  'metadata': create_kwargs.pop('metadata', None),
+                  'snapshot_id': snapshot['id'] if snapshot else None}
+        if create_kwargs:
+            raise TypeError('unexpected create arguments: %s'
+                            % ', '.join(sorted(create_kwargs)))
+        key = create.key_for_bdm(instance.uuid, driver_bdm._bdm_obj.uuid)
+        volume = _create(context, size, key, driver_bdm.volume_type,
+                         av_zone, sleep, clock, **kwargs)
+    volume_id = volume['id']
+    if wait_func:
+        try:
+            wait_func(context, volume_id)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if driver_bdm['delete_on_termination']:
+                    try:
+                        volume_api.delete(context, volume_id)
+                    except Exception as exc:
+                        LOG.warning('Failed to delete volume: %(volume_id)s '
+                                    'due to %(exc)s',
+                                    {'volume_id': volume_id, 'exc': exc})
+    attachment = volume_api.attachment_create(context, volume_id,
+                                              instance.uuid)
+    return volume_id, attachment['id']
