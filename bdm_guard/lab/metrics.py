@@ -1,0 +1,116 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The figures of one arm, from cinder's own API and the proxy's counters.
+
+Volume counts come from ``GET /volumes/detail?all_tenants=1`` sent straight
+to cinder after the run has settled, never from the clients' bookkeeping:
+
+* ``volumes_created``: volumes that exist in cinder after the run;
+* ``duplicates``: volumes beyond the first among those carrying one boot's
+  name (every boot names its volume ``lab-boot-<n>``);
+* ``leaked``: volumes in cinder that no successful boot owns;
+* ``gets_per_boot``: ``GET /volumes/<id>`` requests the proxy saw, per boot;
+* ``detect_lag_p50_s`` / ``p95``: for successful boots, the time from the
+  volume's ``updated_at`` (set by cinder when it became ``available``) to
+  the moment the client returned, in scenario seconds.
+"""
+
+import collections
+import dataclasses
+import datetime
+import math
+
+KEYS = ('boots', 'succeeded', 'failed', 'failures_by_reason',
+        'volumes_created', 'duplicates', 'leaked', 'gets_per_boot',
+        'detect_lag_p50_s', 'detect_lag_p95_s', 'wall_s')
+
+
+@dataclasses.dataclass
+class Boot:
+    """One boot's end, as the client saw it.
+
+    :ivar name: the volume name (``lab-boot-<n>``).
+    :ivar volume_id: the volume the boot ended up with, or None.
+    :ivar reason: why it failed (None when it succeeded).
+    :ivar noticed_at: ``time.time()`` when the client returned.
+    """
+
+    name: str
+    volume_id: str = None
+    reason: str = None
+    noticed_at: float = 0.0
+
+
+def percentile(values, fraction):
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _timestamp(text):
+    when = datetime.datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
+
+
+def summarize(boots, volumes, proxy, *, wall_s, time_scale, project_id):
+    """Build the arm's figures.
+
+    :param boots: the :class:`Boot` list.
+    :param volumes: cinder's volume dicts after the run (all projects).
+    :param proxy: the :class:`bdm_guard.lab.proxy.FaultProxy` of the run.
+    :param wall_s: real seconds the boots took.
+    :param time_scale: real seconds per scenario second.
+    :param project_id: the lab project (other projects are ignored).
+    :returns: a dict with :data:`KEYS` and a few more (``faults_injected``,
+        ``requests``).
+    """
+    mine = [v for v in volumes
+            if v.get('os-vol-tenant-attr:tenant_id', project_id) == project_id]
+    by_id = {v['id']: v for v in mine}
+    ok = [b for b in boots if b.reason is None and b.volume_id in by_id
+          and by_id[b.volume_id]['status'] == 'available']
+    owned = {b.volume_id for b in ok}
+    for boot in boots:
+        if boot.reason is None and boot not in ok:
+            boot.reason = 'volume_missing_in_cinder'
+    reasons = collections.Counter(b.reason for b in boots if b not in ok)
+    names = collections.Counter(v.get('name') for v in mine)
+    lags = [max(0.0, (b.noticed_at - _timestamp(by_id[b.volume_id]
+                                                ['updated_at'])) / time_scale)
+            for b in ok]
+    gets = sum(proxy.volume_gets.values())
+    requests = {'%s %s' % key: n for key, n in sorted(proxy.requests.items())}
+
+    def rounded(value):
+        return None if value is None else round(value, 2)
+
+    return {
+        'boots': len(boots),
+        'succeeded': len(ok),
+        'failed': len(boots) - len(ok),
+        'failures_by_reason': dict(sorted(reasons.items())),
+        'volumes_created': len(mine),
+        'duplicates': sum(n - 1 for n in names.values() if n > 1),
+        'leaked': len([v for v in mine if v['id'] not in owned]),
+        'gets_per_boot': round(gets / len(boots), 2) if boots else 0.0,
+        'detect_lag_p50_s': rounded(percentile(lags, 0.50)),
+        'detect_lag_p95_s': rounded(percentile(lags, 0.95)),
+        'wall_s': round(wall_s, 1),
+        'faults_injected': dict(sorted(proxy.injected.items())),
+        'requests': requests,
+    }
