@@ -14,11 +14,13 @@
 
 Every duration is in seconds. The waiter's schedule is::
 
-    interval(n) = min(poll_initial_interval * poll_multiplier ** n,
+    interval(n) = min(<phase>_initial_interval * poll_multiplier ** n,
                       max(<phase>_max_interval,
                           max_interval_fraction * elapsed))
 
-where ``n`` counts the polls since the last status change, and the waiter's
+where ``n`` counts the polls since the last status change, ``<phase>`` is
+``poll`` / ``creating`` while the volume is creating and ``downloading`` in
+the other pending statuses, and the waiter's
 budget is::
 
     deadline = min(deadline_ceiling,
@@ -41,10 +43,20 @@ _DEFAULT_PENDING = ['creating', 'downloading', 'restoring-backup']
 _wait_opts = [
     cfg.FloatOpt('poll_initial_interval',
                  default=0.5, min=0.05, max=10.0,
-                 help='Seconds between the first two volume GETs, and again '
-                      'after every status change. Small values make fast '
-                      'volumes visible fast; the interval then grows by '
-                      'poll_multiplier up to the phase cap.'),
+                 help='Seconds between the first two volume GETs while the '
+                      'volume is "creating" (or not visible yet), and again '
+                      'after every change back to it. Right after a create '
+                      'the first GET waits this long too. Small values make '
+                      'fast volumes visible fast; the interval then grows '
+                      'by poll_multiplier up to creating_max_interval.'),
+    cfg.FloatOpt('downloading_initial_interval',
+                 default=5.0, min=0.05, max=60.0,
+                 help='Seconds between the first two volume GETs after the '
+                      'volume enters a pending status other than "creating" '
+                      '("downloading", "restoring-backup"). An image copy '
+                      'takes seconds per GiB, so polling it sub-second '
+                      'only loads cinder-api; the interval then grows by '
+                      'poll_multiplier up to downloading_max_interval.'),
     cfg.FloatOpt('poll_multiplier',
                  default=1.5, min=1.0, max=4.0,
                  help='Factor by which the interval between volume GETs '

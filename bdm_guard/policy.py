@@ -71,8 +71,9 @@ def wait_deadline(conf, size_gb=None, allocate_retries=None,
 class wait_status_backoff(tenacity.wait.wait_base):
     """A per-status exponential back-off with a cap that grows with time.
 
-    ``interval(n) = min(initial * multiplier ** n, cap)`` where ``n`` counts
-    polls since the last :meth:`reset` and ``cap = max(phase_cap, fraction *
+    ``interval(n) = min(start * multiplier ** n, cap)`` where ``n`` counts
+    polls since the last :meth:`reset`, ``start`` is the phase's first
+    interval (:meth:`start_interval`) and ``cap = max(phase_cap, fraction *
     elapsed)``. While the interval ramps up it is lengthened by up to
     ``jitter`` of itself, never past the cap: jitter then adds no polls (no
     interval gets shorter) and no lag beyond the cap (no interval gets
@@ -101,6 +102,12 @@ class wait_status_backoff(tenacity.wait.wait_base):
         """Restart the ramp (called on every status change)."""
         self.n = 0
 
+    def start_interval(self, phase):
+        """The first interval, in seconds, of ``phase``'s ramp."""
+        if phase == 'creating':
+            return self.conf.poll_initial_interval
+        return self.conf.downloading_initial_interval
+
     def cap(self, phase, elapsed):
         """The interval cap, in seconds, for ``phase`` after ``elapsed``."""
         if phase == 'creating':
@@ -113,7 +120,7 @@ class wait_status_backoff(tenacity.wait.wait_base):
         observation = retry_state.outcome.result()
         now = self.clock()
         cap = self.cap(observation.phase, now - self.start)
-        ramp = self.conf.poll_initial_interval * (
+        ramp = self.start_interval(observation.phase) * (
             self.conf.poll_multiplier ** self.n)
         self.n += 1
         if ramp < cap:

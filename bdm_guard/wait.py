@@ -186,6 +186,11 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
             client.reauthenticate()
         return retry(result.kind, result.retry_after)
 
+    if created_at is not None:
+        # Right after a create the volume is "creating": the first GET at
+        # once would only say so.
+        sleep(max(0.0, min(created + group.poll_initial_interval - clock(),
+                           budget)))
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_result(lambda obs: obs.pending),
         wait=backoff,

@@ -148,9 +148,19 @@ class TestBehaviour(WaitTestCase):
         self.assertEqual(['creating', 'downloading', 'available'], seen)
         self.assertEqual(['creating', 'downloading', 'available'],
                          [s for _, s in report.statuses])
-        # Right after the change the interval is back to the first step.
+        # Right after the change the ramp restarts at the phase's first
+        # step (downloading_initial_interval, 5 s, plus at most 10% jitter),
+        # not where the creating ramp had got to (15 s).
         first_after = [t for t, m, p in self.gets() if t >= 30][:2]
-        self.assertLess(first_after[1] - first_after[0], 1.0)
+        self.assertGreaterEqual(first_after[1] - first_after[0], 5.0)
+        self.assertLessEqual(first_after[1] - first_after[0], 5.5)
+
+    def test_first_get_after_create_waits_one_step(self):
+        vid = self.fake.add_volume(timeline=[(0, 'creating'),
+                                             (2, 'available')])
+        self.clock.now = 100.0
+        self.wait(vid, created_at=99.8)
+        self.assertAlmostEqual(100.3, self.gets()[0][0])
 
     def test_jitter_never_adds_polls(self):
         vid_a = self.fake.add_volume(timeline=[(0, 'downloading'),
