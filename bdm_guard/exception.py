@@ -82,15 +82,16 @@ class VolumeCreateFailed(VolumeWaitError):
 
 
 class VolumeCreateTimeout(VolumeWaitError):
-    msg_fmt = ('Volume %(volume_id)s is still %(status)s after '
-               '%(elapsed).1f s and %(polls)d polls (deadline %(deadline).0f '
-               's).')
+    msg_fmt = ('Volume %(volume_id)s is not available after %(elapsed).1f s '
+               'and %(polls)d polls (deadline %(deadline).0f s); last '
+               'status: %(status)s.')
 
 
 class VolumeVanished(VolumeWaitError):
-    msg_fmt = ('Volume %(volume_id)s was not found (HTTP 404) %(elapsed).1f '
-               's after it was created, past the %(grace).0f s visibility '
-               'grace; last status seen: %(status)s.')
+    msg_fmt = ('Volume %(volume_id)s was not found (HTTP 404) after '
+               '%(elapsed).1f s of waiting, past the %(grace).0f s '
+               'visibility grace after its create; last status: '
+               '%(status)s.')
 
 
 class VolumeCreateError(BdmGuardException):

@@ -36,6 +36,17 @@ from bdm_guard import policy
 LOG = logging.getLogger(__name__)
 
 AVAILABLE = 'available'
+_CAUSES = {'not_found': 'HTTP 404', 'auth': 'HTTP 401',
+           'throttled': 'rate-limited', 'not_sent': 'connection failures',
+           'unknown': 'lost or non-cinder answers',
+           'server_error': 'cinder 5xx faults',
+           'malformed': 'answers without a status'}
+
+
+def _never_seen(retries):
+    causes = ', '.join('%d %s' % (count, _CAUSES.get(cause, cause))
+                       for cause, count in retries.most_common())
+    return 'never seen (%s)' % (causes or 'no answer')
 
 
 @dataclasses.dataclass
@@ -100,7 +111,7 @@ def _reason(client, volume_id):
 def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
                     conf=None, sleep=time.sleep, clock=time.monotonic,
                     on_status=None, allocate_retries=None,
-                    allocate_retries_interval=None, rng=None):
+                    allocate_retries_interval=None, rng=None, on_retry=None):
     """Wait until a volume is ``available``; fail fast when it cannot be.
 
     :param client: a :class:`bdm_guard.cinder.VolumeClient`.
@@ -123,6 +134,9 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
     :param allocate_retries_interval: nova's
         ``block_device_allocate_retries_interval`` (seconds).
     :param rng: a :class:`random.Random` for the jitter (tests seed it).
+    :param on_retry: ``on_retry(cause, elapsed_s)`` called on every poll
+        that brought no status (``not_found``, ``not_sent``, ``unknown``,
+        ``server_error``, ``auth``, ``throttled``, ``malformed``).
     :returns: a :class:`WaitReport` whose ``volume`` is available.
     :raises bdm_guard.exception.InvalidVolumeId: malformed id, before any
         request.
@@ -162,6 +176,8 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
 
     def retry(cause, retry_after=None):
         report.retries[cause] += 1
+        if on_retry is not None:
+            on_retry(cause, clock() - start)
         return _Observation('pending', last['phase'], retry_after)
 
     def poll():
@@ -201,7 +217,7 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
     final = retrying(poll)
     report.elapsed = clock() - start
     details = {'volume_id': volume_id,
-               'status': last['status'] or 'never seen',
+               'status': last['status'] or _never_seen(report.retries),
                'elapsed': report.elapsed, 'polls': report.polls,
                'report': report}
     if final.state == 'available':

@@ -78,7 +78,9 @@ def client_from_args(args):
             auth = loading.load_auth_from_argparse_arguments(args)
         except Exception as exc:   # keystoneauth raises several types here
             raise exception.InvalidInput(
-                reason='cannot load credentials: %s' % exc) from None
+                reason='cannot load credentials (%s); give --os-auth-url '
+                       'and friends, OS_* variables, or --os-cloud' % exc
+            ) from None
         session = loading.load_session_from_argparse_arguments(args,
                                                                auth=auth)
     return cinder.VolumeClient(session,

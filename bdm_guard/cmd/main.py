@@ -35,7 +35,7 @@ class BdmGuardApp(app.App):
 
     def __init__(self):
         super().__init__(
-            description=__doc__.strip().splitlines()[0],
+            description=BdmGuardApp.__doc__.strip().splitlines()[0],
             version=_version(),
             command_manager=commandmanager.CommandManager('bdm_guard.cli'),
             deferred_help=True)

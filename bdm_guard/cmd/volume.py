@@ -16,6 +16,7 @@ import sys
 
 from cliff import show
 
+from bdm_guard import cinder
 from bdm_guard.cmd import auth
 from bdm_guard import create
 from bdm_guard import exception
@@ -24,6 +25,12 @@ from bdm_guard import wait
 
 def _progress(status, elapsed, volume):
     sys.stderr.write('%7.1f s  %s\n' % (elapsed, status or '(not found)'))
+    sys.stderr.flush()
+
+
+def _retrying(cause, elapsed):
+    sys.stderr.write('%7.1f s  (no status: %s, retrying)\n' % (elapsed,
+                                                               cause))
     sys.stderr.flush()
 
 
@@ -67,10 +74,12 @@ class WaitVolume(show.ShowOne):
         return parser
 
     def take_action(self, args):
+        cinder.check_volume_id(args.volume_id)
         client = auth.client_from_args(args)
         report = wait.wait_for_volume(
             client, args.volume_id, size_gb=args.size_gb,
-            on_status=_progress, allocate_retries=args.nova_retries,
+            on_status=_progress, on_retry=_retrying,
+            allocate_retries=args.nova_retries,
             allocate_retries_interval=args.nova_interval)
         rows = _report_rows(report)
         return tuple(zip(*sorted(rows.items())))

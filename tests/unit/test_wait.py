@@ -77,6 +77,20 @@ class TestBadInput(WaitTestCase):
         self.assertGreater(exc.report.retries['malformed'], 3)
         self.assertIn('never seen', str(exc))
 
+    def test_unreachable_cinder_says_so(self):
+        vid = self.fake.add_volume()
+
+        def refuse(request, volume_id):
+            raise fake_cinder.lost_request_error()
+        self.fake.get = refuse
+        retried = []
+        exc = self.assertRaises(
+            exception.VolumeCreateTimeout, self.wait, vid,
+            on_retry=lambda cause, t: retried.append(cause))
+        self.assertIn('never seen (%d connection failures)' % exc.polls,
+                      str(exc))
+        self.assertEqual(['not_sent'] * exc.polls, retried)
+
     def test_unknown_status_fails_fast_with_reason(self):
         vid = self.fake.add_volume(timeline=[(0, 'creating'),
                                              (1, 'maintenance')])
