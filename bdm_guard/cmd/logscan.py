@@ -29,7 +29,7 @@ EXIT_FINDINGS = 1
 EXIT_INPUT_ERROR = 2
 
 COLUMNS = ('time', 'global_request_id', 'verdict', 'instance', 'attempts',
-           'nova_file', 'cinder_files')
+           'nova_file', 'cinder_files', 'cinder_request_ids')
 
 
 def _flat(value):
@@ -46,7 +46,8 @@ class LogScan(lister.Lister):
 
     Verdicts: ok, lost_before_cinder, response_lost, duplicate_post,
     unknown. Exits 0 when every POST is ok, 1 when one is not, 2 when a
-    file cannot be read (or a gzip file is cut short).
+    file cannot be read (or a gzip file is cut short) or when no nova POST
+    /volumes is found (nova-compute without debug, or no nova log).
     """
 
     def get_parser(self, prog_name):
@@ -91,14 +92,24 @@ class LogScan(lister.Lister):
         self.exit_code = 0
         if any(p['verdict'] != 'ok' for p in posts):
             self.exit_code = EXIT_FINDINGS
+        err = self.app.stderr
         for stats in self.result['summary']['files']:
             if stats['error']:
-                self.app.stderr.write('bdm-guard logscan: %s: %s\n'
-                                      % (stats['file'], stats['error']))
+                err.write('bdm-guard logscan: %s: %s\n'
+                          % (stats['file'], stats['error']))
                 self.exit_code = EXIT_INPUT_ERROR
+        for warning in self.result['summary']['warnings']:
+            if warning == logscan.NO_NOVA_POST:
+                # Nothing judged is no all-clear.
+                err.write('bdm-guard logscan: error: %s\n' % warning)
+                self.exit_code = EXIT_INPUT_ERROR
+            else:
+                err.write('bdm-guard logscan: warning: %s\n' % warning)
         rows = [(p['time'], p['global_request_id'], p['verdict'],
                  p['instance'] or '', p['attempts'], p['nova_file'],
-                 ', '.join(p['cinder_files'])) for p in posts]
+                 ', '.join(p['cinder_files']),
+                 ', '.join(r or '-' for r in p['cinder_request_ids']))
+                for p in posts]
         return COLUMNS, rows
 
     def produce_output(self, parsed_args, column_names, data):
@@ -126,7 +137,10 @@ class LogScan(lister.Lister):
         return 0
 
     def run(self, parsed_args):
-        """Run the scan; return 0, 1 (a POST not ok) or 2 (input error)."""
+        """Run the scan; return 0, 1 (a POST not ok) or 2 (input error).
+
+        2 also when no nova POST was found: an empty result proves nothing.
+        """
         try:
             super().run(parsed_args)
         except exception.InvalidInput as exc:

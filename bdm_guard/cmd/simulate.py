@@ -17,9 +17,11 @@ cinder (:mod:`bdm_guard.lab.sim_run`), then prints them side by side. With
 ``-f json`` the output is ``{"stock": {...}, "guard": {...}}``.
 """
 
+import argparse
 import contextlib
 import dataclasses
 import logging as std_logging
+import os
 
 from cliff import columns
 from cliff import show
@@ -30,6 +32,17 @@ from bdm_guard.lab import sim_metrics
 from bdm_guard.lab import sim_model
 from bdm_guard.lab import sim_run
 from bdm_guard import opts
+
+#: Most boots one run takes. A run keeps every boot in memory and its time
+#: grows with the boots (10,000 boots: about 10 s for both arms on one
+#: core), so 1,000,000 boots is already a run of about 20 minutes.
+MAX_BOOTS = 1000000
+#: Most nova-compute hosts and builds per host.
+MAX_HOSTS = 100000
+MAX_BUILDS = 1000
+#: nova's ``block_device_allocate_retries`` has no upper bound; past this
+#: many polls (at 3 s, over 8 hours) a run only measures the cap.
+MAX_ALLOCATE_RETRIES = 10000
 
 #: Rows of the side-by-side table, in order.
 TABLE_KEYS = ('boots', 'succeeded', 'failed', 'success_share',
@@ -59,14 +72,74 @@ def _cell(value):
     return '-' if value is None else value
 
 
+def _bounded_int(low, high):
+    """An argparse ``type``: an int in ``[low, high]``, else a usage error.
+
+    :param low: smallest value (int).
+    :param high: largest value (int).
+    """
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                '%r is not a whole number' % text) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                '%d is outside [%d, %d]' % (value, low, high))
+        return value
+    return convert
+
+
 def _conf(config_files):
+    """The [bdm_guard] options of ``config_files`` (oslo.config files).
+
+    :param config_files: paths (list of str).
+    :raises bdm_guard.exception.UnreadableInput: a file is missing,
+        unreadable or not UTF-8 text (a binary file).
+    :raises bdm_guard.exception.InvalidInput: a file is not in INI form or
+        has a bad value.
+    """
+    for path in config_files:
+        try:
+            with open(path, encoding='utf-8') as stream:
+                stream.read()
+        except OSError as exc:
+            raise exception.UnreadableInput(
+                path=path, reason=exc.strerror or str(exc)) from None
+        except ValueError as exc:  # UnicodeDecodeError
+            raise exception.UnreadableInput(
+                path=path, reason='not a UTF-8 text file (%s)' % exc
+            ) from None
     conf = cfg.ConfigOpts()
     opts.register_opts(conf)
     try:
         conf([], project='bdm_guard', default_config_files=config_files)
-    except cfg.Error as exc:
-        raise exception.InvalidInput(reason=str(exc)) from None
+        list(conf.bdm_guard.items())  # parse every value now, not mid-run
+    except (cfg.Error, ValueError) as exc:
+        raise exception.InvalidInput(
+            reason='config file %s: %s' % (', '.join(config_files), exc)
+        ) from None
     return conf
+
+
+def _check_plot(path):
+    """Fail before the run when the plot cannot be written to ``path``.
+
+    :raises bdm_guard.exception.InvalidInput: the folder is missing or not
+        writable, or ``path`` is a folder.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        reason = 'it is a directory'
+    elif not os.path.isdir(folder):
+        reason = 'no such directory %s' % folder
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        reason = 'directory %s is not writable' % folder
+    else:
+        return
+    raise exception.InvalidInput(reason='cannot write --plot %s: %s'
+                                 % (path, reason))
 
 
 @contextlib.contextmanager
@@ -89,11 +162,13 @@ class Simulate(show.ShowOne):
         parser = super().get_parser(prog_name)
         defaults = sim_model.Workload()
         add = parser.add_argument
-        add('--boots', type=int, default=defaults.boots,
-            help='Boots, one new image-backed volume each (%(default)s).')
-        add('--hosts', type=int, default=defaults.hosts,
+        add('--boots', type=_bounded_int(1, MAX_BOOTS),
+            default=defaults.boots,
+            help='Boots, one new image-backed volume each, 1 to %d '
+                 '(%%(default)s).' % MAX_BOOTS)
+        add('--hosts', type=_bounded_int(1, MAX_HOSTS), default=defaults.hosts,
             help='nova-compute hosts (%(default)s).')
-        add('--max-concurrent-builds', type=int,
+        add('--max-concurrent-builds', type=_bounded_int(1, MAX_BUILDS),
             default=defaults.max_concurrent_builds,
             help='Builds per host at once, nova\'s option (%(default)s).')
         add('--arrival-window', type=float, default=defaults.arrival_window,
@@ -120,7 +195,8 @@ class Simulate(show.ShowOne):
             help='Share of volumes ending in "error" (%(default)s).')
         add('--latency', type=float, default=defaults.latency,
             metavar='SECONDS', help='cinder-api answer time (%(default)s s).')
-        add('--allocate-retries', type=int,
+        add('--allocate-retries',
+            type=_bounded_int(0, MAX_ALLOCATE_RETRIES),
             default=defaults.allocate_retries,
             help='nova\'s block_device_allocate_retries (%(default)s).')
         add('--allocate-retries-interval', type=float,
@@ -142,11 +218,13 @@ class Simulate(show.ShowOne):
         workload = sim_model.Workload(**{
             k: v for k, v in vars(args).items() if k in fields})
         faults = sim_model.load_faults(args.scenario)
+        conf = _conf(args.config_file)
+        if args.plot:
+            _check_plot(args.plot)
         arms = tuple(dict.fromkeys(args.arm or sim_run.ARMS))
         with _quiet(getattr(self.app.options, 'verbose_level', 1)):
             results = sim_run.simulate(workload, faults, seed=args.seed,
-                                       arms=arms,
-                                       conf=_conf(args.config_file))
+                                       arms=arms, conf=conf)
         if args.plot:
             try:
                 sim_metrics.plot(results, args.plot, '%d boots, %d hosts, '

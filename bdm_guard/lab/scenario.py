@@ -201,33 +201,50 @@ def packaged():
                   if p.name.endswith('.yaml'))
 
 
+def _read(path):
+    """The text of the scenario file at ``path``.
+
+    :raises bdm_guard.exception.InvalidScenario: the file cannot be read or
+        is not UTF-8 text (a binary file, for example).
+    """
+    try:
+        with open(path, encoding='utf-8') as stream:
+            return stream.read()
+    except OSError as exc:
+        raise exception.InvalidScenario(source=path,
+                                        reason=exc.strerror or str(exc))
+    except ValueError as exc:  # UnicodeDecodeError, NUL bytes
+        raise exception.InvalidScenario(
+            source=path, reason='not a UTF-8 text file (%s)' % exc)
+
+
 def load(name_or_path):
     """Load a packaged scenario by name, or a scenario file by path.
+
+    An existing file wins over a packaged name (``./seed`` or a file
+    called ``seed`` in the current directory is read as a file); an
+    argument that is no file is a path when it holds a path separator or
+    ends in ``.yaml``/``.yml``, else a packaged name.
 
     :param name_or_path: ``none``, ``seed``, ``harsh`` or a YAML file path.
     :returns: a :class:`Scenario`.
     :raises bdm_guard.exception.InvalidScenario: unknown name, unreadable
-        file, bad YAML or bad field.
+        or binary (not UTF-8) file, bad YAML or bad field.
     """
-    if os.path.sep not in name_or_path and not name_or_path.endswith(
-            ('.yaml', '.yml')):
-        if name_or_path not in packaged():
-            raise exception.InvalidScenario(
-                source=name_or_path, reason='no such packaged scenario '
-                '(%s) and not a file path' % ', '.join(packaged()))
+    if (os.path.isfile(name_or_path) or os.path.sep in name_or_path
+            or name_or_path.endswith(('.yaml', '.yml'))):
+        text = _read(name_or_path)
+    elif name_or_path in packaged():
         resource = (importlib.resources.files('bdm_guard.lab') / 'scenarios'
                     / (name_or_path + '.yaml'))
-        text = resource.read_text()
+        text = resource.read_text(encoding='utf-8')
     else:
-        try:
-            with open(name_or_path) as stream:
-                text = stream.read()
-        except OSError as exc:
-            raise exception.InvalidScenario(source=name_or_path,
-                                            reason=exc.strerror)
+        raise exception.InvalidScenario(
+            source=name_or_path, reason='no such packaged scenario '
+            '(%s) and not a file path' % ', '.join(packaged()))
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:
         raise exception.InvalidScenario(source=name_or_path,
                                         reason='bad YAML: %s' % exc)
     return parse(data, name_or_path)

@@ -116,6 +116,18 @@ class EventParser:
         """Whether ``line`` (str) is in one of the log formats."""
         return any(regex.match(line) for regex in self.regexes)
 
+    def logger_name(self, line):
+        """The logger name of ``line`` (str).
+
+        :returns: the name (str); ``''`` when the line's format has no
+            ``%(name)s``; None when the line is in no log format.
+        """
+        for regex in self.regexes:
+            match = regex.match(line)
+            if match:
+                return match.groupdict().get('name') or ''
+        return None
+
     def parse(self, line, source):
         """The event of one log ``line`` (str) from ``source``, or None."""
         if not _relevant(line):

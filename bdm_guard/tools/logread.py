@@ -47,12 +47,15 @@ class FileStats:
     :ivar lines: lines read, garbage included.
     :ivar garbage_lines: lines skipped as binary, non-UTF-8 or too long.
     :ivar error: why reading stopped early (str), or None.
+    :ivar service: ``nova-compute`` or ``cinder-api`` when the file's
+        logger names or events show which it is, else None.
     """
 
     file: str
     lines: int = 0
     garbage_lines: int = 0
     error: str = None
+    service: str = None
 
 
 def source_of(path):

@@ -34,6 +34,7 @@ failed), ``unknown`` (anything else: a log is missing or cut).
 
 import collections
 import heapq
+import os
 
 from bdm_guard.tools import logevents
 from bdm_guard.tools import logformat
@@ -44,6 +45,15 @@ from bdm_guard.tools import logstate
 FORMAT_SAMPLE = 200
 VERDICTS = ('ok', 'lost_before_cinder', 'response_lost', 'duplicate_post',
             'unknown')
+#: Why a scan that found no nova POST proves nothing.
+NO_NOVA_POST = ('no nova POST /volumes found in the nova-compute logs '
+                '— is nova-compute running with debug = True?')
+NO_CINDER_LOG = ('no cinder-api log recognised: every POST that reached '
+                 'cinder will be "unknown"; add the cinder-api logs of '
+                 'every controller')
+_CINDER_KINDS = ('cinder_post', 'cinder_status')
+_NOVA_KINDS = ('nova_post', 'nova_resp', 'nova_retry', 'nova_fail',
+               'not_created')
 
 
 def make_parser(context_format=None, default_format=None,
@@ -71,15 +81,32 @@ def make_parser(context_format=None, default_format=None,
     return logevents.EventParser(regexes, logformat.TimeParser(date_format))
 
 
+def _service(logger=None, kind=None):
+    """``cinder-api``, ``nova-compute`` or None: a log's service.
+
+    :param logger: a logger name (str) or None.
+    :param kind: an event kind (see :mod:`bdm_guard.tools.logevents`).
+    """
+    if (logger or '').startswith('cinder.api') or kind in _CINDER_KINDS:
+        return 'cinder-api'
+    if (logger or '').startswith('nova.') or kind in _NOVA_KINDS:
+        return 'nova-compute'
+    return None
+
+
 def _file_events(path, parser, stats):
     source = logread.source_of(path)
     sampled = matched = 0
     for line in logread.iter_lines(path, stats):
         if sampled < FORMAT_SAMPLE:
             sampled += 1
-            matched += parser.matches(line)
+            name = parser.logger_name(line)
+            matched += name is not None
+            stats.service = stats.service or _service(logger=name)
         event = parser.parse(line, source)
         if event is not None:
+            if stats.service is None:
+                stats.service = _service(kind=event[1])
             yield event + (path,)
     if sampled and not matched and not stats.error:
         stats.error = ('none of the first %d lines is in the log format: '
@@ -99,10 +126,35 @@ class Scan:
     """
 
     def __init__(self, paths, parser, window=300.0, skew=5.0):
-        self.paths = logread.rotation_order(paths)
+        self.warnings = []
+        self.paths = logread.rotation_order(self._unique(paths))
         self.parser = parser
         self.state = logstate.State(window, skew)
         self.stats = [logread.FileStats(path) for path in self.paths]
+
+    def _unique(self, paths):
+        """``paths`` without the files given more than once.
+
+        Files are compared by ``st_dev`` and ``st_ino``, so a second name
+        (a symlink, a hard link, ``./x`` and ``x``) counts as the same
+        file; each one dropped adds a warning. Paths that cannot be
+        stat'ed are kept: opening them fails later, with the reason.
+        """
+        seen, unique = {}, []
+        for path in paths:
+            try:
+                info = os.stat(path)
+            except OSError:
+                unique.append(path)
+                continue
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                self.warnings.append('%s is the same file as %s: read once'
+                                     % (path, seen[key]))
+                continue
+            seen[key] = path
+            unique.append(path)
+        return unique
 
     def posts(self):
         """Yield one dict per nova POST /volumes, as each is judged.
@@ -136,10 +188,17 @@ class Scan:
             user),
             ``volume_not_created`` (count, statuses, waited_seconds and
             attempts min/max), ``lines``, ``garbage_lines``,
-            ``unparsed_lines`` and ``files`` (per-file counts and errors).
+            ``unparsed_lines``, ``files`` (per-file counts, service and
+            errors) and ``warnings`` (list of str: files given twice, no
+            cinder-api log, no nova POST).
         """
         state = self.state
         failures = list(state.not_created.values())
+        warnings = list(self.warnings)
+        if not any(s.service == 'cinder-api' for s in self.stats):
+            warnings.append(NO_CINDER_LOG)
+        if not state.verdicts:
+            warnings.append(NO_NOVA_POST)
         return {
             'posts': sum(state.verdicts.values()),
             'verdicts': {v: state.verdicts.get(v, 0) for v in VERDICTS},
@@ -151,6 +210,7 @@ class Scan:
             'garbage_lines': sum(s.garbage_lines for s in self.stats),
             'unparsed_lines': self.parser.unparsed,
             'files': [vars(s) for s in self.stats],
+            'warnings': warnings,
         }
 
 

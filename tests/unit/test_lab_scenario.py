@@ -14,6 +14,7 @@
 
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -80,6 +81,37 @@ class TestParse(testtools.TestCase):
                           'tornado')
         self.assertRaises(exception.InvalidScenario, lab_scenario.load,
                           '/nonexistent/x.yaml')
+
+    def _write(self, name, content, mode='w'):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder)
+        path = os.path.join(folder, name)
+        with open(path, mode) as stream:
+            stream.write(content)
+        return folder, path
+
+    def test_existing_file_without_slash_or_suffix(self):
+        folder, path = self._write('myscen', 'name: mine\nseed: 4\n')
+        cwd = os.getcwd()
+        os.chdir(folder)
+        self.addCleanup(os.chdir, cwd)
+        scen = lab_scenario.load('myscen')
+        self.assertEqual(('mine', 4), (scen.name, scen.seed))
+
+    def test_binary_file_is_a_typed_error_naming_it(self):
+        for content in (b'\x7fELF\x02\x01\xd0\xff\xfe\x00' * 50,
+                        b'seed: 1\x00\x00\n'):
+            _, path = self._write('scen.bin', content, 'wb')
+            exc = self.assertRaises(exception.InvalidScenario,
+                                    lab_scenario.load, path)
+            self.assertIn(path, str(exc))
+
+    def test_bad_yaml_and_directory_are_typed_errors(self):
+        folder, path = self._write('bad.yaml', 'rules: [unclosed\n')
+        for arg in (path, folder):
+            exc = self.assertRaises(exception.InvalidScenario,
+                                    lab_scenario.load, arg)
+            self.assertIn(arg, str(exc))
 
     def test_draw_is_deterministic(self):
         scen = lab_scenario.parse({'seed': 5})

@@ -152,12 +152,68 @@ class TestLogScanInput(base.BaseTestCase):
         self.assertIn('truncated', result['summary']['files'][0]['error'])
         self.assertGreater(result['summary']['lines'], 0)
 
-    def test_empty_file(self):
+    def test_empty_file_is_no_all_clear(self):
         path = os.path.join(self.tmp, 'empty.log')
         open(path, 'w').close()
         rc, out, err = run_cli('logscan', path, '-f', 'json')
-        self.assertEqual(0, rc, err)
+        self.assertEqual(2, rc, err)
+        self.assertIn(logscan.NO_NOVA_POST, err)
+        self.assertIn('warning: ' + logscan.NO_CINDER_LOG, err)
         self.assertEqual([], json.loads(out)['posts'])
+
+    def test_nova_without_debug_is_no_all_clear(self):
+        # Without debug = True nova-compute logs no REQ/RESP lines.
+        path = os.path.join(self.tmp, 'nova-compute.log')
+        with open(os.path.join(SEED, 'nova-compute.log')) as f, \
+                open(path, 'w') as g:
+            g.writelines(line for line in f if ' DEBUG ' not in line)
+        cinder = [p for p in self.seed_files() if 'controller' in p]
+        for files in ([path] + cinder, cinder):
+            rc, out, err = run_cli('logscan', *files, '-f', 'json')
+            self.assertEqual(2, rc, err)
+            self.assertIn('error: no nova POST /volumes found in the '
+                          'nova-compute logs', err)
+            self.assertIn('debug = True', err)
+            self.assertNotIn(logscan.NO_CINDER_LOG, err)
+            summary = json.loads(out)['summary']
+            self.assertEqual(0, summary['posts'])
+            self.assertEqual(7, summary['cinder_posts'])
+            self.assertIn(logscan.NO_NOVA_POST, summary['warnings'])
+
+    def test_no_cinder_log_warns(self):
+        rc, out, err = run_cli('logscan', SEED + '/nova-compute.log',
+                               '-f', 'json')
+        self.assertEqual(1, rc, err)
+        self.assertIn('warning: ' + logscan.NO_CINDER_LOG, err)
+        self.assertEqual(['nova-compute'], [
+            f['service'] for f in json.loads(out)['summary']['files']])
+
+    def test_same_file_twice_is_read_once(self):
+        nova = os.path.join(SEED, 'nova-compute.log')
+        link = os.path.join(self.tmp, 'nova-compute.log')
+        os.symlink(nova, link)
+        files = self.seed_files()
+        rc, out, err = run_cli('logscan', *files, nova, link, '-f', 'json')
+        self.assertEqual(1, rc, err)
+        result = json.loads(out)
+        self.assertEqual(SEED_VERDICTS,
+                         [p['verdict'] for p in result['posts']])
+        self.assertEqual(len(files), len(result['summary']['files']))
+        self.assertEqual(2, len(result['summary']['warnings']))
+        self.assertEqual(2, err.count('is the same file as'))
+        self.assertIn('warning: %s is the same file as %s' % (link, nova),
+                      err)
+
+    def test_table_has_cinder_request_ids(self):
+        rc, out, err = run_cli('logscan', *self.seed_files())
+        self.assertEqual(1, rc, err)
+        self.assertIn('cinder_request_ids', out)
+        result = logscan.scan(self.seed_files())
+        duplicate = result['posts'][-1]
+        self.assertEqual(2, len(duplicate['cinder_request_ids']))
+        self.assertIn(', '.join(duplicate['cinder_request_ids']), out)
+        rc, out, err = run_cli('logscan', *self.seed_files(), '-f', 'csv')
+        self.assertIn('"cinder_request_ids"', out.splitlines()[0])
 
     def test_missing_file(self):
         rc, out, err = run_cli('logscan', SEED + '/nova-compute.log',

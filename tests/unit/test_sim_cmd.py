@@ -38,8 +38,14 @@ class TestSimulateCommand(base.BaseTestCase):
                       deferred_help=True)
         root = logging.getLogger()
         handlers, level = list(root.handlers), root.level
+        # argparse writes usage errors to sys.stderr and exits 2.
+        usage = self.useFixture(fixtures.MonkeyPatch('sys.stderr',
+                                                     io.StringIO())).new_value
         try:
             code = cli.run(list(argv))
+        except SystemExit as exc:
+            code = exc.code
+            err.write(usage.getvalue())
         finally:
             # cliff configures the root logger on every run; undo it.
             for handler in root.handlers[:]:
@@ -91,9 +97,43 @@ class TestSimulateCommand(base.BaseTestCase):
 
     def test_bad_input_is_an_error_not_a_traceback(self):
         for argv, words in ((('--scenario', 'nonesuch'), 'Invalid lab'),
-                            (('--boots', '0'), 'Invalid input'),
-                            (('--error-share', '2'), 'Invalid input')):
+                            (('--error-share', '2'), 'Invalid input'),
+                            (('--scenario', '/bin/ls'),
+                             'Invalid lab scenario /bin/ls: not a UTF-8'),
+                            (('--config-file', '/bin/ls'),
+                             'Cannot read /bin/ls: not a UTF-8'),
+                            (('--config-file', '/nonexistent.conf'),
+                             'Cannot read /nonexistent.conf'),
+                            (('--plot', '/nonexistent/rate.png'),
+                             'no such directory /nonexistent'),
+                            (('--plot', '/tmp'), 'it is a directory')):
             code, out, err = self.run_cli(*SMALL, *argv)
             self.assertEqual(1, code, argv)
             self.assertIn(words, err, argv)
             self.assertNotIn('Traceback', err, argv)
+            self.assertEqual('', out, argv)
+
+    def test_out_of_range_numbers_are_usage_errors(self):
+        for argv, words in (
+                (('--boots', '0'), '--boots: 0 is outside [1, %d]'
+                 % simulate.MAX_BOOTS),
+                (('--boots', str(simulate.MAX_BOOTS + 1)), 'outside'),
+                (('--boots', 'many'), "'many' is not a whole number"),
+                (('--hosts', '0'), '--hosts'),
+                (('--max-concurrent-builds', '-1'), 'outside'),
+                (('--allocate-retries', '-1'),
+                 '--allocate-retries: -1 is outside [0, ')):
+            code, out, err = self.run_cli(*SMALL, *argv)
+            self.assertEqual(2, code, argv)
+            self.assertIn(words, err, argv)
+            self.assertNotIn('Traceback', err, argv)
+
+    def test_bad_config_value_is_caught_before_the_run(self):
+        conf = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'g.conf')
+        with open(conf, 'w') as f:
+            f.write('[bdm_guard]\npoll_initial_interval = soon\n')
+        code, out, err = self.run_cli(*SMALL, '--config-file', conf)
+        self.assertEqual(1, code)
+        self.assertIn(conf, err)
+        self.assertNotIn('Traceback', err)
