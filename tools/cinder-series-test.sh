@@ -37,6 +37,8 @@ fi
 # test modules the series adds (run once they exist).
 TEST_MODULES="
 cinder.tests.unit.test_db_api
+cinder.tests.unit.test_db_worker_api
+cinder.tests.unit.objects.test_cleanable
 cinder.tests.unit.db.test_fresh_volumes
 cinder.tests.unit.objects.test_volume
 cinder.tests.unit.objects.test_objects

@@ -28,6 +28,8 @@ from oslo_log import log as logging
 
 from bdm_guard import exception
 from bdm_guard.lab import arms
+from bdm_guard.lab import galera_lab
+from bdm_guard.lab import metrics
 from bdm_guard.lab import scenario as lab_scenario
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +52,14 @@ ROWS = (
     ('wall time (s)', lambda r: r['wall_s']),
     ('faults injected', lambda r: '\n'.join(
         '%s: %d' % kv for kv in r['faults_injected'].items()) or '-'),
+)
+
+
+#: Extra rows with ``--db galera`` (the default table is unchanged).
+GALERA_ROWS = (
+    ('volumes in error', lambda r: r['volumes_in_error']),
+    ('volumes stuck creating', lambda r: r['volumes_stuck']),
+    ('DB re-reads', metrics.format_rereads),
 )
 
 
@@ -138,6 +148,24 @@ class Demo(show.ShowOne):
             '--model-stock', action='store_true',
             help='Run the line-for-line model of nova (bdm_guard.lab.stock) '
                  'for the stock arm even when nova is importable.')
+        parser.add_argument(
+            '--db', choices=('sqlite', 'galera'), default='sqlite',
+            help='cinder\'s database. galera: a 3-node MariaDB Galera '
+                 'cluster on loopback behind haproxy (balance roundrobin), '
+                 'node 3 lagging during the boots instead of the '
+                 'scenario\'s simulated lag; the guard arm\'s cinder '
+                 'carries patches/cinder. Needs the bindep "functional" '
+                 'profile (default: %(default)s).')
+        parser.add_argument(
+            '--lag-seconds', type=float,
+            default=galera_lab.DEFAULT_LAG_SECONDS, metavar='SECONDS',
+            help='With --db galera: real seconds node 3 lags from the '
+                 'start of each arm\'s boots (default: %(default)s).')
+        parser.add_argument(
+            '--cinder-series', metavar='DIR',
+            help='With --db galera: the cinder patch series applied to a '
+                 'copy of the installed cinder for the guard arm (default: '
+                 'the source tree\'s patches/cinder).')
         return parser
 
     def take_action(self, args):
@@ -152,12 +180,23 @@ class Demo(show.ShowOne):
         chosen = tuple(dict.fromkeys(args.arm or arms.ARMS))
         progress = ProgressLine(sys.stderr)
         results = {}
-        with _quiet(getattr(self.app.options, 'verbose_level', 1)):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_quiet(getattr(self.app.options,
+                                               'verbose_level', 1)))
+            galera = None
+            if args.db == 'galera':
+                if not 1 <= args.lag_seconds <= 25:
+                    raise exception.InvalidInput(
+                        reason='--lag-seconds must be 1..25')
+                galera_lab.check_installed()
+                galera = stack.enter_context(galera_lab.running(
+                    galera_lab.GaleraLab(lag_seconds=args.lag_seconds,
+                                         series_dir=args.cinder_series)))
             for arm in chosen:
                 results[arm] = arms.run_arm(
                     arm, scenario, volumes=args.volumes,
                     time_scale=args.time_scale, progress=progress,
-                    use_nova=not args.model_stock)
+                    use_nova=not args.model_stock, galera=galera)
         self.results = results
         return chosen, tuple(ArmColumn(results[a]) for a in chosen)
 
@@ -166,7 +205,9 @@ class Demo(show.ShowOne):
             return super().produce_output(args, column_names, data)
         header = ['figure'] + ['%s (%s)' % (a, self.results[a].get(
             'stock_impl', 'bdm-guard')) for a in column_names]
+        extra = GALERA_ROWS if any('db_rereads' in self.results[a]
+                                   for a in column_names) else ()
         rows = [[label] + [get(self.results[a]) for a in column_names]
-                for label, get in ROWS]
+                for label, get in ROWS + extra]
         self.formatter.emit_list(header, rows, self.app.stdout, args)
         return 0

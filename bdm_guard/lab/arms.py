@@ -28,6 +28,7 @@ time_scale`` while reading a clock that runs ``1 / time_scale`` times fast.
 """
 
 import concurrent.futures
+import contextlib
 import threading
 import time
 import uuid
@@ -38,6 +39,7 @@ from bdm_guard import cinder
 from bdm_guard import create
 from bdm_guard import exception
 from bdm_guard.lab import cinder_service
+from bdm_guard.lab import galera_lab
 from bdm_guard.lab import metrics
 from bdm_guard.lab import nova_arm
 from bdm_guard.lab import proxy as lab_proxy
@@ -141,7 +143,7 @@ def _stock(svc, proxy, time_scale, use_nova):
 
 
 def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
-            use_nova=True, conf=None, settle_timeout=600.0):
+            use_nova=True, conf=None, settle_timeout=None, galera=None):
     """Run one arm of the comparison against a fresh cinder.
 
     :param arm: ``stock`` or ``guard``.
@@ -152,20 +154,37 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
     :param progress: ``callback(arm, done, total, failed, elapsed_s)``.
     :param use_nova: run nova's real code for ``stock`` when importable.
     :param conf: bdm-guard options for ``guard`` (None: defaults).
-    :param settle_timeout: real seconds to wait for cinder to settle.
+    :param settle_timeout: real seconds to wait for cinder to settle
+        (default 600; 120 with ``galera``, where stock cinder leaves
+        volumes in ``creating`` for good).
+    :param galera: a started :class:`bdm_guard.lab.galera_lab.GaleraLab`:
+        cinder runs on a fresh database through its haproxy, the
+        ``guard`` arm's cinder carries ``patches/cinder``, the scenario's
+        ``visibility_lag`` rules give way to the real lag of its last node
+        during the boots. None: sqlite, as before.
     :returns: the figures (:func:`bdm_guard.lab.metrics.summarize`) plus
-        ``stock_impl`` (``nova`` or ``model``) for the stock arm.
+        ``stock_impl`` (``nova`` or ``model``) for the stock arm, and with
+        ``galera`` the DB figures (:func:`bdm_guard.lab.metrics.db_figures`).
     :raises ValueError: unknown arm.
     :raises bdm_guard.exception.LabError: cinder did not start.
     """
     if arm not in ARMS:
         raise ValueError('arm must be one of %s' % (ARMS,))
     total = volumes or scenario.volumes
+    if settle_timeout is None:
+        settle_timeout = 600.0 if galera is None else 120.0
+    db = {}
+    lag = contextlib.nullcontext
+    if galera is not None:
+        scenario = galera_lab.without_simulated_lag(scenario)
+        db = {'db_connection': galera.database('cinder_%s' % arm),
+              'cinder_path': galera.cinder_path(arm)}
+        lag = galera.lag
     svc = cinder_service.CinderService(
         create_seconds=scenario.create_seconds,
         create_jitter=scenario.create_jitter,
         download_seconds_per_gib=scenario.download_seconds_per_gib,
-        time_scale=time_scale, seed=scenario.seed)
+        time_scale=time_scale, seed=scenario.seed, **db)
     with svc:
         prox = lab_proxy.FaultProxy(svc.base_url, scenario,
                                     time_scale=time_scale,
@@ -191,7 +210,7 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
                 return metrics.Boot(name, vol, reason, time.time())
 
             start = time.monotonic()
-            with concurrent.futures.ThreadPoolExecutor(total) as pool:
+            with lag(), concurrent.futures.ThreadPoolExecutor(total) as pool:
                 boots = list(pool.map(one, range(total)))
             wall = time.monotonic() - start
             found = svc.wait_settled(timeout=settle_timeout)
@@ -200,4 +219,7 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
                                         project_id=svc.project_id)
     if arm == 'stock':
         figures['stock_impl'] = runner.kind
+    if galera is not None:
+        figures.update(metrics.db_figures(found, svc.read_your_writes,
+                                          svc.db_stats()))
     return figures

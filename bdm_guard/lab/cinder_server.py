@@ -22,8 +22,12 @@ clients under test (bdm-guard, nova) must run on plain threads.
 
 Protocol: the single argument is a JSON file with the settings (see
 :class:`bdm_guard.lab.cinder_service.CinderService`); once serving, one line
-``{"port": <port>}`` is printed on stdout. SIGTERM stops it; it also exits
-when its parent goes away.
+``{"port": <port>, "read_your_writes": <bool>}`` is printed on stdout
+(``read_your_writes``: this cinder carries the ``patches/cinder`` series).
+SIGTERM stops it; it also exits when its parent goes away. When the settings
+name a ``stats_file``, the series' re-read counters
+(``cinder.db.api.read_your_writes.stats``, a :class:`bdm_guard.db.Stats`)
+are written there as JSON every second and on the way out.
 """
 
 from cinder import monkey_patch; monkey_patch.patch()  # noqa: E702,H102
@@ -48,6 +52,7 @@ objects.register_all()
 from cinder.api import common as api_common  # noqa: E402,F401,I202
 from cinder.common import config  # noqa: E402,F401
 from cinder import coordination  # noqa: E402
+from cinder.db import api as db_api  # noqa: E402
 from cinder.db import migration  # noqa: E402
 from cinder import quota  # noqa: E402,F401
 from cinder import rpc  # noqa: E402
@@ -145,6 +150,20 @@ def start(settings):
     return services
 
 
+def write_stats(path):
+    """Write the series' re-read counters to ``path`` (JSON), if patched.
+
+    :returns: the counters (dict), or None for a stock cinder.
+    """
+    guard = getattr(db_api, 'read_your_writes', None)
+    stats = guard.stats.as_dict() if guard is not None else None
+    if path:
+        with open(path + '.tmp', 'w') as stream:
+            json.dump(stats, stream)
+        os.replace(path + '.tmp', path)
+    return stats
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     with open(argv[0]) as stream:
@@ -154,10 +173,20 @@ def main(argv=None):
     parent = os.getppid()
     stopping = []
     signal.signal(signal.SIGTERM, lambda *args: stopping.append(1))
-    sys.stdout.write(json.dumps({'port': services[-1].port}) + '\n')
+    sys.stdout.write(json.dumps({
+        'port': services[-1].port,
+        'read_your_writes': hasattr(db_api, 'read_your_writes')}) + '\n')
     sys.stdout.flush()
+    # The counters are also written every second: a child killed after the
+    # stop timeout still leaves them.
+    last = None
     while not stopping and os.getppid() == parent:
         time.sleep(0.2)
+        if time.monotonic() - (last or 0) >= 1.0:
+            write_stats(settings.get('stats_file'))
+            last = time.monotonic()
+    stats = write_stats(settings.get('stats_file'))
+    LOG.info('Read-your-writes counters: %s', stats)
     for svc in reversed(services):
         try:
             svc.stop()

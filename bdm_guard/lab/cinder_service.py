@@ -23,10 +23,12 @@ Every volume count the lab reports is read through cinder's own API
 straight to cinder, never through the fault proxy).
 """
 
+import glob
 import importlib.util
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 
@@ -87,14 +89,20 @@ class CinderService(fixtures.Fixture):
         For MySQL/Galera pass a URL to an empty database.
     :param debug: log cinder at DEBUG.
     :param start_timeout: seconds to wait for the API to listen.
+    :param cinder_path: a folder put first on the child's ``PYTHONPATH``
+        whose ``cinder`` package replaces the installed one (see
+        :class:`PatchedCinder`), or None.
 
     After ``setUp``: ``endpoint`` (``http://127.0.0.1:<port>/v3/<project>``),
-    ``base_url``, ``project_id``, ``image_id``, ``log_file``.
+    ``base_url``, ``project_id``, ``image_id``, ``log_file``,
+    ``read_your_writes`` (the child's cinder carries ``patches/cinder``).
+    After ``stop``: :meth:`db_stats`.
     """
 
     def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
                  create_jitter=0.5, time_scale=1.0, seed=0,
-                 db_connection=None, debug=False, start_timeout=120.0):
+                 db_connection=None, debug=False, start_timeout=120.0,
+                 cinder_path=None):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
@@ -107,6 +115,10 @@ class CinderService(fixtures.Fixture):
         self.user_id = USER_ID
         self.image_id = IMAGE_ID
         self.process = None
+        self.cinder_path = cinder_path
+        self.read_your_writes = False
+        self.stats_file = None
+        self._db_stats = None
 
     def _setUp(self):
         state = self.useFixture(fixtures.TempDir()).path
@@ -116,7 +128,9 @@ class CinderService(fixtures.Fixture):
             'state_dir': state, 'etc_dir': cinder_etc_dir(),
             'db_connection': self.db_connection or 'sqlite:///%s' %
             os.path.join(state, 'cinder.sqlite'),
-            'log_file': self.log_file, 'debug': self.debug, 'lab': self.lab}
+            'log_file': self.log_file, 'debug': self.debug, 'lab': self.lab,
+            'stats_file': os.path.join(state, 'db-stats.json')}
+        self.stats_file = settings['stats_file']
         path = os.path.join(state, 'settings.json')
         with open(path, 'w') as stream:
             json.dump(settings, stream)
@@ -126,20 +140,22 @@ class CinderService(fixtures.Fixture):
         root = os.path.dirname(os.path.dirname(os.path.dirname(
             os.path.abspath(__file__))))
         env['PYTHONPATH'] = os.pathsep.join(
-            [root] + [p for p in [env.get('PYTHONPATH')] if p])
+            [p for p in [self.cinder_path, root, env.get('PYTHONPATH')] if p])
         with open(os.path.join(state, 'stderr.log'), 'w') as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, '-m', 'bdm_guard.lab.cinder_server', path],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=stderr, env=env, text=True)
         self.addCleanup(self.stop)
-        port = self._read_port()
+        ready = self._read_ready()
+        port = ready['port']
+        self.read_your_writes = bool(ready.get('read_your_writes'))
         self.base_url = 'http://127.0.0.1:%d' % port
         self.endpoint = '%s/v3/%s' % (self.base_url, self.project_id)
         LOG.info('Cinder is listening at %s (log %s).', self.endpoint,
                  self.log_file)
 
-    def _read_port(self):
+    def _read_ready(self):
         ready, _, _ = select.select([self.process.stdout], [], [],
                                     self.start_timeout)
         line = self.process.stdout.readline() if ready else ''
@@ -149,7 +165,7 @@ class CinderService(fixtures.Fixture):
                 reason='cinder did not start within %.0f s; see %s and %s' % (
                     self.start_timeout, self.log_file,
                     os.path.join(self.state_dir, 'stderr.log')))
-        return int(json.loads(line)['port'])
+        return json.loads(line)
 
     def stop(self):
         """Stop the cinder process (SIGTERM, then SIGKILL after 10 s)."""
@@ -166,6 +182,24 @@ class CinderService(fixtures.Fixture):
                     proc.wait(10)
         finally:
             proc.stdout.close()
+            # Read now: the state folder goes away with the fixture.
+            self._db_stats = self._read_stats()
+
+    def db_stats(self):
+        """The re-read counters the child wrote when it stopped.
+
+        :returns: a dict (:class:`bdm_guard.db.Stats` fields) for a cinder
+            carrying ``patches/cinder``; None for a stock cinder or before
+            the child has stopped.
+        """
+        return self._db_stats
+
+    def _read_stats(self):
+        try:
+            with open(self.stats_file) as stream:
+                return json.load(stream)
+        except (OSError, TypeError, ValueError):
+            return None
 
     def token(self, project_id=None):
         """The noauth token ``<user>:<project>``."""
@@ -220,3 +254,66 @@ class CinderService(fixtures.Fixture):
             stop=tenacity.stop_after_delay(timeout),
             retry_error_callback=lambda state: state.outcome.result())
         return retrying(self.list_volumes)
+
+
+def _series_dir():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    return os.path.join(root, 'patches', 'cinder')
+
+
+class PatchedCinder(fixtures.Fixture):
+    """The installed cinder with ``patches/cinder`` applied, in a temp dir.
+
+    Site-packages is never touched: the package is mirrored with symbolic
+    links, the files the series changes (tests excluded) are copied, and the
+    patches are applied to the copies in order with ``git apply``. Put
+    ``path`` first on a child's ``PYTHONPATH`` (:class:`CinderService`'s
+    ``cinder_path``).
+
+    :param series_dir: the folder of ``*.patch`` files; default the source
+        tree's ``patches/cinder``.
+    :raises bdm_guard.exception.LabError: no series, no git, or a patch
+        does not apply to the installed cinder.
+    """
+
+    def __init__(self, series_dir=None):
+        super().__init__()
+        self.series_dir = series_dir or _series_dir()
+
+    def _setUp(self):
+        patches = sorted(glob.glob(os.path.join(self.series_dir, '*.patch')))
+        if not patches:
+            raise exception.LabError(
+                reason='no cinder series in %s (run from a source checkout)'
+                % self.series_dir)
+        git = shutil.which('git')
+        if git is None:
+            raise exception.LabError(reason='git is needed to apply %s'
+                                     % self.series_dir)
+        source = os.path.dirname(importlib.util.find_spec('cinder').origin)
+        self.path = self.useFixture(fixtures.TempDir()).path
+        target = os.path.join(self.path, 'cinder')
+        shutil.copytree(source, target, copy_function=os.symlink,
+                        ignore=shutil.ignore_patterns('__pycache__'))
+        for patch in patches:
+            with open(patch) as stream:
+                changed = [line[6:].strip() for line in stream
+                           if line.startswith('+++ b/cinder/')
+                           and not line.startswith('+++ b/cinder/tests/')]
+            for name in changed:
+                path = os.path.join(self.path, name)
+                if os.path.islink(path):
+                    os.unlink(path)
+                    shutil.copyfile(os.path.join(source, name[7:]), path)
+            done = subprocess.run(
+                [git, 'apply', '--exclude=cinder/tests/*',
+                 '--include=cinder/*', patch], cwd=self.path,
+                capture_output=True, text=True)
+            if done.returncode:
+                raise exception.LabError(
+                    reason='%s does not apply to cinder in %s: %s' % (
+                        os.path.basename(patch), source,
+                        done.stderr.strip()[-500:]))
+        LOG.info('Cinder with %d patches of %s in %s.', len(patches),
+                 self.series_dir, self.path)

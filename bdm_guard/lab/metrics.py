@@ -114,3 +114,42 @@ def summarize(boots, volumes, proxy, *, wall_s, time_scale, project_id):
         'faults_injected': dict(sorted(proxy.injected.items())),
         'requests': requests,
     }
+
+
+def db_figures(volumes, read_your_writes, stats):
+    """The database figures of an arm on Galera.
+
+    :param volumes: cinder's volume dicts after the run.
+    :param read_your_writes: the arm's cinder carries ``patches/cinder``.
+    :param stats: the :class:`bdm_guard.db.Stats` counters the patched
+        cinder wrote when it stopped (dict), or None.
+    :returns: ``{'volumes_in_error': int, 'volumes_stuck': int,
+        'db_rereads': int or None, 'db_stats': dict or None}``;
+        ``volumes_stuck`` are still ``creating``/``downloading`` after the
+        settle timeout; ``db_rereads`` counts the series' second attempts
+        (``rereads + rewrites``), None for a stock cinder.
+    """
+    rereads = None
+    if read_your_writes and stats:
+        rereads = stats.get('rereads', 0) + stats.get('rewrites', 0)
+    elif read_your_writes:
+        rereads = 0
+    return {
+        'volumes_in_error': len([v for v in volumes
+                                 if v.get('status') == 'error']),
+        'volumes_stuck': len([v for v in volumes if v.get('status') in
+                              ('creating', 'downloading')]),
+        'db_rereads': rereads,
+        'db_stats': stats if read_your_writes else None,
+    }
+
+
+def format_rereads(figures):
+    """The "DB re-reads" cell: ``-`` for stock, else totals and detail."""
+    stats = figures.get('db_stats')
+    if figures.get('db_rereads') is None or stats is None:
+        return '-'
+    return '%d\n(reads %d/%d, writes %d/%d found)' % (
+        figures['db_rereads'], stats.get('rereads_found', 0),
+        stats.get('rereads', 0), stats.get('rewrites_found', 0),
+        stats.get('rewrites', 0))
