@@ -21,6 +21,7 @@ the figures side by side. With ``-f json`` the output is
 import contextlib
 import logging as std_logging
 import sys
+import warnings
 
 from cliff import columns
 from cliff import show
@@ -99,17 +100,20 @@ class ProgressLine:
 def _quiet(verbose):
     """Keep per-request warnings (keystoneauth retries...) off the console."""
     names = ('bdm_guard', 'keystoneauth', 'keystoneauth1', 'nova',
-             'cinderclient', 'urllib3')
+             'cinderclient', 'urllib3', 'oslo_service', 'oslo.service',
+             'py.warnings')
     loggers = [std_logging.getLogger(n) for n in names]
     old = [logger.level for logger in loggers]
-    if verbose < 2:
-        for logger in loggers:
-            logger.setLevel(std_logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, old):
-            logger.setLevel(level)
+    with warnings.catch_warnings():
+        if verbose < 2:
+            warnings.filterwarnings('ignore', category=DeprecationWarning)
+            for logger in loggers:
+                logger.setLevel(std_logging.CRITICAL)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, old):
+                logger.setLevel(level)
 
 
 class Demo(show.ShowOne):
