@@ -94,7 +94,7 @@ class Creator:
                 found = self.lookup()
                 if not any(v['id'] == volume['id'] for v in found):
                     found = sorted(found + [volume],
-                                   key=reconcile._created_at)
+                                   key=reconcile.oldest_first)
                 return self.finish(found, 'created')
             return result_mod.CreateResult(
                 volume=volume, outcome='created', posts=self.posts,

@@ -41,8 +41,8 @@ REQUEST_HASH_METADATA_KEY = 'bdm_guard_request_hash'
 
 #: Statuses of volumes that are on their way out; never adopted.
 GOING_AWAY = frozenset(['deleting', 'error_deleting'])
-#: Statuses cinder refuses to delete from without force; a duplicate in one
-#: of them is waited for before it is deleted.
+#: Statuses of an attached (or attaching) volume: a duplicate in one of them
+#: is in use and is never deleted.
 ATTACHED = frozenset(['in-use', 'attaching', 'detaching', 'reserved'])
 
 
@@ -59,7 +59,8 @@ def request_hash(size_gb, source, volume_type):
     return hashlib.sha256(doc.encode('utf-8')).hexdigest()[:16]
 
 
-def _created_at(volume):
+def oldest_first(volume):
+    """Sort key: cinder's ``created_at``, then the id (deterministic)."""
     return (str(volume.get('created_at') or ''), str(volume.get('id')))
 
 
@@ -83,7 +84,7 @@ def list_by_key(client, key, request_id):
              if isinstance(v, dict) and v.get('id')
              and (v.get('metadata') or {}).get(IDEMPOTENCY_METADATA_KEY)
              == key and v.get('status') not in GOING_AWAY]
-    return sorted(found, key=_created_at)
+    return sorted(found, key=oldest_first)
 
 
 def check_same_request(volume, key, size_gb, req_hash, snapshot_id=None,

@@ -22,6 +22,7 @@ import uuid
 
 import fixtures
 from oslo_config import cfg
+import testtools
 
 from bdm_guard import cinder
 from bdm_guard import create
@@ -61,6 +62,22 @@ class LabCinder(fixtures.Fixture):
         self.svc = self.useFixture(cinder_service.CinderService(
             create_seconds=0.5, download_seconds_per_gib=1.0,
             create_jitter=0.0))
+
+
+class LabTestCase(testtools.TestCase):
+    """Tests sharing one real cinder per class (``cls.lab``, ``cls.svc``)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.lab = LabCinder()
+        cls.lab.setUp()
+        cls.svc = cls.lab.svc
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.cleanUp()
+        super().tearDownClass()
 
 
 class Faults(fixtures.Fixture):

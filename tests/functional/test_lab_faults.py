@@ -19,7 +19,6 @@ key through cinder's own API (not through the proxy): exactly one, the one
 returned, ``available`` -- no duplicate, no leak.
 """
 
-import testtools
 
 from bdm_guard import create
 from tests.functional import fixtures as lab_fixtures
@@ -27,19 +26,7 @@ from tests.functional import fixtures as lab_fixtures
 POST = {'methods': ['POST'], 'path': '^/volumes$'}
 
 
-class TestFaults(testtools.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.lab = lab_fixtures.LabCinder()
-        cls.lab.setUp()
-        cls.svc = cls.lab.svc
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.cleanUp()
-        super().tearDownClass()
+class TestFaults(lab_fixtures.LabTestCase):
 
     def _boot(self, rules, **conf):
         faults = self.useFixture(lab_fixtures.Faults(self.svc, rules))

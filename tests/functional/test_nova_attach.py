@@ -67,19 +67,7 @@ LAG = {'fault': 'visibility_lag', 'probability': 1.0, 'seconds': 3}
 
 
 @unittest.skipIf(SKIP, SKIP)
-class TestNovaBootFromVolume(testtools.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.lab = lab_fixtures.LabCinder()
-        cls.lab.setUp()
-        cls.svc = cls.lab.svc
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.cleanUp()
-        super().tearDownClass()
+class TestNovaBootFromVolume(lab_fixtures.LabTestCase):
 
     def setUp(self):
         super().setUp()
