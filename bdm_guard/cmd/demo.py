@@ -48,8 +48,11 @@ ROWS = (
     ('duplicates', lambda r: r['duplicates']),
     ('leaked', lambda r: r['leaked']),
     ('GETs per boot', lambda r: r['gets_per_boot']),
+    ('GETs per successful boot', lambda r: _na(r['gets_per_success'])),
     ('detection lag p50 (s)', lambda r: _na(r['detect_lag_p50_s'])),
     ('detection lag p95 (s)', lambda r: _na(r['detect_lag_p95_s'])),
+    ('detection lag p95 (% of creation time)',
+     lambda r: _na(r['detect_lag_p95_pct'])),
     ('wall time (s)', lambda r: r['wall_s']),
     ('faults injected', lambda r: '\n'.join(
         '%s: %d' % kv for kv in r['faults_injected'].items()) or '-'),
@@ -76,23 +79,34 @@ class ArmColumn(columns.FormattableColumn):
 
 
 class ProgressLine:
-    """Progress on stderr: one rewritten line on a terminal, else steps."""
+    """Progress on stderr: one rewritten line on a terminal, else steps.
+
+    On a terminal the line is redrawn at every report (the arms report
+    every second); otherwise a line is written when the phase changes,
+    at every tenth of the boots, and every 30 s while nothing changes, so
+    that CI logs stay short but never silent.
+    """
+
+    QUIET_SECONDS = 30.0
 
     def __init__(self, stream):
         self.stream = stream
         self.tty = stream.isatty()
         self.last = {}
 
-    def __call__(self, arm, done, total, failed, elapsed):
-        text = '[%s] %d/%d boots finished, %d failed, %.0f s' % (
-            arm, done, total, failed, elapsed)
+    def __call__(self, arm, done, total, failed, elapsed, phase='booting'):
+        text = '[%s] %s: %d/%d boots finished, %d failed, %.0f s' % (
+            arm, phase, done, total, failed, elapsed)
         if self.tty:
-            self.stream.write('\r' + text + ('\n' if done == total else ''))
+            self.stream.write('\r\x1b[K' + text +
+                              ('\n' if phase == 'done' else ''))
         else:
             step = max(1, total // 10)
-            if done in (0, total) or done // step != self.last.get(arm):
+            state = (phase, done // step)
+            seen, when = self.last.get(arm, (None, None))
+            if state != seen or elapsed - when >= self.QUIET_SECONDS:
                 self.stream.write(text + '\n')
-            self.last[arm] = done // step
+                self.last[arm] = (state, elapsed)
         self.stream.flush()
 
 

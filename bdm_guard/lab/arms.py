@@ -65,14 +65,23 @@ def instance_and_bdm(seed, index):
 
 
 class Progress:
-    """Counts finished boots for a progress display.
+    """Counts finished boots for a progress display, and ticks.
 
-    :param callback: ``callback(arm, done, total, failed, elapsed_s)``.
+    :param arm: ``stock`` or ``guard``.
+    :param total: int, boots in the arm.
+    :param callback: ``callback(arm, done, total, failed, elapsed_s,
+        phase)`` or None; ``phase`` is ``starting cinder``, ``booting``,
+        ``settling`` (waiting for cinder to finish what it was asked) or
+        ``done``.
+    :param tick_seconds: float, real seconds between reports while
+        :meth:`ticking` (so that the display moves while no boot ends).
     """
 
-    def __init__(self, arm, total, callback=None):
+    def __init__(self, arm, total, callback=None, tick_seconds=1.0):
         self.arm, self.total, self.callback = arm, total, callback
         self.done = self.failed = 0
+        self.phase = 'starting cinder'
+        self.tick_seconds = tick_seconds
         self.lock = threading.Lock()
         self.start = time.monotonic()
 
@@ -82,10 +91,33 @@ class Progress:
             self.failed += int(failed)
         self.report()
 
+    def set_phase(self, phase):
+        self.phase = phase
+        self.report()
+
     def report(self):
         if self.callback:
             self.callback(self.arm, self.done, self.total, self.failed,
-                          time.monotonic() - self.start)
+                          time.monotonic() - self.start, self.phase)
+
+    @contextlib.contextmanager
+    def ticking(self):
+        """Report every ``tick_seconds`` in a thread while the block runs."""
+        stop = threading.Event()
+
+        def run():
+            while not stop.wait(self.tick_seconds):
+                self.report()
+
+        thread = threading.Thread(target=run, name='progress', daemon=True)
+        if self.callback:
+            thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            if thread.is_alive():
+                thread.join()
 
 
 class GuardArm:
@@ -151,7 +183,8 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
     :param volumes: boots (default ``scenario.volumes``).
     :param time_scale: real seconds per scenario second (0 < x <= 1 speeds
         the run up).
-    :param progress: ``callback(arm, done, total, failed, elapsed_s)``.
+    :param progress: ``callback(arm, done, total, failed, elapsed_s,
+        phase)``, see :class:`Progress`.
     :param use_nova: run nova's real code for ``stock`` when importable.
     :param conf: bdm-guard options for ``guard`` (None: defaults).
     :param settle_timeout: real seconds to wait for cinder to settle
@@ -180,6 +213,8 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
         db = {'db_connection': galera.database('cinder_%s' % arm),
               'cinder_path': galera.cinder_path(arm)}
         lag = galera.lag
+    tracker = Progress(arm, total, progress)
+    tracker.report()
     svc = cinder_service.CinderService(
         create_seconds=scenario.create_seconds,
         create_jitter=scenario.create_jitter,
@@ -196,8 +231,7 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
                 runner = GuardArm(svc, prox, scenario.seed,
                                   time_scale=time_scale, conf=conf)
             image = svc.image_id if scenario.image else None
-            tracker = Progress(arm, total, progress)
-            tracker.report()
+            tracker.set_phase('booting')
 
             def one(index):
                 name = boot_name(index)
@@ -210,10 +244,14 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
                 return metrics.Boot(name, vol, reason, time.time())
 
             start = time.monotonic()
-            with lag(), concurrent.futures.ThreadPoolExecutor(total) as pool:
-                boots = list(pool.map(one, range(total)))
-            wall = time.monotonic() - start
-            found = svc.wait_settled(timeout=settle_timeout)
+            with tracker.ticking():
+                with lag(), concurrent.futures.ThreadPoolExecutor(
+                        total) as pool:
+                    boots = list(pool.map(one, range(total)))
+                wall = time.monotonic() - start
+                tracker.set_phase('settling')
+                found = svc.wait_settled(timeout=settle_timeout)
+            tracker.set_phase('done')
             figures = metrics.summarize(boots, found, prox, wall_s=wall,
                                         time_scale=time_scale,
                                         project_id=svc.project_id)
