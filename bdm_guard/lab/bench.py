@@ -14,8 +14,9 @@
 
 Runs both arms of :mod:`bdm_guard.lab.arms` for every N in ``--volumes``
 (10, 50, 200) and every profile in ``--scenario`` (none, seed, harsh) on real
-cinder, and writes ``bench.json`` (every figure) and ``bench.png`` (success
-share, leaked volumes and GETs per boot, both arms) to ``--out``.
+cinder, and writes ``bench.json`` (every figure, and the guard/stock
+ratios of :func:`ratios`) and ``bench.png`` (success share, leaked volumes
+and GETs per boot, both arms) to ``--out``.
 """
 
 import argparse
@@ -69,6 +70,40 @@ def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None):
                             figures['duplicates'], figures['gets_per_boot'],
                             time.monotonic() - started))
     return rows
+
+
+def ratios(rows):
+    """Guard against stock for every (scenario, N) that ran both arms.
+
+    :param rows: :func:`run_matrix` rows.
+    :returns: a list of dicts: ``scenario``, ``volumes``,
+        ``gets_per_success_ratio`` (guard / stock, volume GETs per
+        successful boot; None when an arm had no success),
+        ``lag_p95_pct`` (``{'stock': x, 'guard': y}``, detection lag p95 in
+        percent of the creation time) and ``lag_p95_s`` (the same in
+        seconds).
+    """
+    index = {(r['scenario'], r['volumes'], r['arm']): r for r in rows}
+    out = []
+    for scen, count in dict.fromkeys((r['scenario'], r['volumes'])
+                                     for r in rows):
+        stock = index.get((scen, count, 'stock'))
+        guard = index.get((scen, count, 'guard'))
+        if not stock or not guard:
+            continue
+        ratio = None
+        if stock.get('gets_per_success') and guard.get('gets_per_success'):
+            ratio = round(guard['gets_per_success'] /
+                          stock['gets_per_success'], 2)
+        out.append({
+            'scenario': scen, 'volumes': count,
+            'gets_per_success_ratio': ratio,
+            'lag_p95_pct': {a: r.get('detect_lag_p95_pct')
+                            for a, r in (('stock', stock), ('guard', guard))},
+            'lag_p95_s': {a: r.get('detect_lag_p95_s')
+                          for a, r in (('stock', stock), ('guard', guard))},
+        })
+    return out
 
 
 def plot(rows, path):
@@ -137,7 +172,14 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     result = {'time_scale': args.time_scale,
               'wall_s': round(time.monotonic() - started, 1),
-              'rows': rows}
+              'rows': rows, 'ratios': ratios(rows)}
+    for item in result['ratios']:
+        print('%-6s N=%-4d guard/stock GETs per successful boot %s; '
+              'lag p95 %% of creation time: stock %s, guard %s' % (
+                  item['scenario'], item['volumes'],
+                  item['gets_per_success_ratio'],
+                  item['lag_p95_pct']['stock'], item['lag_p95_pct']['guard']),
+              file=sys.stderr)
     with open(os.path.join(args.out, 'bench.json'), 'w') as stream:
         json.dump(result, stream, indent=2, sort_keys=True)
     plot(rows, os.path.join(args.out, 'bench.png'))

@@ -101,10 +101,11 @@ def send_haproxy_page(handler, status):
     handler.wfile.write(data)
 
 
-def _age(proxy, volume):
+def _age(proxy, volume, at):
+    """The volume's age (seconds) when the read arrived at the proxy."""
     born = proxy.created.get(volume.get('id'))
     if born is not None:
-        return time.monotonic() - born
+        return at - born
     created = volume.get('created_at')
     try:
         when = datetime.datetime.fromisoformat(created)
@@ -112,11 +113,11 @@ def _age(proxy, volume):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
-    return time.time() - when.timestamp()
+    return time.time() - (time.monotonic() - at) - when.timestamp()
 
 
-def _hidden(proxy, index, rule, volume):
-    age = _age(proxy, volume)
+def _hidden(proxy, index, rule, volume, at):
+    age = _age(proxy, volume, at)
     if age is None or age >= rule.seconds * proxy.time_scale:
         return False
     name = proxy.names.get(volume.get('id'), volume.get('id'))
@@ -127,15 +128,24 @@ def _hidden(proxy, index, rule, volume):
     return proxy.scenario.draw(index, key, proxy.seen[key]) < rule.probability
 
 
-def apply_lag(proxy, path, status, data):
+def apply_lag(proxy, path, status, data, at=None):
     """Hide volumes younger than a ``visibility_lag`` rule's seconds.
+
+    The age is taken when the read *arrived* at the proxy (``at``), the
+    moment a load balancer picks the lagging node, not when cinder's
+    answer comes back: under load cinder-api may queue a read for longer
+    than the lag, and the read must still land on the lagging node.
 
     :param proxy: the :class:`bdm_guard.lab.proxy.FaultProxy`.
     :param path: the API path of a GET.
     :param status: cinder's status.
     :param data: cinder's body (bytes).
+    :param at: ``time.monotonic()`` when the request arrived, or None for
+        now.
     :returns: ``(status, data)``.
     """
+    if at is None:
+        at = time.monotonic()
     rules = [(i, r) for i, r in enumerate(proxy.scenario.rules)
              if r.fault == 'visibility_lag' and r.matches('GET', path)]
     if status != 200 or not rules:
@@ -147,7 +157,7 @@ def apply_lag(proxy, path, status, data):
     with proxy.lock:
         if _VOLUME_PATH.match(path) and isinstance(body.get('volume'), dict):
             volume = body['volume']
-            if any(_hidden(proxy, i, r, volume) for i, r in rules):
+            if any(_hidden(proxy, i, r, volume, at) for i, r in rules):
                 proxy.injected['visibility_lag'] += 1
                 fault = {'itemNotFound': {
                     'code': 404,
@@ -156,7 +166,8 @@ def apply_lag(proxy, path, status, data):
             return status, data
         if _LIST_PATH.match(path) and isinstance(body.get('volumes'), list):
             kept = [v for v in body['volumes']
-                    if not any(_hidden(proxy, i, r, v) for i, r in rules)]
+                    if not any(_hidden(proxy, i, r, v, at)
+                               for i, r in rules)]
             hidden = len(body['volumes']) - len(kept)
             if hidden:
                 proxy.injected['visibility_lag'] += hidden

@@ -125,7 +125,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             faults.send_haproxy_page(self, 504)
             return
         if self.command == 'GET':
-            status, data = proxy.apply_lag(path, status, data)
+            status, data = proxy.apply_lag(path, status, data, started)
         self._respond(status, reason, headers, data)
 
     def _dispatch(self):
@@ -252,12 +252,14 @@ class FaultProxy(fixtures.Fixture):
             self.created.setdefault(volume['id'], time.monotonic())
             self.names[volume['id']] = volume.get('name') or volume['id']
 
-    def apply_lag(self, path, status, data):
+    def apply_lag(self, path, status, data, at=None):
         """Hide young volumes from GETs and lists (read-after-write lag).
 
+        :param at: ``time.monotonic()`` when the read arrived (see
+            :func:`bdm_guard.lab.faults.apply_lag`).
         :returns: ``(status, data)``, possibly a 404 or a shortened list.
         """
-        return faults.apply_lag(self, path, status, data)
+        return faults.apply_lag(self, path, status, data, at)
 
     def gets_for(self, volume_ids):
         """Volume GETs (``GET /volumes/<id>``) the proxy saw for these ids."""

@@ -31,7 +31,7 @@ VOLUME_ID = '0b1e3f36-4a51-4a0e-9c77-5c3f0b8c2f10'
 class TestParse(testtools.TestCase):
 
     def test_packaged(self):
-        self.assertEqual(['harsh', 'none', 'seed'], lab_scenario.packaged())
+        self.assertEqual(['harsh', 'none', 'seed', 'slow'], lab_scenario.packaged())
         seed = lab_scenario.load('seed')
         self.assertEqual(50, seed.volumes)
         self.assertEqual(2, seed.size_gb)
@@ -184,6 +184,19 @@ class TestDecisions(testtools.TestCase):
         prox.created[VOLUME_ID] = time.monotonic() - 6
         self.assertEqual((200, volume), prox.apply_lag(
             '/volumes/' + VOLUME_ID, 200, volume))
+
+    def test_lag_age_is_taken_when_the_read_arrived(self):
+        # A read that cinder-api queued past the lag window still went to
+        # the lagging node: the age is the one at arrival.
+        prox = self._proxy([{'fault': 'visibility_lag', 'probability': 1.0,
+                             'seconds': 5}])
+        prox.created[VOLUME_ID] = time.monotonic() - 8
+        volume = json.dumps({'volume': {'id': VOLUME_ID}}).encode()
+        arrived = prox.created[VOLUME_ID] + 1
+        self.assertEqual(404, prox.apply_lag('/volumes/' + VOLUME_ID, 200,
+                                             volume, arrived)[0])
+        self.assertEqual(200, prox.apply_lag('/volumes/' + VOLUME_ID, 200,
+                                             volume)[0])
 
     def test_lag_learns_age_from_created_at(self):
         prox = self._proxy([{'fault': 'visibility_lag', 'probability': 1.0,
