@@ -22,6 +22,7 @@ import time
 import weakref
 
 from oslo_config import cfg
+from oslo_db import exception as db_exc
 from oslo_log import log as logging
 import sqlalchemy.exc
 
@@ -31,6 +32,8 @@ from bdm_guard import opts
 LOG = logging.getLogger(__name__)
 
 NOT_FOUND = (sqlalchemy.exc.NoResultFound,)
+#: Exceptions that say nothing about the row: the database failed.
+DB_ERRORS = (sqlalchemy.exc.SQLAlchemyError, db_exc.DBError)
 
 
 class Stats:
@@ -40,13 +43,17 @@ class Stats:
     ``rereads``, ``rereads_causal`` (of which with ``wsrep_sync_wait``),
     ``rereads_found`` (lag absorbed), ``writes``, ``write_misses``,
     ``rewrites``, ``rewrites_causal``, ``rewrites_found``,
-    ``causal_timeouts``; ``reread_seconds`` (float, time spent re-running).
+    ``causal_timeouts``, ``reread_errors`` (second attempts that failed
+    with a database error, so neither found nor missed the row);
+    ``reread_seconds`` (float, time spent re-running). Every second attempt
+    is counted once in ``*_found``, as a real miss (neither counter) or in
+    ``reread_errors``.
     """
 
     FIELDS = ('reads', 'read_misses', 'rereads', 'rereads_causal',
               'rereads_found', 'writes', 'write_misses', 'rewrites',
               'rewrites_causal', 'rewrites_found', 'causal_timeouts',
-              'reread_seconds')
+              'reread_errors', 'reread_seconds')
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -158,16 +165,29 @@ class ReadYourWritesBase:
         return False
 
     def _again(self, kind, fn, call, causal, not_found, stale):
-        """Run the one second attempt of a read or write, count and log it."""
+        """Run the one second attempt of a read or write, count and log it.
+
+        The attempt found the row unless it missed (see :meth:`_attempt`)
+        or failed with one of :data:`DB_ERRORS`. Any other exception is the
+        function's answer about a row it saw, e.g. cinder's
+        ``GlanceMetadataNotFound`` from ``volume_glance_metadata_get``
+        after a ``VolumeNotFound`` on a lagging node: found, and raised.
+        """
         self.stats.add(**{'re%ss' % kind: 1,
                           're%ss_causal' % kind: int(causal)})
+        where = 'causal' if causal else 'primary'
         start = self._clock()
         try:
             result, exc, missed = self._attempt(call, not_found, stale,
                                                 kind == 'write')
+        except DB_ERRORS:
+            self.stats.add(reread_errors=1)
+            LOG.debug('The %s re%s of %s failed.', where, kind, _name(fn))
+            raise
+        except Exception as answer:
+            result, exc, missed = None, answer, False
         finally:
             self.stats.add(reread_seconds=self._clock() - start)
-        where = 'causal' if causal else 'primary'
         if missed:
             LOG.debug('%s missed a fresh row on the %s %s too: a real miss.',
                       _name(fn), where, kind)
