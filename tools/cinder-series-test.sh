@@ -13,8 +13,11 @@
 
 # Apply patches/cinder/*.patch one by one to the cinder 29.0.0 sdist and run
 # cinder's own unit tests for the modules the series touches after each
-# patch. A patch fails when it does not apply or when a test fails that did
-# not already fail on the unpatched base (recorded first, same environment).
+# patch. A patch fails when it does not apply, when a test fails that did
+# not already fail on the unpatched base (recorded first, same environment),
+# or when cinder's own flake8 rules (its tox.ini [flake8] settings and the
+# local hacking checks of cinder/tests/hacking/checks.py, e.g. C311) flag a
+# Python file the patch changes.
 #
 # Usage: tools/cinder-series-test.sh [path/to/cinder-29.0.0.tar.gz]
 # Environment: PYTHON (default: python3 on PATH) must have cinder's
@@ -100,6 +103,15 @@ for patch in "$PATCH_DIR"/*.patch; do
     if ! git am -q --3way "$patch"; then
         echo "  FAILED: does not apply"
         exit 1
+    fi
+    changed=$(git diff --name-only --diff-filter=d HEAD~1 HEAD -- '*.py')
+    if [ -n "$changed" ]; then
+        # cinder's pep8 env: flake8 reads cinder's tox.ini in $REPO.
+        if ! lint=$("$PYTHON" -m flake8 $changed 2>&1); then
+            echo "  FAILED: cinder's flake8/hacking checks:"
+            echo "$lint" | sed 's/^/    /'
+            status=1
+        fi
     fi
     run_tests "$WORK/failures"
     new=$(comm -13 "$WORK/base-failures" "$WORK/failures")
