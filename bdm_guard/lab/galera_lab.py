@@ -12,7 +12,7 @@
 
 """The seed's database for the lab: Galera behind haproxy, one node lagging.
 
-:class:`GaleraLab` starts a 3-node :class:`~bdm_guard.lab.mariadb.
+:class:`GaleraLab` starts a 3-node :class:`~bdm_guard.lab.galera_cluster.
 GaleraCluster` and a real haproxy in ``balance roundrobin`` in front of it
 (``lab-recipes.md``, "The seed, end to end, for real"). Each arm of the
 demo gets a fresh database through haproxy (:meth:`GaleraLab.database`:
@@ -35,6 +35,7 @@ import fixtures
 from oslo_log import log as logging
 
 from bdm_guard.lab import cinder_service
+from bdm_guard.lab import galera_cluster
 from bdm_guard.lab import haproxy
 from bdm_guard.lab import mariadb
 
@@ -87,7 +88,7 @@ class GaleraLab(fixtures.Fixture):
     :param lag_seconds: real seconds the last node lags per arm (None: for
         the whole block of :meth:`lag`).
     :param lag_method: ``commit`` or ``ftwrl`` (see
-        :meth:`bdm_guard.lab.mariadb.GaleraCluster.lag`).
+        :meth:`bdm_guard.lab.galera_cluster.GaleraCluster.lag`).
     :param size: Galera nodes.
     :param series_dir: the cinder patch series for the ``guard`` arm;
         default the source tree's ``patches/cinder``.
@@ -108,7 +109,7 @@ class GaleraLab(fixtures.Fixture):
 
     def _setUp(self):
         check_installed()
-        self.cluster = self.useFixture(mariadb.GaleraCluster(
+        self.cluster = self.useFixture(galera_cluster.GaleraCluster(
             size=self.size, database=None))
         self.proxy = self.useFixture(haproxy.galera_haproxy(self.cluster))
 

@@ -13,8 +13,8 @@
 """Real MariaDB for the functional tests: a 3-node Galera cluster on loopback
 and an async primary/replica pair, started and stopped by fixtures.
 
-The cluster itself lives in :mod:`bdm_guard.lab.mariadb` (the demo uses it
-too); this module adds the test switch and the replication pair. System
+The cluster itself lives in :mod:`bdm_guard.lab.galera_cluster` (the demo
+uses it too); this module adds the test switch and the replication pair. System
 packages (bindep profile ``functional``): mariadb-server, galera-4, rsync
 (the SST method), iproute2 (``ss``, used by the SST script) and haproxy. Set
 ``BDM_GUARD_SKIP_DB=1`` to skip these tests; otherwise a missing binary is a
@@ -27,6 +27,7 @@ import unittest
 
 import fixtures
 
+from bdm_guard.lab import galera_cluster
 from bdm_guard.lab import mariadb
 
 SKIP_ENV = 'BDM_GUARD_SKIP_DB'
@@ -47,8 +48,11 @@ def skip_unless_enabled():
                                 % SKIP_ENV)
 
 
-class GaleraCluster(mariadb.GaleraCluster):
-    """:class:`bdm_guard.lab.mariadb.GaleraCluster`, skipped on request."""
+class GaleraCluster(galera_cluster.GaleraCluster):
+    """The lab's Galera cluster, skipped on request (``BDM_GUARD_SKIP_DB``).
+
+    See :class:`bdm_guard.lab.galera_cluster.GaleraCluster`.
+    """
 
     def _setUp(self):
         skip_unless_enabled()
