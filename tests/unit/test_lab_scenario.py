@@ -31,7 +31,8 @@ VOLUME_ID = '0b1e3f36-4a51-4a0e-9c77-5c3f0b8c2f10'
 class TestParse(testtools.TestCase):
 
     def test_packaged(self):
-        self.assertEqual(['harsh', 'none', 'seed', 'slow'], lab_scenario.packaged())
+        self.assertEqual(['harsh', 'none', 'seed', 'slow'],
+                         lab_scenario.packaged())
         seed = lab_scenario.load('seed')
         self.assertEqual(50, seed.volumes)
         self.assertEqual(2, seed.size_gb)
