@@ -23,13 +23,21 @@ fault or an HTML page from a load balancer).
 keystoneauth's connect retries are switched off (``connect_retries=0``) on
 every call: keystoneauth cannot tell "never sent" from "sent, reply lost" and
 would resend a POST blindly. Retries belong to the waiter and the creator.
+
+A keystoneauth error that no retry can clear (no cinder endpoint in the
+catalog for the region/interface, credentials keystone refuses, a missing
+auth plugin, failed version discovery, a malformed endpoint URL) is no
+outcome: it raises :class:`bdm_guard.exception.CinderConfigError` at once,
+so that a waiter does not poll until its deadline and hide the cause.
 """
+
+import uuid
 
 from cinderclient import client as cinder_client
 from cinderclient import utils as cinder_utils
 from keystoneauth1 import exceptions as ks_exc
 from oslo_log import log as logging
-from oslo_utils import uuidutils
+import requests
 
 from bdm_guard import exception
 from bdm_guard import outcome as oc
@@ -39,18 +47,47 @@ LOG = logging.getLogger(__name__)
 # GET /messages needs microversion 3.3 (cinder API reference, "Messages").
 MESSAGES_MICROVERSION = '3.3'
 
+# keystoneauth errors that may clear on a retry: keystone or the network
+# down or overloaded while the token, catalog or version document was
+# fetched (DiscoveryFailure is raised from a ConnectFailure then).
+_TRANSIENT_KS_ERRORS = (ks_exc.ConnectionError, ks_exc.HttpServerError,
+                        ks_exc.RequestTimeout, ks_exc.TooManyRequests,
+                        ks_exc.InvalidResponse)
+# requests errors (wrapped in keystoneauth's UnknownConnectionError) for an
+# endpoint URL that can never work.
+_BAD_URL_ERRORS = (requests.exceptions.InvalidURL,
+                   requests.exceptions.MissingSchema,
+                   requests.exceptions.InvalidSchema)
+
+
+def _caused_by(exc, types):
+    for _ in range(20):
+        if exc is None:
+            return False
+        if isinstance(exc, types):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
 
 def check_volume_id(volume_id):
-    """Validate a cinder volume id before it goes into a URL.
+    """Validate a cinder volume id and return its canonical form.
+
+    Python's :class:`uuid.UUID` accepts forms cinder does not route
+    (``{...}``, ``urn:uuid:...``, no dashes); only the canonical form is
+    put into a URL.
 
     :param volume_id: the id (str).
-    :returns: the id, lower-cased.
+    :returns: the canonical id (str, lower-case hex with dashes, as
+        ``str(uuid.UUID(volume_id))``).
     :raises bdm_guard.exception.InvalidVolumeId: when it is not a UUID.
     """
-    if not isinstance(volume_id, str) or not uuidutils.is_uuid_like(
-            volume_id):
-        raise exception.InvalidVolumeId(volume_id=volume_id)
-    return volume_id.lower()
+    try:
+        if not isinstance(volume_id, str):
+            raise TypeError(volume_id)
+        return str(uuid.UUID(volume_id))
+    except (TypeError, ValueError):
+        raise exception.InvalidVolumeId(volume_id=volume_id) from None
 
 
 class VolumeClient:
@@ -97,12 +134,21 @@ class VolumeClient:
             kwargs['body'] = body
         try:
             resp, rbody = self._http.request(url, method, **kwargs)
-        except ks_exc.ConnectionError as exc:
-            result = oc.classify_exception(exc)
         except ks_exc.ClientException as exc:
-            # keystoneauth's own failures (token fetch, catalog lookup):
-            # nothing reached cinder.
-            result = oc.Outcome(oc.NOT_SENT, message=str(exc)[:512])
+            if _caused_by(exc, _BAD_URL_ERRORS) or not _caused_by(
+                    exc, _TRANSIENT_KS_ERRORS):
+                LOG.error('%(method)s %(url)s cannot be sent: %(type)s: '
+                          '%(exc)s', {'method': method, 'url': url,
+                                      'type': type(exc).__name__, 'exc': exc})
+                raise exception.CinderConfigError(
+                    method=method, url=url, error=type(exc).__name__,
+                    reason=str(exc)[:512]) from exc
+            if isinstance(exc, ks_exc.ConnectionError):
+                result = oc.classify_exception(exc)
+            else:
+                # keystone failed transiently (token, catalog, discovery):
+                # nothing reached cinder.
+                result = oc.Outcome(oc.NOT_SENT, message=str(exc)[:512])
         else:
             result = oc.classify_response(resp, rbody)
         LOG.debug('%(method)s %(url)s -> %(kind)s (HTTP %(code)s)',
@@ -137,6 +183,8 @@ class VolumeClient:
         :param volume_id: a volume UUID.
         :returns: an Outcome whose ``body`` is the volume dict when ``ok``.
         :raises bdm_guard.exception.InvalidVolumeId: before any request.
+        :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot
+            send it and retrying cannot help (see the module docstring).
         """
         volume_id = check_volume_id(volume_id)
         return self._unwrap(self._call('GET', '/volumes/%s' % volume_id),
@@ -148,6 +196,8 @@ class VolumeClient:
         :param volume: the ``volume`` object of the request body (dict).
         :param request_id: ``req-<uuid>`` for ``X-OpenStack-Request-ID``.
         :returns: an Outcome whose ``body`` is the new volume dict when ok.
+        :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot
+            send it and retrying cannot help (see the module docstring).
         """
         return self._unwrap(self._call('POST', '/volumes',
                                        body={'volume': volume},
@@ -162,6 +212,8 @@ class VolumeClient:
         :param metadata: dict of metadata key/value pairs to filter on.
         :param request_id: ``req-<uuid>`` for ``X-OpenStack-Request-ID``.
         :returns: an Outcome whose ``body`` is a list of volume dicts.
+        :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot
+            send it and retrying cannot help (see the module docstring).
         """
         query = cinder_utils.build_query_param(
             {'metadata': metadata} if metadata else {}, sort=True)
@@ -175,6 +227,8 @@ class VolumeClient:
         :param request_id: ``req-<uuid>`` for ``X-OpenStack-Request-ID``.
         :returns: an Outcome (``ok`` when cinder accepted the delete).
         :raises bdm_guard.exception.InvalidVolumeId: before any request.
+        :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot
+            send it and retrying cannot help (see the module docstring).
         """
         volume_id = check_volume_id(volume_id)
         return self._call('DELETE', '/volumes/%s' % volume_id,
@@ -186,6 +240,8 @@ class VolumeClient:
         :param volume_id: a volume UUID.
         :returns: an Outcome whose ``body`` is a list of user messages.
         :raises bdm_guard.exception.InvalidVolumeId: before any request.
+        :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot
+            send it and retrying cannot help (see the module docstring).
         """
         volume_id = check_volume_id(volume_id)
         query = cinder_utils.build_query_param({'resource_uuid': volume_id})

@@ -155,3 +155,33 @@ class LabError(BdmGuardException):
 
 class InvalidScenario(InvalidInput):
     msg_fmt = 'Invalid lab scenario %(source)s: %(reason)s'
+
+
+class VolumeLookupFailed(VolumeCreateUnknown):
+    """No list of volumes by idempotency key succeeded in time.
+
+    Raised instead of resending a POST: without one list that answered,
+    the creator cannot tell "no volume has the key" from "cinder did not
+    say". Carries ``key``, ``posts``, ``reconciles``, ``reason`` and, when
+    a POST answered with a volume, its ``volume_id``.
+    """
+
+    msg_fmt = ('No list of volumes by idempotency key %(key)s succeeded '
+               'after %(posts)d POSTs and %(reconciles)d lookups '
+               '(%(reason)s); nothing was resent. Reconcile it later by '
+               'that key.')
+
+
+class CinderConfigError(CinderUnavailable):
+    """keystoneauth cannot send a call to cinder; retrying does not help.
+
+    Raised at once (never retried until a deadline) for a missing cinder
+    endpoint in the catalog (region, interface), credentials keystone
+    refuses, a missing auth plugin, failed version discovery or a malformed
+    endpoint URL. Carries ``method``, ``url``, ``error`` (the keystoneauth
+    exception's class name) and ``reason``.
+    """
+
+    msg_fmt = ('Cannot call cinder (%(method)s %(url)s): %(error)s: '
+               '%(reason)s. Check the credentials, region, interface and '
+               'endpoint; retrying does not help.')

@@ -17,6 +17,7 @@ Cinder has no idempotency support (no ``ClientToken`` as in AWS EC2, no
 the key in volume metadata and derives the request id from it.
 """
 
+import collections.abc
 import uuid
 
 from oslo_utils import uuidutils
@@ -91,7 +92,8 @@ def build_request(size_gb, key, image_id, snapshot_id, source_volid, name,
     :returns: ``(body, request_hash)``: the dict for ``{"volume": body}``
         (None values left out) and the hash stored beside the key.
     :raises bdm_guard.exception.InvalidInput: bad size, more than one
-        source, a source that is not a UUID, non-string metadata, or a
+        source, a source that is not a UUID, metadata that is not a mapping
+        (a list, a string), non-string metadata keys or values, or a
         reserved metadata key.
     """
     if isinstance(size_gb, bool) or not isinstance(size_gb, int):
@@ -111,7 +113,13 @@ def build_request(size_gb, key, image_id, snapshot_id, source_volid, name,
         if not isinstance(value, str) or not uuidutils.is_uuid_like(value):
             raise exception.InvalidInput(reason='%s id %r is not a UUID'
                                          % (kind, value))
-    meta = dict(metadata or {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, collections.abc.Mapping):
+        raise exception.InvalidInput(reason='metadata must be a dict of '
+                                     'str to str, got %s'
+                                     % type(metadata).__name__)
+    meta = dict(metadata)
     if not all(isinstance(k, str) and isinstance(v, str)
                for k, v in meta.items()):
         raise exception.InvalidInput(reason='metadata keys and values must '

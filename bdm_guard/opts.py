@@ -23,13 +23,14 @@ where ``n`` counts the polls since the last status change, ``<phase>`` is
 the other pending statuses, and the waiter's
 budget is::
 
-    deadline = min(deadline_ceiling,
-                   max(base_deadline + per_gib_allowance * size_gb,
-                       nova_budget))
+    deadline = max(min(deadline_ceiling,
+                       base_deadline + per_gib_allowance * size_gb),
+                   nova_budget)
 
 ``nova_budget`` is ``(block_device_allocate_retries + 1) *
 block_device_allocate_retries_interval`` when the caller passes nova's
-values, so that switching to bdm-guard never makes a boot fail sooner.
+values (else 0), so that switching to bdm-guard never makes a boot fail
+sooner: nova's budget wins even over ``deadline_ceiling``.
 """
 
 import copy
@@ -150,11 +151,17 @@ _create_opts = [
                  default=10.0, min=0.0, max=300.0,
                  help='Seconds the creator keeps listing volumes by the '
                       'idempotency key after a POST whose outcome is unknown '
-                      '(reset, read timeout, 502/504), before it concludes '
-                      'that cinder never created the volume and resends. It '
-                      'must exceed the read-after-write lag of the database '
-                      'behind cinder-api, or a resend may make a duplicate '
-                      '(which is then found and deleted).'),
+                      '(reset, read timeout, 502/504, cinder 500/503), '
+                      'before it concludes that cinder never created the '
+                      'volume and resends. It resends only when a list that '
+                      'answered at or after this grace shows no volume; '
+                      'failed lists are retried until create_timeout, and '
+                      'when none answers it raises VolumeCreateUnknown '
+                      'without resending. The grace must exceed the '
+                      'read-after-write lag of the database behind '
+                      'cinder-api: a duplicate that shows up later is found '
+                      'and deleted only by a later create (or reconcile) '
+                      'with the same key.'),
     cfg.FloatOpt('duplicate_settle_timeout',
                  default=60.0, min=0.0, max=3600.0,
                  help='Seconds the creator waits for a duplicate volume to '
@@ -212,6 +219,22 @@ def register_opts(conf):
     """
     conf.register_opts(ALL_OPTS, group=GROUP)
     conf.register_opts(_db_opts, group=DB_GROUP)
+
+
+def get_conf(conf=None):
+    """Return a ConfigOpts with the ``[bdm_guard]`` options registered.
+
+    :param conf: an :class:`oslo_config.cfg.ConfigOpts` (its options are
+        registered if they are not yet), or None for a new one holding the
+        defaults (no config file or command line is read).
+    :returns: the :class:`oslo_config.cfg.ConfigOpts`.
+    """
+    if conf is None:
+        conf = cfg.ConfigOpts()
+        conf([], project='bdm_guard', default_config_files=[])
+    if GROUP not in conf:
+        register_opts(conf)
+    return conf
 
 
 def list_opts():

@@ -38,11 +38,14 @@ server_error  500/503 with a cinder JSON fault             GET yes, POST no
 
 import dataclasses
 import email.utils
+import math
 import re
+import ssl
 import time
 
 import requests
 import urllib3
+from urllib3.util import ssl_match_hostname
 
 OK = 'ok'
 NOT_SENT = 'not_sent'
@@ -106,15 +109,22 @@ def parse_retry_after(value, now=None):
     :param value: the header value (str) or None.
     :param now: the current Unix time in seconds, for an HTTP-date value;
         defaults to :func:`time.time`.
-    :returns: seconds to wait (float >= 0), or None when absent or malformed.
+    :returns: seconds to wait (finite float >= 0), or None when absent or
+        malformed. RFC 9110 allows only a non-negative integer or a date:
+        a negative, infinite or NaN number (``1e400``) is malformed, since
+        no sleep could honour it.
     """
     if value is None:
         return None
     value = str(value).strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds) or seconds < 0:
+            return None
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -222,40 +232,69 @@ def _chain(exc):
     todo = [exc]
     while todo:
         item = todo.pop()
-        if item is None or any(item is s for s in seen) or len(seen) > 20:
-            continue
+        if (not isinstance(item, BaseException) or len(seen) > 20
+                or any(item is s for s in seen)):
+            continue   # ssl.SSLError.reason is a str: skipped here
         seen.append(item)
         todo.extend((item.__cause__, item.__context__,
                      getattr(item, 'reason', None)))
-        todo.extend(a for a in getattr(item, 'args', ())
-                    if isinstance(a, BaseException))
+        todo.extend(getattr(item, 'args', ()))
     return seen
 
 
 _NOT_SENT_ERRORS = (requests.exceptions.ConnectTimeout,
                     urllib3.exceptions.ConnectTimeoutError,
                     urllib3.exceptions.NewConnectionError,
-                    ConnectionRefusedError,
-                    requests.exceptions.SSLError)
+                    ConnectionRefusedError)
+
+# A certificate failure always ends the handshake, before the request left
+# (ssl.CertificateError is ssl.SSLCertVerificationError since Python 3.7).
+_CERT_ERRORS = (ssl.SSLCertVerificationError,
+                ssl_match_hostname.CertificateError)
+_SSL_ERRORS = _CERT_ERRORS + (ssl.SSLError, urllib3.exceptions.SSLError,
+                              requests.exceptions.SSLError)
+# Frames of the TLS handshake: ssl.SSLSocket.do_handshake and urllib3's
+# connect step (HTTPConnectionPool._validate_conn, urllib3 1.26 and 2.x);
+# an SSL error while reading the reply passes through getresponse instead.
+_CONNECT_FRAMES = frozenset(['do_handshake', '_validate_conn'])
+
+
+def _raised_while_connecting(exc):
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_name not in (
+            _CONNECT_FRAMES):
+        tb = tb.tb_next
+    return tb is not None
+
+
+def _ssl_kind(chain):
+    """``not_sent``/``unknown`` for an SSL error chain, None if no SSL."""
+    errors = [e for e in chain if isinstance(e, _SSL_ERRORS)]
+    if any(isinstance(e, _CERT_ERRORS) or _raised_while_connecting(e)
+           for e in errors):
+        return NOT_SENT
+    # Any other SSL error (a bad record MAC while the reply was read).
+    return UNKNOWN if errors else None
 
 
 def classify_exception(exc):
     """Turn a transport error into an :class:`Outcome`.
 
-    keystoneauth wraps every requests error in ``ConnectFailure`` or
-    ``ConnectTimeout``, so the chain of causes is walked to tell an error
-    raised before the request left (``not_sent``) from one raised after
-    (``unknown``): a read timeout is also a keystoneauth ``ConnectTimeout``.
+    keystoneauth wraps every requests error in ``ConnectFailure``,
+    ``ConnectTimeout`` or ``SSLError``, so the chain of causes is walked to
+    tell an error raised before the request left (``not_sent``) from one
+    raised after (``unknown``): a read timeout is also a keystoneauth
+    ``ConnectTimeout``. An SSL error is ``not_sent`` only when it is a
+    certificate failure or was raised in the handshake; any other (a bad
+    record MAC while the reply was read) is ``unknown``.
 
     :param exc: the exception raised by keystoneauth or requests.
     :returns: an :class:`Outcome` of kind ``not_sent`` or ``unknown``.
     """
-    kind = UNKNOWN
-    for item in _chain(exc):
-        if isinstance(item, requests.exceptions.ReadTimeout):
-            kind = UNKNOWN
-            break
-        if isinstance(item, _NOT_SENT_ERRORS):
-            kind = NOT_SENT
-            break
+    chain = _chain(exc)
+    kind = _ssl_kind(chain)
+    if kind is None:
+        first = next((e for e in chain if isinstance(
+            e, _NOT_SENT_ERRORS + (requests.exceptions.ReadTimeout,))), None)
+        kind = NOT_SENT if isinstance(first, _NOT_SENT_ERRORS) else UNKNOWN
     return Outcome(kind, message=str(exc)[:_MAX_MESSAGE])

@@ -17,9 +17,13 @@ over the ``[bdm_guard]`` options (see :mod:`bdm_guard.opts` for the
 formulas).
 """
 
+import math
+import numbers
 import random
 
 import tenacity
+
+from bdm_guard import exception
 
 #: nova 34 ``[DEFAULT] block_device_allocate_retries`` and
 #: ``block_device_allocate_retries_interval`` defaults.
@@ -42,21 +46,49 @@ def nova_budget(retries, interval):
     return float(attempts * max(interval, 0))
 
 
+def check_number(name, value, integer=True):
+    """Check an optional non-negative number given by a caller.
+
+    :param name: the argument's name, for the message.
+    :param value: None, or an int (``integer``) or a finite int/float.
+    :returns: ``value``.
+    :raises bdm_guard.exception.InvalidInput: a bool, a str, another type,
+        a float where an int is needed, NaN, infinity or a negative value.
+    """
+    kind = numbers.Integral if integer else numbers.Real
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, kind)
+            or not math.isfinite(value) or value < 0):
+        raise exception.InvalidInput(
+            reason='%s must be a non-negative %s, got %r' % (
+                name, 'integer' if integer else 'number', value))
+    return value
+
+
 def wait_deadline(conf, size_gb=None, allocate_retries=None,
                   allocate_retries_interval=None):
     """How long the waiter may wait, in seconds.
 
-    ``min(deadline_ceiling, base_deadline + per_gib_allowance * size_gb)``,
-    but never less than nova's own budget when nova's options are given.
+    ``max(min(deadline_ceiling, base_deadline + per_gib_allowance *
+    size_gb), nova_budget)``: nova's own budget wins over the ceiling when
+    nova's options are given (see :mod:`bdm_guard.opts`).
 
     :param conf: a ConfigOpts with ``[bdm_guard]`` registered.
-    :param size_gb: the volume size in GiB, for image-, snapshot- or
-        backup-backed volumes; None for no per-GiB allowance.
-    :param allocate_retries: nova's ``block_device_allocate_retries``.
+    :param size_gb: the volume size in GiB (int >= 0), for image-, snapshot-
+        or backup-backed volumes; None for no per-GiB allowance.
+    :param allocate_retries: nova's ``block_device_allocate_retries``
+        (int >= 0), or None.
     :param allocate_retries_interval: nova's
-        ``block_device_allocate_retries_interval`` (seconds).
+        ``block_device_allocate_retries_interval`` (seconds >= 0), or None.
     :returns: seconds (float).
+    :raises bdm_guard.exception.InvalidInput: an argument of the wrong type,
+        negative, NaN or infinite.
     """
+    check_number('size_gb', size_gb)
+    check_number('allocate_retries', allocate_retries)
+    check_number('allocate_retries_interval', allocate_retries_interval,
+                 integer=False)
     group = conf.bdm_guard
     budget = group.base_deadline
     if size_gb:
@@ -156,17 +188,26 @@ class wait_retry_after(tenacity.wait.wait_base):
 
     The attempt's result may be None or carry a ``retry_after`` (seconds);
     for :func:`bdm_guard.create.create_volume` it is the last POST outcome.
+    With ``clock`` and ``deadline`` no interval runs past the deadline (a
+    ``Retry-After: 3600`` must not hold a create for an hour).
 
     :param base: a tenacity wait strategy.
     :param get_retry_after: ``f(retry_state) -> seconds or None``.
+    :param clock: a zero-argument callable returning seconds, or None.
+    :param deadline: the clock value no sleep may pass, or None.
     """
 
-    def __init__(self, base, get_retry_after=None):
+    def __init__(self, base, get_retry_after=None, clock=None,
+                 deadline=None):
         self.base = base
         self.get_retry_after = get_retry_after
+        self.clock = clock
+        self.deadline = deadline
 
     def __call__(self, retry_state):
         interval = self.base(retry_state)
         if self.get_retry_after is not None:
             interval = max(interval, self.get_retry_after(retry_state) or 0)
+        if self.clock is not None and self.deadline is not None:
+            interval = max(0.0, min(interval, self.deadline - self.clock()))
         return interval

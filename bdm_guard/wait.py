@@ -23,7 +23,6 @@ import dataclasses
 import random
 import time
 
-from oslo_config import cfg
 from oslo_log import log as logging
 import tenacity
 
@@ -85,18 +84,12 @@ class _Observation:
         return self.state == 'pending'
 
 
-def _conf(conf):
-    if conf is None:
-        conf = cfg.ConfigOpts()
-        conf([], project='bdm_guard', default_config_files=[])
-    if 'bdm_guard' not in conf:
-        opts.register_opts(conf)
-    return conf
-
-
 def _reason(client, volume_id):
     """Cinder's newest user message for the volume, or None."""
-    result = client.list_messages(volume_id)
+    try:
+        result = client.list_messages(volume_id)
+    except exception.CinderUnavailable:
+        return None
     if result.kind != oc.OK or not result.body:
         return None
     messages = [m for m in result.body if isinstance(m, dict)]
@@ -116,23 +109,26 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
 
     :param client: a :class:`bdm_guard.cinder.VolumeClient`.
     :param volume_id: the volume's UUID (str).
-    :param size_gb: the size in GiB of a volume created from an image,
-        snapshot or backup: adds ``per_gib_allowance`` per GiB to the
+    :param size_gb: the size in GiB (int >= 0) of a volume created from an
+        image, snapshot or backup: adds ``per_gib_allowance`` per GiB to the
         deadline. None for blank volumes.
-    :param created_at: the ``clock`` value at which the create returned;
-        the 404 grace (``not_found_grace``) counts from it. Defaults to the
-        start of the wait.
+    :param created_at: the ``clock`` value at which the create returned
+        (seconds, not after ``clock()``: a :func:`time.time` stamp against
+        the default monotonic clock is refused); the 404 grace
+        (``not_found_grace``) counts from it. Defaults to the start of the
+        wait.
     :param conf: a ConfigOpts; ``[bdm_guard]`` is registered if needed.
         None uses the defaults.
     :param sleep: ``sleep(seconds)``; inject a fake for virtual time.
     :param clock: a monotonic clock in seconds; inject with ``sleep``.
     :param on_status: ``on_status(status, elapsed_s, volume)`` called on
         every status change (status None for a 404).
-    :param allocate_retries: nova's ``block_device_allocate_retries``; with
+    :param allocate_retries: nova's ``block_device_allocate_retries``
+        (int >= 0); with
         ``allocate_retries_interval`` the deadline is never shorter than
         nova's own budget.
     :param allocate_retries_interval: nova's
-        ``block_device_allocate_retries_interval`` (seconds).
+        ``block_device_allocate_retries_interval`` (seconds >= 0).
     :param rng: a :class:`random.Random` for the jitter (tests seed it).
     :param on_retry: ``on_retry(cause, elapsed_s)`` called on every poll
         that brought no status (``not_found``, ``not_sent``, ``unknown``,
@@ -140,6 +136,13 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
     :returns: a :class:`WaitReport` whose ``volume`` is available.
     :raises bdm_guard.exception.InvalidVolumeId: malformed id, before any
         request.
+    :raises bdm_guard.exception.InvalidInput: ``size_gb``,
+        ``allocate_retries`` or ``allocate_retries_interval`` not a
+        non-negative number of the right type, or ``created_at`` not a
+        number or after ``clock()``; before any request.
+    :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot reach
+        cinder for a reason no retry clears (no endpoint in the catalog,
+        credentials refused...); raised at once, not at the deadline.
     :raises bdm_guard.exception.VolumeCreateFailed: the volume reached a
         status that is neither pending nor available (``error`` ...); the
         message carries cinder's user message (microversion 3.3) if any.
@@ -148,13 +151,18 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
     :raises bdm_guard.exception.VolumeVanished: 404 past the grace.
     """
     volume_id = cinder.check_volume_id(volume_id)
-    conf = _conf(conf)
+    conf = opts.get_conf(conf)
     group = conf.bdm_guard
     pending = set(group.pending_statuses)
-    start = clock()
-    created = start if created_at is None else created_at
     budget = policy.wait_deadline(conf, size_gb, allocate_retries,
                                   allocate_retries_interval)
+    policy.check_number('created_at', created_at, integer=False)
+    start = clock()
+    if created_at is not None and created_at > start:
+        raise exception.InvalidInput(
+            reason='created_at %r is after the clock (%r): it must come '
+                   'from the same clock as the wait' % (created_at, start))
+    created = start if created_at is None else created_at
     report = WaitReport(deadline=budget)
     backoff = policy.wait_status_backoff(conf, clock, start, start + budget,
                                          rng or random.Random())

@@ -14,7 +14,12 @@
 
 ``--os-*`` options and ``OS_*`` environment variables come from
 keystoneauth1's own argparse loading; ``--os-cloud`` reads clouds.yaml
-through openstacksdk's config loader when openstacksdk is installed.
+through openstacksdk's config loader when openstacksdk is installed, and
+takes the cloud's region, interface and block-storage endpoint override
+(``region_name``, ``volume_interface``/``interface``,
+``block_storage_endpoint_override``...) unless ``--os-region-name``,
+``--os-interface`` or ``--os-volume-endpoint`` (or their ``OS_*``
+variables) are given.
 """
 
 import os
@@ -55,24 +60,46 @@ def add_arguments(parser, argv=None):
                         help='Catalog region. Env: OS_REGION_NAME.')
 
 
-def _session_from_cloud(name):
+def _cloud_region(name, region_name=None):
+    """openstacksdk's CloudRegion for ``name`` (and a region, if given)."""
     try:
         from openstack import config as os_config
     except ImportError:
         raise exception.InvalidInput(
             reason='--os-cloud needs openstacksdk (pip install '
                    'openstacksdk)') from None
-    region = os_config.OpenStackConfig().get_one(cloud=name)
-    return region.get_session()
+    kwargs = {'region_name': region_name} if region_name else {}
+    try:
+        return os_config.OpenStackConfig().get_one(cloud=name, **kwargs)
+    except Exception as exc:   # openstack ConfigException, keystoneauth
+        raise exception.InvalidInput(
+            reason='cannot load cloud %r from clouds.yaml: %s' % (name, exc)
+        ) from None
 
 
 def client_from_args(args):
     """Build a :class:`bdm_guard.cinder.VolumeClient` from parsed options.
 
-    :raises bdm_guard.exception.InvalidInput: incomplete credentials.
+    :param args: the parsed options of :func:`add_arguments`.
+    :returns: a :class:`bdm_guard.cinder.VolumeClient`; nothing is sent.
+    :raises bdm_guard.exception.InvalidInput: incomplete credentials, an
+        unknown cloud or region, or ``--os-cloud`` without openstacksdk.
     """
+    endpoint = args.os_volume_endpoint
+    region = args.os_region_name
+    interface = args.os_interface
     if args.os_cloud:
-        session = _session_from_cloud(args.os_cloud)
+        cloud = _cloud_region(args.os_cloud, region)
+        try:
+            session = cloud.get_session()
+        except Exception as exc:   # keystoneauth raises several types here
+            raise exception.InvalidInput(
+                reason='cannot load credentials of cloud %r (%s)' % (
+                    args.os_cloud, exc)) from None
+        # 'volume' is an alias of cinder's 'block-storage' service type.
+        endpoint = endpoint or cloud.get_endpoint('volume')
+        region = region or cloud.get_region_name('volume')
+        interface = interface or cloud.get_interface('volume')
     else:
         try:
             auth = loading.load_auth_from_argparse_arguments(args)
@@ -83,7 +110,5 @@ def client_from_args(args):
             ) from None
         session = loading.load_session_from_argparse_arguments(args,
                                                                auth=auth)
-    return cinder.VolumeClient(session,
-                               endpoint_override=args.os_volume_endpoint,
-                               region_name=args.os_region_name,
-                               interface=args.os_interface)
+    return cinder.VolumeClient(session, endpoint_override=endpoint,
+                               region_name=region, interface=interface)

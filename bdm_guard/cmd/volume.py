@@ -20,6 +20,7 @@ from bdm_guard import cinder
 from bdm_guard.cmd import auth
 from bdm_guard import create
 from bdm_guard import exception
+from bdm_guard import policy
 from bdm_guard import wait
 
 
@@ -46,6 +47,22 @@ def _report_rows(report):
         'retries': ', '.join('%s=%d' % kv
                              for kv in sorted(report.retries.items())),
     }
+
+
+def _check_nova(args):
+    """Refuse negative nova values before anything is sent."""
+    policy.check_number('--nova-retries', args.nova_retries)
+    policy.check_number('--nova-interval', args.nova_interval,
+                        integer=False)
+
+
+def _with_cleanup(exc):
+    """``exc`` again, its message ending with the cleanup verdict."""
+    volume = exc.kwargs.get('volume') or {}
+    text = 'Volume %s: cleanup %s' % (volume.get('id'), exc.cleanup)
+    if exc.kwargs.get('cleanup_reason'):
+        text += ' (%s)' % exc.cleanup_reason
+    return type(exc)(message='%s %s.' % (exc.msg, text), **exc.kwargs)
 
 
 def _add_nova_budget(parser):
@@ -75,6 +92,8 @@ class WaitVolume(show.ShowOne):
 
     def take_action(self, args):
         cinder.check_volume_id(args.volume_id)
+        policy.check_number('--size-gb', args.size_gb)
+        _check_nova(args)
         client = auth.client_from_args(args)
         report = wait.wait_for_volume(
             client, args.volume_id, size_gb=args.size_gb,
@@ -127,6 +146,7 @@ class CreateVolume(show.ShowOne):
                     reason='--property wants KEY=VALUE, got %r' % item)
             k, v = item.split('=', 1)
             metadata[k] = v
+        _check_nova(args)
         key = args.idempotency_key or create.key_for_bdm(*args.bdm)
         kwargs = dict(idempotency_key=key, image_id=args.image,
                       snapshot_id=args.snapshot,
@@ -138,10 +158,17 @@ class CreateVolume(show.ShowOne):
         client = auth.client_from_args(args)
         rows = {}
         if args.wait:
-            result, report = create.create_and_wait(
-                client, args.size, delete_on_failure=not args.keep_on_failure,
-                on_status=_progress, allocate_retries=args.nova_retries,
-                allocate_retries_interval=args.nova_interval, **kwargs)
+            try:
+                result, report = create.create_and_wait(
+                    client, args.size,
+                    delete_on_failure=not args.keep_on_failure,
+                    on_status=_progress, allocate_retries=args.nova_retries,
+                    allocate_retries_interval=args.nova_interval, **kwargs)
+            except (exception.VolumeWaitError,
+                    exception.CinderUnavailable) as exc:
+                if 'cleanup' not in exc.kwargs:
+                    raise
+                raise _with_cleanup(exc) from None
             rows.update(_report_rows(report))
         else:
             result = create.create_volume(client, args.size, **kwargs)
@@ -150,5 +177,7 @@ class CreateVolume(show.ShowOne):
         rows.update(outcome=result.outcome, posts=result.posts,
                     reconciles=result.reconciles, idempotency_key=key,
                     request_id=create.request_id_for_key(key),
-                    deleted_duplicates=', '.join(result.deleted_duplicates))
+                    deleted_duplicates=', '.join(result.deleted_duplicates),
+                    undeleted_duplicates=', '.join(
+                        result.undeleted_duplicates))
         return tuple(zip(*sorted(rows.items())))

@@ -34,6 +34,8 @@ from bdm_guard import cinder
 PROJECT = '9d2e4b7a1c3f4e5d8a6b0c2e4f6a8b0d'
 OTHER_PROJECT = '1111111122223333444455556666aaaa'
 ENDPOINT = 'http://cinder.test:8776/v3/%s' % PROJECT
+#: A fault ``path`` that matches ``GET /volumes/{id}`` but not the list.
+VOLUME_GET = r'^/volumes/(?!detail$)[^/]+$'
 HAPROXY_503 = ('<html><body><h1>503 Service Unavailable</h1>\n'
                'No server is available to handle this request.\n'
                '</body></html>\n')
@@ -78,9 +80,15 @@ class FakeCinder:
     :param clock: a :class:`VirtualClock`.
     :param posts: list of POST behaviours (the last one repeats): ``ok``,
         ``lost_request``, ``lost_response``, ``gateway_504``,
-        ``no_server_503``, ``over_quota``.
+        ``no_server_503``, ``over_quota``, ``rejected`` (400),
+        ``throttled`` (429 with ``Retry-After: <retry_after>``).
     :param visible_after: seconds before a new volume shows in GET/list.
     :param ready_after: seconds a created volume stays ``creating``.
+
+    ``faults`` are ``{'from': s, 'to': s, 'kind': ..., 'path': regex}`` for
+    GETs under ``/volumes/`` (lists included); ``path``, optional, limits
+    one to matching paths. ``list_extra`` holds raw entries added to every
+    list answer (what a broken backend or proxy may return).
     """
 
     def __init__(self, clock, posts=('ok',), visible_after=0.0,
@@ -97,6 +105,8 @@ class FakeCinder:
         self.timeline = None
         self.faults = []
         self.messages = []
+        self.list_extra = []
+        self.retry_after = '1'
 
     # -- state ------------------------------------------------------------
     def add_volume(self, size=1, metadata=None, status=None, age=0.0,
@@ -138,10 +148,11 @@ class FakeCinder:
         return [v for v in self.volumes.values() if v['project'] == project]
 
     # -- HTTP ---------------------------------------------------------------
-    def fault(self, method):
+    def fault(self, method, path=''):
         t = self.clock()
         for fault in self.faults:
-            if fault['from'] <= t < fault['to'] and method == 'GET':
+            if (fault['from'] <= t < fault['to'] and method == 'GET'
+                    and re.search(fault.get('path', ''), path)):
                 return fault
         return None
 
@@ -165,7 +176,7 @@ class FakeCinder:
         path = url.path[len(urllib.parse.urlsplit(ENDPOINT).path):]
         query = urllib.parse.parse_qs(url.query)
         self.requests.append((self.clock(), request.method, path))
-        fault = self.fault(request.method)
+        fault = self.fault(request.method, path)
         if fault is not None and path.startswith('/volumes/'):
             kind = fault['kind']
             if kind == 'http_404':
@@ -180,6 +191,8 @@ class FakeCinder:
                     request, 429, {'overLimit': {
                         'code': 429, 'message': 'Too many requests'}},
                     headers={'Retry-After': str(fault['retry_after'])})
+            if kind == 'garbage_200':
+                return self.respond(request, 200, html='<html>ok</html>')
             if kind == 'http_401':
                 return self.respond(request, 401, {'error': {
                     'message': 'The request you have made requires '
@@ -217,7 +230,8 @@ class FakeCinder:
         found = [self.view(v) for v in self.live() if self.visible(v)
                  and all(v['metadata'].get(k) == w
                          for k, w in wanted.items())]
-        return self.respond(request, 200, {'volumes': found})
+        return self.respond(request, 200,
+                            {'volumes': found + list(self.list_extra)})
 
     def delete(self, request, vid):
         vol = self.volumes.get(vid)
@@ -247,6 +261,13 @@ class FakeCinder:
                 'snapshot exceeds allowed %s quota. Requested 10G, quota '
                 'is 1000G and 995G has been consumed.' % self.quota}},
                 headers={'Retry-After': '0'})
+        if behaviour == 'rejected':
+            return self.respond(request, 400, {'badRequest': {
+                'code': 400, 'message': 'Invalid input received.'}})
+        if behaviour == 'throttled':
+            return self.respond(request, 429, {'overLimit': {
+                'code': 429, 'message': 'Too many requests'}},
+                headers={'Retry-After': self.retry_after})
         body = request.json()['volume']
         vid = self.add_volume(size=body['size'],
                               metadata=body.get('metadata'))

@@ -22,7 +22,7 @@ import yaml
 
 from bdm_guard import create
 from bdm_guard import exception
-from bdm_guard import wait
+from bdm_guard import opts
 from tests.unit import fake_cinder
 
 DATA = os.path.join(os.path.dirname(__file__), 'data', 'create-cases.yaml')
@@ -247,18 +247,22 @@ class TestCreateAndWait(base.BaseTestCase):
 
     def test_vanished_is_cleaned_up_too(self):
         # Nova 34 only cleans up on VolumeNotCreated: a 404 leaks.
-        self.fake.faults = [{'from': 0, 'to': 10 ** 6, 'kind': 'http_404'}]
+        # The volume's GET 404s (it vanished); lists answer.
+        self.fake.faults = [{'from': 0, 'to': 10 ** 6, 'kind': 'http_404',
+                             'path': fake_cinder.VOLUME_GET}]
         exc = self.assertRaises(exception.VolumeVanished, self.run_it)
         self.assertEqual('deleted', exc.cleanup)
         self.assertEqual({}, self.fake.volumes)
 
     def test_keep_when_asked(self):
-        self.fake.faults = [{'from': 0, 'to': 10 ** 6, 'kind': 'http_404'}]
+        # The volume's GET 404s (it vanished); lists answer.
+        self.fake.faults = [{'from': 0, 'to': 10 ** 6, 'kind': 'http_404',
+                             'path': fake_cinder.VOLUME_GET}]
         exc = self.assertRaises(exception.VolumeVanished, self.run_it,
                                 delete_on_failure=False)
         self.assertEqual('kept', exc.cleanup)
         self.assertEqual(1, len(self.fake.volumes))
 
     def test_conf_defaults(self):
-        conf = wait._conf(None)
+        conf = opts.get_conf(None)
         self.assertEqual(5, conf.bdm_guard.create_max_posts)

@@ -104,9 +104,14 @@ class TestClassifyResponse(base.BaseTestCase):
 
     def test_retry_after_forms(self):
         self.assertEqual(3.0, oc.parse_retry_after('3'))
-        self.assertEqual(0.0, oc.parse_retry_after('-5'))
+        self.assertEqual(0.0, oc.parse_retry_after('0'))
         self.assertIsNone(oc.parse_retry_after(None))
         self.assertIsNone(oc.parse_retry_after('soon'))
+        # RFC 9110 delay-seconds is a non-negative integer: a negative or
+        # non-finite number is malformed (time.sleep(inf) would raise
+        # OverflowError), so it counts as absent.
+        for bad in ('-5', '1e400', 'inf', '-inf', 'nan', 'Infinity'):
+            self.assertIsNone(oc.parse_retry_after(bad), bad)
         # RFC 9110 HTTP-date form.
         self.assertEqual(
             60.0, oc.parse_retry_after('Thu, 01 Jan 2026 00:01:00 GMT',

@@ -146,7 +146,7 @@ class TestBehaviour(WaitTestCase):
         self.assertGreaterEqual(exc.elapsed, 603)
 
     def test_deadline_grows_with_size_and_respects_ceiling(self):
-        conf = wait._conf(None)
+        conf = opts.get_conf(None)
         self.assertEqual(180, policy.wait_deadline(conf))
         self.assertEqual(380, policy.wait_deadline(conf, 10))
         self.assertEqual(3600, policy.wait_deadline(conf, 1000))
@@ -179,7 +179,7 @@ class TestBehaviour(WaitTestCase):
     def test_jitter_never_adds_polls(self):
         vid_a = self.fake.add_volume(timeline=[(0, 'downloading'),
                                                (300, 'available')])
-        conf = wait._conf(None)
+        conf = opts.get_conf(None)
         conf.set_override('poll_jitter', 0, group='bdm_guard')
         base = self.wait(vid_a, conf=conf, size_gb=10).polls
         for seed in range(20):
