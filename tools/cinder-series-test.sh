@@ -77,9 +77,12 @@ run_tests() {
             modules="$modules $module"
         fi
     done
+    # cinder's test fixtures turn DeprecationWarnings back on (thousands of
+    # lines per run): keep stderr in a file and show its tail on failure.
     OS_CINDER_DISABLE_EVENTLET_PATCHING=False \
     PYTHONPATH="$REPO:$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-        "$PYTHON" - "$failed_file" $modules <<'EOF'
+        "$PYTHON" - "$failed_file" $modules 2>"$failed_file.stderr" \
+        <<'EOF' || { tail -n 40 "$failed_file.stderr" >&2; return 1; }
 import sys
 import unittest
 
@@ -93,6 +96,10 @@ with open(failed_file, 'w') as out:
 print('  %d tests in %d modules, %d failed or errored, %d skipped'
       % (result.testsRun, len(modules), len(bad), len(result.skipped)))
 EOF
+    if [ -s "$failed_file" ]; then
+        grep -v -e DeprecationWarning -e obj_make_list "$failed_file.stderr" \
+            | tail -n 40 >&2
+    fi
 }
 
 echo "Base: cinder $CINDER_VERSION"
