@@ -23,7 +23,6 @@ Every volume count the lab reports is read through cinder's own API
 straight to cinder, never through the fault proxy).
 """
 
-import glob
 import importlib.util
 import json
 import os
@@ -31,6 +30,8 @@ import select
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 import fixtures
 from keystoneauth1 import session as ks_session
@@ -91,7 +92,13 @@ class CinderService(fixtures.Fixture):
     :param start_timeout: seconds to wait for the API to listen.
     :param cinder_path: a folder put first on the child's ``PYTHONPATH``
         whose ``cinder`` package replaces the installed one (see
-        :class:`PatchedCinder`), or None.
+        :class:`bdm_guard.lab.patched_cinder.PatchedCinder`), or None.
+
+    The child's state (logs, database) lives in a temporary folder removed
+    on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
+    ``cinder.log`` and ``stderr.log`` are first copied to
+    ``$BDM_GUARD_LAB_LOG_DIR/cinder-<n>/`` (one folder per service, in start
+    order), so that a demo or a failed functional test can be read later.
 
     After ``setUp``: ``endpoint`` (``http://127.0.0.1:<port>/v3/<project>``),
     ``base_url``, ``project_id``, ``image_id``, ``log_file``,
@@ -123,6 +130,7 @@ class CinderService(fixtures.Fixture):
     def _setUp(self):
         state = self.useFixture(fixtures.TempDir()).path
         self.state_dir = state
+        self.addCleanup(self._keep_logs)
         self.log_file = os.path.join(state, 'cinder.log')
         settings = {
             'state_dir': state, 'etc_dir': cinder_etc_dir(),
@@ -154,6 +162,20 @@ class CinderService(fixtures.Fixture):
         self.endpoint = '%s/v3/%s' % (self.base_url, self.project_id)
         LOG.info('Cinder is listening at %s (log %s).', self.endpoint,
                  self.log_file)
+
+    def _keep_logs(self):
+        """Copy the logs to ``$BDM_GUARD_LAB_LOG_DIR`` when it is set."""
+        keep = os.environ.get('BDM_GUARD_LAB_LOG_DIR')
+        if not keep:
+            return
+        os.makedirs(keep, exist_ok=True)
+        target = tempfile.mkdtemp(prefix='cinder-%s-' % time.strftime(
+            '%H%M%S'), dir=keep)
+        for name in ('cinder.log', 'stderr.log'):
+            source = os.path.join(self.state_dir, name)
+            if os.path.exists(source):
+                shutil.copy(source, target)
+        LOG.info('Cinder logs kept in %s.', target)
 
     def _read_ready(self):
         ready, _, _ = select.select([self.process.stdout], [], [],
@@ -254,66 +276,3 @@ class CinderService(fixtures.Fixture):
             stop=tenacity.stop_after_delay(timeout),
             retry_error_callback=lambda state: state.outcome.result())
         return retrying(self.list_volumes)
-
-
-def _series_dir():
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    return os.path.join(root, 'patches', 'cinder')
-
-
-class PatchedCinder(fixtures.Fixture):
-    """The installed cinder with ``patches/cinder`` applied, in a temp dir.
-
-    Site-packages is never touched: the package is mirrored with symbolic
-    links, the files the series changes (tests excluded) are copied, and the
-    patches are applied to the copies in order with ``git apply``. Put
-    ``path`` first on a child's ``PYTHONPATH`` (:class:`CinderService`'s
-    ``cinder_path``).
-
-    :param series_dir: the folder of ``*.patch`` files; default the source
-        tree's ``patches/cinder``.
-    :raises bdm_guard.exception.LabError: no series, no git, or a patch
-        does not apply to the installed cinder.
-    """
-
-    def __init__(self, series_dir=None):
-        super().__init__()
-        self.series_dir = series_dir or _series_dir()
-
-    def _setUp(self):
-        patches = sorted(glob.glob(os.path.join(self.series_dir, '*.patch')))
-        if not patches:
-            raise exception.LabError(
-                reason='no cinder series in %s (run from a source checkout)'
-                % self.series_dir)
-        git = shutil.which('git')
-        if git is None:
-            raise exception.LabError(reason='git is needed to apply %s'
-                                     % self.series_dir)
-        source = os.path.dirname(importlib.util.find_spec('cinder').origin)
-        self.path = self.useFixture(fixtures.TempDir()).path
-        target = os.path.join(self.path, 'cinder')
-        shutil.copytree(source, target, copy_function=os.symlink,
-                        ignore=shutil.ignore_patterns('__pycache__'))
-        for patch in patches:
-            with open(patch) as stream:
-                changed = [line[6:].strip() for line in stream
-                           if line.startswith('+++ b/cinder/')
-                           and not line.startswith('+++ b/cinder/tests/')]
-            for name in changed:
-                path = os.path.join(self.path, name)
-                if os.path.islink(path):
-                    os.unlink(path)
-                    shutil.copyfile(os.path.join(source, name[7:]), path)
-            done = subprocess.run(
-                [git, 'apply', '--exclude=cinder/tests/*',
-                 '--include=cinder/*', patch], cwd=self.path,
-                capture_output=True, text=True)
-            if done.returncode:
-                raise exception.LabError(
-                    reason='%s does not apply to cinder in %s: %s' % (
-                        os.path.basename(patch), source,
-                        done.stderr.strip()[-500:]))
-        LOG.info('Cinder with %d patches of %s in %s.', len(patches),
-                 self.series_dir, self.path)

@@ -19,7 +19,7 @@ demo gets a fresh database through haproxy (:meth:`GaleraLab.database`:
 leftover volumes and services would show in the next arm), cinder runs
 ``db_sync`` on it, and the last node lags while the arm's creates run
 (:meth:`GaleraLab.lag`). The ``guard`` arm's cinder carries the
-``patches/cinder`` series (:class:`~bdm_guard.lab.cinder_service.
+``patches/cinder`` series (:class:`~bdm_guard.lab.patched_cinder.
 PatchedCinder`); the ``stock`` arm's cinder is the installed one.
 
 The lag is ``BACKUP STAGE BLOCK_COMMIT`` plus ``wsrep_desync`` on node 3 by
@@ -34,10 +34,10 @@ import dataclasses
 import fixtures
 from oslo_log import log as logging
 
-from bdm_guard.lab import cinder_service
 from bdm_guard.lab import galera_cluster
 from bdm_guard.lab import haproxy
 from bdm_guard.lab import mariadb
+from bdm_guard.lab import patched_cinder
 
 LOG = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class GaleraLab(fixtures.Fixture):
         if arm != 'guard':
             return None
         if self._patched is None:
-            self._patched = self.useFixture(cinder_service.PatchedCinder(
+            self._patched = self.useFixture(patched_cinder.PatchedCinder(
                 self.series_dir))
         return self._patched.path
 
