@@ -41,6 +41,7 @@ import requests
 import tenacity
 
 from bdm_guard import exception
+from bdm_guard.lab import process
 
 LOG = logging.getLogger(__name__)
 
@@ -195,13 +196,7 @@ class CinderService(fixtures.Fixture):
         if proc is None:
             return
         try:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
+            process.stop_process(proc)
         finally:
             proc.stdout.close()
             # Read now: the state folder goes away with the fixture.

@@ -29,6 +29,7 @@ from oslo_log import log as logging
 
 from bdm_guard import exception
 from bdm_guard.lab import mariadb
+from bdm_guard.lab import process
 
 LOG = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class GaleraCluster(fixtures.Fixture):
         mariadb.check_installed()
         basedir = self.useFixture(fixtures.TempDir()).path
         template = mariadb.make_template(basedir)
-        ports = mariadb.free_ports(4 * self.size)
+        ports = process.free_ports(4 * self.size)
         gcomm = ','.join('127.0.0.1:%d' % ports[4 * i + 1]
                          for i in range(self.size))
         for i in range(self.size):

@@ -28,6 +28,7 @@ from oslo_log import log as logging
 
 from bdm_guard import exception
 from bdm_guard.lab import mariadb
+from bdm_guard.lab import process
 
 LOG = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class Haproxy(fixtures.Fixture):
     def _setUp(self):
         path = mariadb.binary('haproxy')
         folder = self.useFixture(fixtures.TempDir()).path
-        self.port = mariadb.free_ports(1)[0]
+        self.port = process.free_ports(1)[0]
         self.config_file = os.path.join(folder, 'haproxy.cfg')
         with open(self.config_file, 'w') as cfg:
             cfg.write(render(self.name, self.port, self.backends,
@@ -117,14 +118,7 @@ class Haproxy(fixtures.Fixture):
     def stop(self):
         """Stop haproxy (SIGTERM, SIGKILL after 10 s)."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        process.stop_process(proc)
 
 
 def galera_haproxy(cluster, balance='roundrobin'):

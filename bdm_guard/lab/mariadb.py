@@ -29,8 +29,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 
 import fixtures
@@ -39,6 +37,7 @@ import pymysql
 import tenacity
 
 from bdm_guard import exception
+from bdm_guard.lab import process
 
 LOG = logging.getLogger(__name__)
 
@@ -75,20 +74,6 @@ def check_installed():
     if not os.path.exists(GALERA_PROVIDER):
         raise exception.LabError(reason='%s not found: %s' % (
             GALERA_PROVIDER, INSTALL_HINT))
-
-
-def free_ports(count):
-    """Return ``count`` distinct free TCP ports on 127.0.0.1."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(('127.0.0.1', 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def wait_until(predicate, timeout, what, errors=(pymysql.err.MySQLError,)):
@@ -202,14 +187,7 @@ class MariaDBServer(fixtures.Fixture):
 
     def stop(self, timeout=60.0):
         """Stop mariadbd: SIGTERM, SIGKILL after ``timeout`` seconds."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        process.stop_process(self.proc, timeout)
 
 
 def _chown(path):

@@ -29,6 +29,7 @@ import fixtures
 
 from bdm_guard.lab import galera_cluster
 from bdm_guard.lab import mariadb
+from bdm_guard.lab import process
 
 SKIP_ENV = 'BDM_GUARD_SKIP_DB'
 DATABASE = mariadb.DATABASE
@@ -37,7 +38,7 @@ PASSWORD = mariadb.PASSWORD
 PACKAGES = mariadb.PACKAGES
 MariaDBServer = mariadb.MariaDBServer
 binary = mariadb.binary
-free_ports = mariadb.free_ports
+free_ports = process.free_ports
 wait_until = mariadb.wait_until
 
 
@@ -66,7 +67,7 @@ class ReplicationPair(fixtures.Fixture):
         skip_unless_enabled()
         basedir = self.useFixture(fixtures.TempDir()).path
         template = mariadb.make_template(basedir)
-        ports = mariadb.free_ports(2)
+        ports = process.free_ports(2)
         self.primary, self.replica = [
             mariadb.MariaDBServer(basedir, name, template, {
                 'port': port, 'server_id': i + 1, 'log_bin': 'binlog',
