@@ -32,6 +32,20 @@ def fault(kind, start=0, end=10 ** 6, path=LIST):
     return {'from': start, 'to': end, 'kind': kind, 'path': path}
 
 
+class FakeCinderTest(base.BaseTestCase):
+    """A fake cinder behind requests-mock, on a virtual clock.
+
+    ``self.clock``, ``self.fake`` (the :class:`fake_cinder.FakeCinder`) and
+    ``self.client`` (a VolumeClient on it).
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.clock = fake_cinder.VirtualClock()
+        self.fake = fake_cinder.FakeCinder(self.clock)
+        self.client = fake_cinder.make_client(self, self.fake)
+
+
 class FaultTest(base.BaseTestCase):
     """A fake cinder behind requests-mock, a virtual clock, the options."""
 

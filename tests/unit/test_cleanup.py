@@ -21,6 +21,7 @@ import requests_mock
 from bdm_guard import cinder
 from bdm_guard import create
 from bdm_guard import exception
+from tests.unit import create_base
 from tests.unit import fake_cinder
 
 KEY = 'cleanup-key-1'
@@ -37,13 +38,7 @@ class BreakableToken(token_endpoint.Token):
         return super().get_headers(session, **kwargs)
 
 
-class TestCleanup(base.BaseTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.clock = fake_cinder.VirtualClock()
-        self.fake = fake_cinder.FakeCinder(self.clock)
-        self.client = fake_cinder.make_client(self, self.fake)
+class TestCleanup(create_base.FakeCinderTest):
 
     def run_it(self, status_timeline=None, **kw):
         if status_timeline is not None:

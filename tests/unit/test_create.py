@@ -23,6 +23,7 @@ import yaml
 from bdm_guard import create
 from bdm_guard import exception
 from bdm_guard import opts
+from tests.unit import create_base
 from tests.unit import fake_cinder
 
 DATA = os.path.join(os.path.dirname(__file__), 'data', 'create-cases.yaml')
@@ -135,13 +136,7 @@ class TestCreateProperties(base.BaseTestCase):
                              | set(fake.deleted))
 
 
-class TestCreateBadInput(base.BaseTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.clock = fake_cinder.VirtualClock()
-        self.fake = fake_cinder.FakeCinder(self.clock)
-        self.client = fake_cinder.make_client(self, self.fake)
+class TestCreateBadInput(create_base.FakeCinderTest):
 
     def create(self, size=1, **kw):
         kw.setdefault('idempotency_key', KEY)
@@ -215,13 +210,7 @@ class TestCreateBadInput(base.BaseTestCase):
         self.assertEqual(KEY, exc.key)
 
 
-class TestCreateAndWait(base.BaseTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.clock = fake_cinder.VirtualClock()
-        self.fake = fake_cinder.FakeCinder(self.clock)
-        self.client = fake_cinder.make_client(self, self.fake)
+class TestCreateAndWait(create_base.FakeCinderTest):
 
     def run_it(self, **kw):
         return create.create_and_wait(

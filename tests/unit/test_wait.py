@@ -15,22 +15,16 @@
 import random
 
 from oslo_config import cfg
-from oslotest import base
 
 from bdm_guard import exception
 from bdm_guard import opts
 from bdm_guard import policy
 from bdm_guard import wait
+from tests.unit import create_base
 from tests.unit import fake_cinder
 
 
-class WaitTestCase(base.BaseTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.clock = fake_cinder.VirtualClock()
-        self.fake = fake_cinder.FakeCinder(self.clock)
-        self.client = fake_cinder.make_client(self, self.fake)
+class WaitTestCase(create_base.FakeCinderTest):
 
     def wait(self, vid, **kw):
         kw.setdefault('sleep', self.clock.sleep)

@@ -12,34 +12,16 @@
 
 """Waiter arguments and Retry-After values that must never break a wait."""
 
-import random
 import time
-
-from oslotest import base
 
 from bdm_guard import exception
 from bdm_guard import opts
 from bdm_guard import policy
-from bdm_guard import wait
 from tests.unit import fake_cinder
+from tests.unit import test_wait
 
 
-class WaitInputTestCase(base.BaseTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.clock = fake_cinder.VirtualClock()
-        self.fake = fake_cinder.FakeCinder(self.clock)
-        self.client = fake_cinder.make_client(self, self.fake)
-
-    def wait(self, vid, **kw):
-        kw.setdefault('sleep', self.clock.sleep)
-        kw.setdefault('clock', self.clock)
-        kw.setdefault('rng', random.Random(1))
-        return wait.wait_for_volume(self.client, vid, **kw)
-
-
-class TestArguments(WaitInputTestCase):
+class TestArguments(test_wait.WaitTestCase):
 
     def test_bad_numbers_are_refused_before_any_request(self):
         vid = self.fake.add_volume(status='downloading')
@@ -84,7 +66,7 @@ class TestArguments(WaitInputTestCase):
         self.assertIs(conf, opts.get_conf(conf))
 
 
-class TestRetryAfter(WaitInputTestCase):
+class TestRetryAfter(test_wait.WaitTestCase):
 
     def test_retry_after_3600_is_capped_at_the_deadline(self):
         vid = self.fake.add_volume(timeline=[(0, 'creating')])
