@@ -45,7 +45,12 @@ from bdm_guard import outcome as oc
 LOG = logging.getLogger(__name__)
 
 # GET /messages needs microversion 3.3 (cinder API reference, "Messages").
-MESSAGES_MICROVERSION = '3.3'
+#: cinder honours ``GET /messages?resource_uuid=`` from microversion 3.5
+#: on (``cinder/api/openstack/api_version_request.py``: 3.5 "Add pagination
+#: and filtering support for messages"); 3.3 lists every message of the
+#: project. A cinder older than 3.5 is asked at 3.3, and the caller keeps
+#: only the volume's own messages either way.
+MESSAGES_MICROVERSIONS = ('3.5', '3.3')
 
 # keystoneauth errors that may clear on a retry: keystone or the network
 # down or overloaded while the token, catalog or version document was
@@ -92,6 +97,9 @@ def check_volume_id(volume_id):
 
 class VolumeClient:
     """Volume calls that each end in one :class:`bdm_guard.outcome.Outcome`.
+
+    The real implementation of :class:`bdm_guard.internal.client.
+    VolumeClient`.
 
     :param session: a :class:`keystoneauth1.session.Session`.
     :param auth: a keystoneauth auth plugin for these calls, when it is not
@@ -235,7 +243,11 @@ class VolumeClient:
                           request_id=request_id)
 
     def list_messages(self, volume_id):
-        """``GET /messages?resource_uuid={id}`` (microversion 3.3).
+        """``GET /messages?resource_uuid={id}``, at microversion 3.5 or 3.3.
+
+        A cinder that refuses 3.5 (HTTP 406 or 400) is asked again at 3.3,
+        where the filter is ignored: callers must keep only the messages
+        whose ``resource_uuid`` is the volume.
 
         :param volume_id: a volume UUID.
         :returns: an Outcome whose ``body`` is a list of user messages.
@@ -245,9 +257,14 @@ class VolumeClient:
         """
         volume_id = check_volume_id(volume_id)
         query = cinder_utils.build_query_param({'resource_uuid': volume_id})
-        header = {'OpenStack-API-Version': 'volume %s' % MESSAGES_MICROVERSION}
-        return self._unwrap(self._call('GET', '/messages' + query,
-                                       headers=header), 'messages')
+        for version in MESSAGES_MICROVERSIONS:
+            header = {'OpenStack-API-Version': 'volume %s' % version}
+            result = self._unwrap(self._call('GET', '/messages' + query,
+                                             headers=header), 'messages')
+            if not (result.kind == oc.REJECTED
+                    and result.status_code in (400, 406)):
+                break
+        return result
 
     def reauthenticate(self):
         """Drop the cached token so the next call fetches a new one.

@@ -10,63 +10,71 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Idempotent volume create: one volume per key, whatever the network does.
+"""Idempotent volume create, and the one create -> wait -> cleanup path.
 
 The behaviour table is in ``doc/source/contributor/design.rst``. In short:
-look the key up first (a retry after a restart adopts what an earlier
-process made); POST with the key in the metadata and a request id derived
-from it; resend only what provably never reached cinder (``not_sent``);
-after an unknown outcome, list by key within ``reconcile_grace`` and adopt
-or resend; keep the first usable of several volumes with the key (never an
-error volume while a usable one exists) and delete the others.
+POST with the key in the metadata; resend only what provably never reached
+cinder (``not_sent``); after an unknown outcome, look the key up within
+``reconcile_grace`` and adopt or resend; keep the first usable of several
+volumes with the key (never an error volume while a usable one exists) and
+delete the others. :func:`create_and_wait` is the path nova's drop-in, the
+``bdm-guard create`` command and the lab all take.
 """
 
+import random
 import time
+import typing
 
-from oslo_log import log as logging
-import tenacity
-
-from bdm_guard import creator
 from bdm_guard import exception
-from bdm_guard import idempotency
+from bdm_guard.internal.create import cleanup
+from bdm_guard.internal.create import flow
+from bdm_guard.internal.create import keys
+from bdm_guard.internal.create import request as request_mod
+from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
-from bdm_guard import outcome as oc
-from bdm_guard import policy
-from bdm_guard import reconcile
-from bdm_guard import result as result_mod
 from bdm_guard import wait
 
-LOG = logging.getLogger(__name__)
+__all__ = ['CreateResult', 'IDEMPOTENCY_METADATA_KEY', 'create_and_wait',
+           'create_volume', 'key_for_bdm', 'request_id_for_key']
 
-IDEMPOTENCY_METADATA_KEY = idempotency.IDEMPOTENCY_METADATA_KEY
-key_for_bdm = idempotency.key_for_bdm
-request_id_for_key = idempotency.request_id_for_key
-CreateResult = result_mod.CreateResult
+#: The metadata key that carries the idempotency key.
+IDEMPOTENCY_METADATA_KEY = keys.IDEMPOTENCY_METADATA_KEY
+#: See :func:`bdm_guard.internal.create.keys.key_for_bdm`.
+key_for_bdm = keys.key_for_bdm
+#: See :func:`bdm_guard.internal.create.keys.request_id_for_key`.
+request_id_for_key = keys.request_id_for_key
+#: See :class:`bdm_guard.internal.create.flow.CreateResult`.
+CreateResult = flow.CreateResult
 
-#: Statuses in which cinder deletes a volume without ``force``
-#: (``cinder/volume/api.py`` ``API.delete``, cinder 29); in any other one
-#: (``creating``, ``downloading``...) it answers 400.
-DELETABLE_STATUSES = frozenset(['available', 'error', 'error_restoring',
-                                'error_extending', 'error_managing'])
-#: DELETE attempts after a failed wait (a short bounded retry of transient
-#: failures only: 0.5 s then 1 s between them).
-CLEANUP_ATTEMPTS = 3
-_TRANSIENT = (oc.NOT_SENT, oc.UNKNOWN, oc.SERVER_ERROR, oc.THROTTLED,
-              oc.AUTH)
+WaitFunc = typing.Callable[[str, float], typing.Any]
 
 
-def create_volume(client, size_gb, *, idempotency_key, image_id=None,
-                  snapshot_id=None, source_volid=None, name=None,
-                  description=None, volume_type=None, availability_zone=None,
-                  metadata=None, conf=None, sleep=time.sleep,
-                  clock=time.monotonic):
+def create_volume(client, size_gb: int, *, idempotency_key: str,
+                  resume: bool = False,
+                  image_id: typing.Optional[str] = None,
+                  snapshot_id: typing.Optional[str] = None,
+                  source_volid: typing.Optional[str] = None,
+                  name: typing.Optional[str] = None,
+                  description: typing.Optional[str] = None,
+                  volume_type: typing.Optional[str] = None,
+                  availability_zone: typing.Optional[str] = None,
+                  metadata: typing.Optional[typing.Mapping[str, str]] = None,
+                  conf=None,
+                  sleep: typing.Callable[[float], None] = time.sleep,
+                  clock: typing.Callable[[], float] = time.monotonic
+                  ) -> CreateResult:
     """Create a volume exactly once for ``idempotency_key``.
 
-    :param client: a :class:`bdm_guard.cinder.VolumeClient`.
+    :param client: a :class:`bdm_guard.internal.client.VolumeClient` (the
+        real one is :class:`bdm_guard.cinder.VolumeClient`).
     :param size_gb: size in GiB (int, 1 .. 2**31-1).
     :param idempotency_key: the key (str, 1-255 printable characters), e.g.
         from :func:`key_for_bdm`; stored in volume metadata under
         ``bdm_guard_idempotency_key``.
+    :param resume: an earlier attempt with this key may have made the
+        volume (a retried command, a restarted process): look the key up
+        before the first POST and adopt what it finds. nova never resumes a
+        failed build, so its drop-in leaves this False and saves a request.
     :param image_id: glance image UUID to copy (``imageRef``).
     :param snapshot_id: snapshot UUID to create from.
     :param source_volid: volume UUID to clone.
@@ -83,7 +91,7 @@ def create_volume(client, size_gb, *, idempotency_key, image_id=None,
     :raises bdm_guard.exception.InvalidIdempotencyKey: bad key.
     :raises bdm_guard.exception.OverQuota: cinder's 413 naming a quota;
         carries ``key`` and ``uncertain`` (True: an earlier POST may have
-        created a volume not yet visible; reconcile later by key).
+        created a volume not yet visible; look it up later by key).
     :raises bdm_guard.exception.IdempotencyConflict: a volume with the key
         exists but differs in size, source or type (left alone); volumes
         this call created are deleted first (``deleted_volumes`` /
@@ -94,100 +102,56 @@ def create_volume(client, size_gb, *, idempotency_key, image_id=None,
         within ``create_max_posts`` / ``create_timeout``.
     :raises bdm_guard.exception.VolumeCreateUnknown: a POST may have
         reached cinder but no volume with the key is visible; carries
-        ``key`` for a later reconcile.
+        ``key`` for a later lookup.
     :raises bdm_guard.exception.VolumeLookupFailed: (a VolumeCreateUnknown)
-        no list by key answered before ``create_timeout``; nothing was
-        resent; carries ``key``, ``posts``, ``reconciles`` and
-        ``volume_id`` when a POST returned one.
+        no lookup by key answered before ``create_timeout``; nothing was
+        resent; carries ``key``, ``posts``, ``lookups`` and ``volume_id``
+        when a POST returned one.
     :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot
         reach cinder for a reason no retry clears; raised at once.
     """
-    idempotency.check_key(idempotency_key)
-    body, req_hash = idempotency.build_request(
-        size_gb, idempotency_key, image_id, snapshot_id, source_volid, name,
-        description, volume_type, availability_zone, metadata)
-    flow = creator.Creator(client, idempotency_key, body, req_hash, size_gb,
-                           opts.get_conf(conf), sleep, clock)
-    return flow.run()
+    request = request_mod.build(
+        size_gb, idempotency_key, image_id=image_id, snapshot_id=snapshot_id,
+        source_volid=source_volid, name=name, description=description,
+        volume_type=volume_type, availability_zone=availability_zone,
+        metadata=metadata)
+    return flow.Creator(client, request, opts.get_conf(conf), sleep, clock,
+                        resume=resume).run()
 
 
-def _why_kept(exc):
-    """Why cinder would refuse to delete the volume now, or None."""
-    volume = exc.report.volume if exc.kwargs.get('report') else None
-    if volume is None or isinstance(exc, exception.VolumeVanished):
-        return None   # never seen, or gone since: its status is unknown
-    status = volume.get('status')
-    if status in reconcile.ATTACHED or volume.get('attachments'):
-        return 'volume is attached (status %s)' % status
-    if status not in DELETABLE_STATUSES:
-        return ('status %s: cinder deletes only volumes in %s' %
-                (status, ', '.join(sorted(DELETABLE_STATUSES))))
-    return None
-
-
-def _delete(client, volume_id, key, sleep):
-    """One DELETE, retried briefly on transient failures.
-
-    :returns: None when deleted (or already gone), else the reason (str).
-    """
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_result(lambda r: r.kind in _TRANSIENT),
-        wait=tenacity.wait_exponential(multiplier=0.5, max=1),
-        stop=tenacity.stop_after_attempt(CLEANUP_ATTEMPTS), sleep=sleep,
-        retry_error_callback=lambda state: state.outcome.result())
-    try:
-        result = retrying(client.delete_volume, volume_id,
-                          request_id=request_id_for_key(key))
-    except exception.CinderUnavailable as err:
-        return err.msg
-    if result.kind in (oc.OK, oc.NOT_FOUND):
-        return None
-    return 'DELETE answered %s (HTTP %s): %s' % (
-        result.kind, result.status_code, result.message)
-
-
-def _cleanup(client, exc, volume_id, key, delete, sleep):
-    """Delete the volume of a failed wait, or hand it back at once.
-
-    Sets ``cleanup`` (``deleted``, ``delete_failed`` or ``kept``) and
-    ``cleanup_reason`` (None when deleted) in ``exc.kwargs``; never waits
-    for a transitional volume to settle (cinder refuses to delete it).
-    """
-    reason = 'delete_on_failure is off' if not delete else _why_kept(exc)
-    verdict = 'kept'
-    if reason is None:
-        reason = _delete(client, volume_id, key, sleep)
-        verdict = 'deleted' if reason is None else 'delete_failed'
-    exc.kwargs.update(cleanup=verdict, cleanup_reason=reason)
-    if reason is not None:
-        LOG.warning('Volume %(id)s (idempotency key %(key)s) was not '
-                    'deleted after its wait failed (%(verdict)s: '
-                    '%(reason)s); it is handed back to the caller, who must '
-                    'delete it or retry the create with the same key.',
-                    {'id': volume_id, 'key': key, 'verdict': verdict,
-                     'reason': reason})
-
-
-def create_and_wait(client, size_gb, *, idempotency_key,
-                    delete_on_failure=True, conf=None, sleep=time.sleep,
-                    clock=time.monotonic, on_status=None,
-                    allocate_retries=None, allocate_retries_interval=None,
-                    rng=None, **create_kwargs):
-    """Create a volume idempotently, then wait until it is available.
+def create_and_wait(client, size_gb: int, *, idempotency_key: str,
+                    delete_on_failure: bool = True,
+                    wait_func: typing.Optional[WaitFunc] = None,
+                    conf=None, sleep: typing.Callable[[float], None] = (
+                        time.sleep),
+                    clock: typing.Callable[[], float] = time.monotonic,
+                    on_status=None,
+                    allocate_retries: typing.Optional[int] = None,
+                    allocate_retries_interval: typing.Optional[float] = None,
+                    rng: typing.Optional[random.Random] = None,
+                    **create_kwargs) -> typing.Tuple[CreateResult,
+                                                     typing.Any]:
+    """Create a volume idempotently, wait until it is available, clean up.
 
     Unlike nova 34, which deletes the volume only on ``VolumeNotCreated``
-    (``DriverVolumeBlockDevice._call_wait_func``), every wait failure
-    (error status, timeout, 404 past the grace) deletes the volume when
+    (``DriverVolumeBlockDevice._call_wait_func``), *any* wait failure
+    (error status, timeout, 404 past the grace, a transport error, any
+    exception of ``wait_func``) deletes the volume when
     ``delete_on_failure`` is set (nova's ``delete_on_termination``) and
-    cinder can delete it: one DELETE, retried at most ``CLEANUP_ATTEMPTS``
-    times on transient failures. A volume the wait last saw attached or in
-    a status cinder refuses to delete (``creating``, ``downloading``...) is
-    handed back at once (``cleanup`` ``kept``), never waited on.
+    cinder can delete it: one DELETE, retried at most
+    ``CLEANUP_ATTEMPTS`` times on transient failures. A volume the wait
+    last saw attached or in a status cinder refuses to delete
+    (``creating``, ``downloading``...) is handed back at once (``cleanup``
+    ``kept``), never waited on.
 
-    :param client: a :class:`bdm_guard.cinder.VolumeClient`.
+    :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
     :param size_gb: size in GiB (int).
     :param idempotency_key: see :func:`create_volume`.
     :param delete_on_failure: delete the volume when the wait fails.
+    :param wait_func: ``wait_func(volume_id, created_at) -> report``, the
+        wait to run (nova's drop-in passes nova's own ``wait_func``); None
+        runs :func:`bdm_guard.wait.wait_for_volume` with the arguments
+        below.
     :param conf: a ConfigOpts (``[bdm_guard]`` registered if needed).
     :param sleep: ``sleep(seconds)``.
     :param clock: a monotonic clock in seconds.
@@ -197,41 +161,46 @@ def create_and_wait(client, size_gb, *, idempotency_key,
         ``block_device_allocate_retries_interval`` (seconds).
     :param rng: a :class:`random.Random` for the poll jitter.
     :param create_kwargs: the other :func:`create_volume` arguments
-        (``image_id``, ``snapshot_id``, ``source_volid``, ``name``, ...).
-    :returns: ``(CreateResult, WaitReport)``.
+        (``image_id``, ``snapshot_id``, ``source_volid``, ``name``,
+        ``resume``...).
+    :returns: ``(CreateResult, report)``: the report is a
+        :class:`bdm_guard.wait.WaitReport`, or what ``wait_func`` returned.
     :raises bdm_guard.exception.InvalidInput: also for ``allocate_retries``
         or ``allocate_retries_interval`` (before any request).
-    :raises: everything :func:`create_volume` raises, and the
-        :class:`bdm_guard.exception.VolumeWaitError` subclasses of
-        :func:`bdm_guard.wait.wait_for_volume` with ``create_result``,
-        ``cleanup`` (``deleted``, ``delete_failed`` or ``kept``),
-        ``cleanup_reason`` (why not deleted, else None) and ``volume`` (the
-        last volume dict seen, for the caller to clean up) added.
-    :raises bdm_guard.exception.CinderConfigError: see :func:`create_volume`;
-        when raised by the wait it carries the same four kwargs as a
-        VolumeWaitError (``cleanup`` is then ``delete_failed``).
+    :raises: everything :func:`create_volume` raises, and whatever the wait
+        raises. A :class:`bdm_guard.exception.VolumeWaitError` or
+        :class:`bdm_guard.exception.CinderUnavailable` gets
+        ``create_result``, ``cleanup`` (``deleted``, ``delete_failed`` or
+        ``kept``), ``cleanup_reason`` (why not deleted, else None) and
+        ``volume`` (the last volume dict seen) added.
     """
     conf = opts.get_conf(conf)
-    sourced = any(create_kwargs.get(k) for k in ('image_id', 'snapshot_id',
-                                                 'source_volid'))
-    # Check the wait's arguments before anything is created.
-    policy.wait_deadline(conf, size_gb if sourced else None,
-                         allocate_retries, allocate_retries_interval)
-    result = create_volume(client, size_gb, idempotency_key=idempotency_key,
-                           conf=conf, sleep=sleep, clock=clock,
-                           **create_kwargs)
+    request = request_mod.build(size_gb, idempotency_key, **{
+        k: v for k, v in create_kwargs.items() if k != 'resume'})
+    if wait_func is None:
+        # Check the wait's arguments before anything is created.
+        schedule.wait_deadline(conf, size_gb if request.sourced else None,
+                               allocate_retries, allocate_retries_interval)
+
+        def wait_func(volume_id, created_at):
+            return wait.wait_for_volume(
+                client, volume_id,
+                size_gb=size_gb if request.sourced else None,
+                created_at=created_at, conf=conf, sleep=sleep, clock=clock,
+                on_status=on_status, allocate_retries=allocate_retries,
+                allocate_retries_interval=allocate_retries_interval,
+                rng=rng)
+
+    result = flow.Creator(client, request, conf, sleep, clock,
+                          resume=create_kwargs.get('resume', False)).run()
+    volume_id = result.volume['id']
     try:
-        report = wait.wait_for_volume(
-            client, result.volume['id'], size_gb=size_gb if sourced else None,
-            created_at=result.created_at, conf=conf, sleep=sleep,
-            clock=clock, on_status=on_status,
-            allocate_retries=allocate_retries,
-            allocate_retries_interval=allocate_retries_interval, rng=rng)
-    except (exception.VolumeWaitError, exception.CinderUnavailable) as exc:
-        seen = exc.report.volume if exc.kwargs.get('report') else None
-        exc.kwargs.update(create_result=result,
-                          volume=seen or result.volume)
-        _cleanup(client, exc, result.volume['id'], idempotency_key,
-                 delete_on_failure, sleep)
+        report = wait_func(volume_id, result.created_at)
+    except Exception as exc:
+        cleanup.after_failed_wait(client, exc, volume_id, idempotency_key,
+                                  delete_on_failure, sleep)
+        if isinstance(exc, exception.BdmGuardException):
+            exc.kwargs.update(create_result=result,
+                              volume=cleanup.last_seen(exc) or result.volume)
         raise
     return result, report

@@ -38,8 +38,8 @@ import functools
 from oslo_log import log as logging
 import sqlalchemy.exc
 
-from bdm_guard import db_base
-from bdm_guard import galera
+from bdm_guard.internal.db import galera
+from bdm_guard.internal.db import reread as db_base
 
 LOG = logging.getLogger(__name__)
 

@@ -22,6 +22,25 @@ from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
 
+#: Longest rendering of a caller's value in a message.
+SHORTEN_LIMIT = 64
+
+
+def shorten(value, limit=SHORTEN_LIMIT):
+    """``repr(value)`` cut to about ``limit`` characters, for a message.
+
+    A caller's argument can be huge (a 10 MB key); the message keeps its
+    start and says how long it was.
+
+    :param value: anything.
+    :param limit: characters kept (int).
+    :returns: str.
+    """
+    text = repr(value)
+    if len(text) > limit:
+        text = '%s... (%d characters)' % (text[:limit], len(text))
+    return text
+
 
 class BdmGuardException(Exception):
     """Base of every exception bdm-guard raises.
@@ -62,7 +81,7 @@ class InvalidVolumeId(InvalidInput):
 
 
 class InvalidIdempotencyKey(InvalidInput):
-    msg_fmt = 'Invalid idempotency key %(key)r: %(reason)s'
+    msg_fmt = 'Invalid idempotency key %(key)s: %(reason)s'
 
 
 class VolumeWaitError(BdmGuardException):
@@ -124,7 +143,7 @@ class VolumeCreateNotSent(VolumeCreateError):
 class VolumeCreateUnknown(VolumeCreateError):
     msg_fmt = ('The outcome of creating a volume with idempotency key '
                '%(key)s is still unknown after %(posts)d POSTs and '
-               '%(reconciles)d reconciles (%(reason)s); reconcile it later '
+               '%(lookups)d lookups (%(reason)s); look it up later '
                'by that key.')
 
 
@@ -137,10 +156,6 @@ class NovaIncompatible(BdmGuardException):
                'changed.')
 
 
-class SimulationError(BdmGuardException):
-    msg_fmt = 'The simulation cannot go on: %(reason)s'
-
-
 class UnreadableInput(InvalidInput):
     msg_fmt = 'Cannot read %(path)s: %(reason)s'
 
@@ -149,26 +164,18 @@ class InvalidLogFormat(InvalidInput):
     msg_fmt = 'Invalid log format %(format)r: %(reason)s'
 
 
-class LabError(BdmGuardException):
-    msg_fmt = 'The lab could not run: %(reason)s'
-
-
-class InvalidScenario(InvalidInput):
-    msg_fmt = 'Invalid lab scenario %(source)s: %(reason)s'
-
-
 class VolumeLookupFailed(VolumeCreateUnknown):
     """No list of volumes by idempotency key succeeded in time.
 
     Raised instead of resending a POST: without one list that answered,
     the creator cannot tell "no volume has the key" from "cinder did not
-    say". Carries ``key``, ``posts``, ``reconciles``, ``reason`` and, when
+    say". Carries ``key``, ``posts``, ``lookups``, ``reason`` and, when
     a POST answered with a volume, its ``volume_id``.
     """
 
     msg_fmt = ('No list of volumes by idempotency key %(key)s succeeded '
-               'after %(posts)d POSTs and %(reconciles)d lookups '
-               '(%(reason)s); nothing was resent. Reconcile it later by '
+               'after %(posts)d POSTs and %(lookups)d lookups '
+               '(%(reason)s); nothing was resent. Look it up later by '
                'that key.')
 
 

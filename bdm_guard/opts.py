@@ -37,9 +37,11 @@ import copy
 
 from oslo_config import cfg
 
+from bdm_guard.internal import statuses
+
 GROUP = 'bdm_guard'
 
-_DEFAULT_PENDING = ['creating', 'downloading', 'restoring-backup']
+_DEFAULT_PENDING = list(statuses.DEFAULT_PENDING)
 
 _wait_opts = [
     cfg.FloatOpt('poll_initial_interval',
@@ -222,7 +224,10 @@ def register_opts(conf):
 
 
 def get_conf(conf=None):
-    """Return a ConfigOpts with the ``[bdm_guard]`` options registered.
+    """Return a ConfigOpts with bdm-guard's options registered.
+
+    The one place that registers them: every module that reads an option
+    gets its ConfigOpts from here.
 
     :param conf: an :class:`oslo_config.cfg.ConfigOpts` (its options are
         registered if they are not yet), or None for a new one holding the
@@ -232,7 +237,7 @@ def get_conf(conf=None):
     if conf is None:
         conf = cfg.ConfigOpts()
         conf([], project='bdm_guard', default_config_files=[])
-    if GROUP not in conf:
+    if GROUP not in conf or DB_GROUP not in conf:
         register_opts(conf)
     return conf
 

@@ -56,9 +56,12 @@ THROTTLED = 'throttled'
 OVER_QUOTA = 'over_quota'
 REJECTED = 'rejected'
 SERVER_ERROR = 'server_error'
+#: A 2xx whose body is not what the call asked for (another volume's id,
+#: a status that is not a string, JSON nested too deep to read).
+MALFORMED = 'malformed'
 
 KINDS = (OK, NOT_SENT, UNKNOWN, NOT_FOUND, AUTH, THROTTLED, OVER_QUOTA,
-         REJECTED, SERVER_ERROR)
+         REJECTED, SERVER_ERROR, MALFORMED)
 
 # haproxy's own 503 page when no backend is up (haproxy errorfile default).
 _HAPROXY_NO_SERVER = 'no server is available'

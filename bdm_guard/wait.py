@@ -14,32 +14,37 @@
 
 Replaces nova's fixed 61 x 3 s poll (``ComputeManager.
 _await_block_device_map_created``). The behaviour table is in
-``doc/source/contributor/design.rst``; the schedule in
-:mod:`bdm_guard.policy`.
+``doc/source/contributor/design.rst``; the schedule is
+:mod:`bdm_guard.internal.wait.schedule`, one look at the volume is
+:mod:`bdm_guard.internal.wait.poll`.
 """
 
 import collections
 import dataclasses
 import random
 import time
+import typing
 
 from oslo_log import log as logging
 import tenacity
 
 from bdm_guard import cinder
 from bdm_guard import exception
+from bdm_guard.internal import retry
+from bdm_guard.internal.wait import poll
+from bdm_guard.internal.wait import reason as reason_mod
+from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
-from bdm_guard import outcome as oc
-from bdm_guard import policy
 
 LOG = logging.getLogger(__name__)
 
-AVAILABLE = 'available'
+__all__ = ['WaitReport', 'Waiter', 'wait_for_volume']
+
 _CAUSES = {'not_found': 'HTTP 404', 'auth': 'HTTP 401',
            'throttled': 'rate-limited', 'not_sent': 'connection failures',
            'unknown': 'lost or non-cinder answers',
            'server_error': 'cinder 5xx faults',
-           'malformed': 'answers without a status'}
+           'malformed': 'malformed answers'}
 
 
 def _never_seen(retries):
@@ -64,50 +69,129 @@ class WaitReport:
     :ivar deadline: the budget, in seconds.
     """
 
-    volume: dict = None
+    volume: typing.Optional[dict] = None
     polls: int = 0
     elapsed: float = 0.0
-    statuses: list = dataclasses.field(default_factory=list)
-    retries: dict = dataclasses.field(
+    statuses: typing.List[typing.Tuple[float, str]] = dataclasses.field(
+        default_factory=list)
+    retries: typing.Counter[str] = dataclasses.field(
         default_factory=collections.Counter)
     deadline: float = 0.0
 
 
-@dataclasses.dataclass(frozen=True)
-class _Observation:
-    state: str             # 'available', 'pending', 'failed', 'vanished'
-    phase: str = 'creating'
-    retry_after: float = None
+class Waiter:
+    """One wait: look, decide, sleep on the schedule, until decided.
 
-    @property
-    def pending(self):
-        return self.state == 'pending'
+    :param source: a :class:`bdm_guard.internal.wait.poll.PollSource`.
+    :param waker: what to sleep on between looks
+        (:class:`bdm_guard.internal.wait.poll.Waker`); an event source wakes
+        the wait early, and the next look confirms.
+    :param backoff: a :class:`bdm_guard.internal.wait.schedule.
+        wait_status_backoff`.
+    :param deadline: a :class:`bdm_guard.internal.retry.Deadline`.
+    :param clock: a monotonic clock in seconds.
+    :param on_status: ``on_status(status, elapsed_s, volume)`` or None.
+    :param on_retry: ``on_retry(cause, elapsed_s)`` or None.
+    """
+
+    def __init__(self, source, waker, backoff, deadline, clock,
+                 on_status=None, on_retry=None):
+        self.source = source
+        self.waker = waker
+        self.backoff = backoff
+        self.deadline = deadline
+        self.clock = clock
+        self.start = clock()
+        self.on_status = on_status
+        self.on_retry = on_retry
+        self.status = None
+        self.report = WaitReport(deadline=deadline.at - self.start)
+
+    def _seen(self, observation):
+        report = self.report
+        report.volume = observation.volume
+        status = observation.status
+        if status == self.status and report.statuses:
+            return
+        elapsed = self.clock() - self.start
+        LOG.info('Volume %(id)s is %(status)s after %(t).1f s '
+                 '(%(polls)d polls).', {'id': self.source.volume_id,
+                                        'status': status, 't': elapsed,
+                                        'polls': report.polls})
+        report.statuses.append((elapsed, status))
+        self.status = status
+        self.backoff.reset()
+        if self.on_status is not None:
+            self.on_status(status, elapsed, observation.volume)
+
+    def look(self):
+        """One look at the volume (tenacity's attempt)."""
+        observation = self.source.observe()
+        self.report.polls = self.source.polls
+        if observation.status is not None:
+            self._seen(observation)
+        elif observation.cause is not None:
+            self.report.retries[observation.cause] += 1
+            if self.on_retry is not None:
+                self.on_retry(observation.cause, self.clock() - self.start)
+        return observation
+
+    def run(self):
+        """Wait until decided.
+
+        :returns: the final :class:`bdm_guard.internal.wait.poll.
+            Observation` (pending when the deadline came first).
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda obs: obs.pending),
+            wait=self.backoff, stop=self.deadline.stop,
+            sleep=self.waker.sleep,
+            retry_error_callback=lambda state: state.outcome.result())
+        final = retrying(self.look)
+        self.report.elapsed = self.clock() - self.start
+        return final
+
+    def error(self, final, client, grace):
+        """The exception for a wait that did not end ``available``."""
+        report = self.report
+        details = {'volume_id': self.source.volume_id,
+                   'status': self.status or _never_seen(report.retries),
+                   'elapsed': report.elapsed, 'polls': report.polls,
+                   'report': report}
+        if final.state == poll.FAILED:
+            why = (reason_mod.for_volume(client, self.source.volume_id)
+                   or 'cinder gave no reason')
+            return exception.VolumeCreateFailed(reason=why, **details)
+        if final.state == poll.VANISHED:
+            return exception.VolumeVanished(grace=grace, **details)
+        return exception.VolumeCreateTimeout(deadline=report.deadline,
+                                             **details)
 
 
-def _reason(client, volume_id):
-    """Cinder's newest user message for the volume, or None."""
-    try:
-        result = client.list_messages(volume_id)
-    except exception.CinderUnavailable:
-        return None
-    if result.kind != oc.OK or not result.body:
-        return None
-    messages = [m for m in result.body if isinstance(m, dict)]
-    messages.sort(key=lambda m: str(m.get('created_at') or ''))
-    for message in reversed(messages):
-        text = message.get('user_message')
-        if text:
-            return '%s (%s)' % (text, message.get('event_id', '?'))
-    return None
+def _start(created_at, clock):
+    schedule.check_number('created_at', created_at, integer=False)
+    start = clock()
+    if created_at is not None and created_at > start:
+        raise exception.InvalidInput(
+            reason='created_at %r is after the clock (%r): it must come '
+                   'from the same clock as the wait' % (created_at, start))
+    return start
 
 
-def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
-                    conf=None, sleep=time.sleep, clock=time.monotonic,
-                    on_status=None, allocate_retries=None,
-                    allocate_retries_interval=None, rng=None, on_retry=None):
+def wait_for_volume(client, volume_id: str, *,
+                    size_gb: typing.Optional[int] = None,
+                    created_at: typing.Optional[float] = None, conf=None,
+                    sleep: typing.Callable[[float], None] = time.sleep,
+                    clock: typing.Callable[[], float] = time.monotonic,
+                    on_status=None,
+                    allocate_retries: typing.Optional[int] = None,
+                    allocate_retries_interval: typing.Optional[float] = None,
+                    rng: typing.Optional[random.Random] = None,
+                    on_retry=None, waker=None) -> WaitReport:
     """Wait until a volume is ``available``; fail fast when it cannot be.
 
-    :param client: a :class:`bdm_guard.cinder.VolumeClient`.
+    :param client: a :class:`bdm_guard.internal.client.VolumeClient` (the
+        real one is :class:`bdm_guard.cinder.VolumeClient`).
     :param volume_id: the volume's UUID (str).
     :param size_gb: the size in GiB (int >= 0) of a volume created from an
         image, snapshot or backup: adds ``per_gib_allowance`` per GiB to the
@@ -122,17 +206,18 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
     :param sleep: ``sleep(seconds)``; inject a fake for virtual time.
     :param clock: a monotonic clock in seconds; inject with ``sleep``.
     :param on_status: ``on_status(status, elapsed_s, volume)`` called on
-        every status change (status None for a 404).
+        every status change.
     :param allocate_retries: nova's ``block_device_allocate_retries``
-        (int >= 0); with
-        ``allocate_retries_interval`` the deadline is never shorter than
-        nova's own budget.
+        (int >= 0); with ``allocate_retries_interval`` the deadline is never
+        shorter than nova's own budget.
     :param allocate_retries_interval: nova's
         ``block_device_allocate_retries_interval`` (seconds >= 0).
     :param rng: a :class:`random.Random` for the jitter (tests seed it).
     :param on_retry: ``on_retry(cause, elapsed_s)`` called on every poll
         that brought no status (``not_found``, ``not_sent``, ``unknown``,
         ``server_error``, ``auth``, ``throttled``, ``malformed``).
+    :param waker: a :class:`bdm_guard.internal.wait.poll.Waker` to sleep on
+        between polls (an event source); None sleeps with ``sleep``.
     :returns: a :class:`WaitReport` whose ``volume`` is available.
     :raises bdm_guard.exception.InvalidVolumeId: malformed id, before any
         request.
@@ -145,7 +230,7 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
         credentials refused...); raised at once, not at the deadline.
     :raises bdm_guard.exception.VolumeCreateFailed: the volume reached a
         status that is neither pending nor available (``error`` ...); the
-        message carries cinder's user message (microversion 3.3) if any.
+        message carries cinder's user message about this volume, if any.
     :raises bdm_guard.exception.VolumeCreateTimeout: still pending, or
         cinder unreachable, at the deadline.
     :raises bdm_guard.exception.VolumeVanished: 404 past the grace.
@@ -153,87 +238,26 @@ def wait_for_volume(client, volume_id, *, size_gb=None, created_at=None,
     volume_id = cinder.check_volume_id(volume_id)
     conf = opts.get_conf(conf)
     group = conf.bdm_guard
-    pending = set(group.pending_statuses)
-    budget = policy.wait_deadline(conf, size_gb, allocate_retries,
-                                  allocate_retries_interval)
-    policy.check_number('created_at', created_at, integer=False)
-    start = clock()
-    if created_at is not None and created_at > start:
-        raise exception.InvalidInput(
-            reason='created_at %r is after the clock (%r): it must come '
-                   'from the same clock as the wait' % (created_at, start))
+    budget = schedule.wait_deadline(conf, size_gb, allocate_retries,
+                                    allocate_retries_interval)
+    start = _start(created_at, clock)
     created = start if created_at is None else created_at
-    report = WaitReport(deadline=budget)
-    backoff = policy.wait_status_backoff(conf, clock, start, start + budget,
-                                         rng or random.Random())
-    last = {'status': None, 'phase': 'creating'}
-
-    def observe_status(status, volume):
-        report.volume = volume
-        if status != last['status'] or not report.statuses:
-            elapsed = clock() - start
-            LOG.info('Volume %(id)s is %(status)s after %(t).1f s '
-                     '(%(polls)d polls).', {'id': volume_id,
-                                            'status': status, 't': elapsed,
-                                            'polls': report.polls})
-            report.statuses.append((elapsed, status))
-            last['status'] = status
-            backoff.reset()
-            if on_status is not None:
-                on_status(status, elapsed, volume)
-
-    def retry(cause, retry_after=None):
-        report.retries[cause] += 1
-        if on_retry is not None:
-            on_retry(cause, clock() - start)
-        return _Observation('pending', last['phase'], retry_after)
-
-    def poll():
-        report.polls += 1
-        result = client.get_volume(volume_id)
-        if result.kind == oc.OK:
-            status = result.body.get('status')
-            if not isinstance(status, str) or not status:
-                return retry('malformed')
-            observe_status(status, result.body)
-            if status == AVAILABLE:
-                return _Observation('available')
-            if status in pending:
-                last['phase'] = status
-                return _Observation('pending', status)
-            return _Observation('failed', status)
-        if result.kind == oc.NOT_FOUND:
-            if clock() - created < group.not_found_grace:
-                return retry('not_found')
-            return _Observation('vanished')
-        if result.kind == oc.AUTH:
-            client.reauthenticate()
-        return retry(result.kind, result.retry_after)
-
+    deadline = retry.Deadline(clock, budget, start=start)
+    waker = waker or poll.SleepWaker(sleep)
+    waiter = Waiter(
+        poll.PollSource(client, volume_id, group.pending_statuses,
+                        group.not_found_grace, created, clock),
+        waker,
+        schedule.wait_status_backoff(conf, clock, start, deadline,
+                                     rng or random.Random()),
+        deadline, clock, on_status=on_status, on_retry=on_retry)
+    waiter.start = start
     if created_at is not None:
         # Right after a create the volume is "creating": the first GET at
         # once would only say so.
-        sleep(max(0.0, min(created + group.poll_initial_interval - clock(),
-                           budget)))
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_result(lambda obs: obs.pending),
-        wait=backoff,
-        stop=policy.stop_at(clock, start + budget),
-        sleep=sleep,
-        retry_error_callback=lambda state: state.outcome.result(),
-        reraise=True)
-    final = retrying(poll)
-    report.elapsed = clock() - start
-    details = {'volume_id': volume_id,
-               'status': last['status'] or _never_seen(report.retries),
-               'elapsed': report.elapsed, 'polls': report.polls,
-               'report': report}
-    if final.state == 'available':
-        return report
-    if final.state == 'failed':
-        reason = _reason(client, volume_id) or 'cinder gave no reason'
-        raise exception.VolumeCreateFailed(reason=reason, **details)
-    if final.state == 'vanished':
-        raise exception.VolumeVanished(grace=group.not_found_grace,
-                                       **details)
-    raise exception.VolumeCreateTimeout(deadline=budget, **details)
+        waker.sleep(deadline.cap(created + group.poll_initial_interval
+                                 - clock()))
+    final = waiter.run()
+    if final.state == poll.AVAILABLE:
+        return waiter.report
+    raise waiter.error(final, client, group.not_found_grace)

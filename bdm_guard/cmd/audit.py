@@ -15,9 +15,9 @@
 from cliff import lister
 from oslo_log import log as logging
 
+from bdm_guard.audit import api as audit
+from bdm_guard.audit import findings
 from bdm_guard import exception
-from bdm_guard.tools import audit
-from bdm_guard.tools import findings
 
 LOG = logging.getLogger(__name__)
 

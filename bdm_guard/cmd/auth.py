@@ -77,10 +77,12 @@ def _cloud_region(name, region_name=None):
         ) from None
 
 
-def client_from_args(args):
+def client_from_args(args, global_request_id=None):
     """Build a :class:`bdm_guard.cinder.VolumeClient` from parsed options.
 
     :param args: the parsed options of :func:`add_arguments`.
+    :param global_request_id: ``req-<uuid>`` to send on every call, or
+        None.
     :returns: a :class:`bdm_guard.cinder.VolumeClient`; nothing is sent.
     :raises bdm_guard.exception.InvalidInput: incomplete credentials, an
         unknown cloud or region, or ``--os-cloud`` without openstacksdk.
@@ -111,4 +113,5 @@ def client_from_args(args):
         session = loading.load_session_from_argparse_arguments(args,
                                                                auth=auth)
     return cinder.VolumeClient(session, endpoint_override=endpoint,
-                               region_name=region, interface=interface)
+                               region_name=region, interface=interface,
+                               global_request_id=global_request_id)

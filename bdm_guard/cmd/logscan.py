@@ -19,7 +19,7 @@ from oslo_log import log as logging
 import yaml
 
 from bdm_guard import exception
-from bdm_guard.tools import logscan
+from bdm_guard.logscan import api as logscan
 
 LOG = logging.getLogger(__name__)
 

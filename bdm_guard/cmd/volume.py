@@ -20,7 +20,7 @@ from bdm_guard import cinder
 from bdm_guard.cmd import auth
 from bdm_guard import create
 from bdm_guard import exception
-from bdm_guard import policy
+from bdm_guard.internal.wait import schedule
 from bdm_guard import wait
 
 
@@ -51,9 +51,9 @@ def _report_rows(report):
 
 def _check_nova(args):
     """Refuse negative nova values before anything is sent."""
-    policy.check_number('--nova-retries', args.nova_retries)
-    policy.check_number('--nova-interval', args.nova_interval,
-                        integer=False)
+    schedule.check_number('--nova-retries', args.nova_retries)
+    schedule.check_number('--nova-interval', args.nova_interval,
+                          integer=False)
 
 
 def _with_cleanup(exc):
@@ -92,7 +92,7 @@ class WaitVolume(show.ShowOne):
 
     def take_action(self, args):
         cinder.check_volume_id(args.volume_id)
-        policy.check_number('--size-gb', args.size_gb)
+        schedule.check_number('--size-gb', args.size_gb)
         _check_nova(args)
         client = auth.client_from_args(args)
         report = wait.wait_for_volume(
@@ -148,14 +148,18 @@ class CreateVolume(show.ShowOne):
             metadata[k] = v
         _check_nova(args)
         key = args.idempotency_key or create.key_for_bdm(*args.bdm)
-        kwargs = dict(idempotency_key=key, image_id=args.image,
+        # A command may be the retry of an earlier one with the same key:
+        # look it up first. With no request id of its own, every call of
+        # the create shows in cinder's logs under one derived from the key.
+        kwargs = dict(idempotency_key=key, resume=True, image_id=args.image,
                       snapshot_id=args.snapshot,
                       source_volid=args.source_volume, name=args.name,
                       description=args.description,
                       volume_type=args.volume_type,
                       availability_zone=args.availability_zone,
                       metadata=metadata or None)
-        client = auth.client_from_args(args)
+        request_id = create.request_id_for_key(key)
+        client = auth.client_from_args(args, global_request_id=request_id)
         rows = {}
         if args.wait:
             try:
@@ -174,9 +178,9 @@ class CreateVolume(show.ShowOne):
             result = create.create_volume(client, args.size, **kwargs)
             rows.update(id=result.volume['id'],
                         status=result.volume.get('status'))
-        rows.update(outcome=result.outcome, posts=result.posts,
-                    reconciles=result.reconciles, idempotency_key=key,
-                    request_id=create.request_id_for_key(key),
+        rows.update(outcome=result.how, posts=result.posts,
+                    lookups=result.lookups, idempotency_key=key,
+                    request_id=request_id,
                     deleted_duplicates=', '.join(result.deleted_duplicates),
                     undeleted_duplicates=', '.join(
                         result.undeleted_duplicates))

@@ -40,10 +40,7 @@ def nova_conf():
 
     :returns: ``nova.conf.CONF``.
     """
-    conf = nova.conf.CONF
-    if opts.GROUP not in conf:
-        opts.register_opts(conf)
-    return conf
+    return opts.get_conf(nova.conf.CONF)
 
 
 def volume_client(context):

@@ -34,6 +34,7 @@ from oslo_utils import excutils
 
 from bdm_guard import create
 from bdm_guard import exception
+from bdm_guard.internal.create import cleanup
 from bdm_guard.nova import client as nova_client
 from bdm_guard import wait
 
@@ -83,34 +84,55 @@ def await_block_device_map_created(manager, context, vol_id, *,
     except exception.VolumeWaitError as exc:
         LOG.warning('Volume id: %(vol_id)s was not created: %(reason)s',
                     {'vol_id': vol_id, 'reason': exc.msg})
-        raise _volume_not_created(vol_id, exc)
+        raise _volume_not_created(vol_id, exc) from exc
     return report.polls
 
 
-def _create(context, size, key, volume_type, availability_zone, sleep,
-            clock, **kwargs):
-    """bdm-guard's idempotent create, with nova's exceptions."""
-    conf = nova_client.nova_conf()
-    client = nova_client.volume_client(context)
-    try:
-        return create.create_volume(
-            client, size, idempotency_key=key, volume_type=volume_type,
-            availability_zone=availability_zone, conf=conf, sleep=sleep,
-            clock=clock, **kwargs).volume
-    except exception.OverQuota as exc:
-        raise nova_exception.OverQuota(message=exc.msg)
-    except exception.VolumeCreateRejected as exc:
+def _nova_error(exc):
+    """nova's exception for a bdm-guard create error."""
+    if isinstance(exc, exception.OverQuota):
+        return nova_exception.OverQuota(message=exc.msg)
+    if isinstance(exc, exception.VolumeCreateRejected):
         if exc.code == 404:
-            raise nova_exception.NotFound(message=exc.msg)
+            return nova_exception.NotFound(message=exc.msg)
         if exc.code == 403:
-            raise nova_exception.Forbidden(exc.msg)
-        raise nova_exception.InvalidInput(reason=exc.msg)
-    except exception.InvalidInput as exc:
-        raise nova_exception.InvalidInput(reason=exc.msg)
-    except exception.IdempotencyConflict as exc:
-        raise nova_exception.InvalidVolume(reason=exc.msg)
-    except exception.BdmGuardException as exc:
-        raise nova_exception.CinderConnectionFailed(reason=exc.msg)
+            return nova_exception.Forbidden(exc.msg)
+        return nova_exception.InvalidInput(reason=exc.msg)
+    if isinstance(exc, exception.InvalidInput):
+        return nova_exception.InvalidInput(reason=exc.msg)
+    if isinstance(exc, exception.IdempotencyConflict):
+        return nova_exception.InvalidVolume(reason=exc.msg)
+    return nova_exception.CinderConnectionFailed(reason=exc.msg)
+
+
+def _create_kwargs(create_kwargs):
+    snapshot = create_kwargs.pop('snapshot', None)
+    kwargs = {'image_id': create_kwargs.pop('image_id', None),
+              'metadata': create_kwargs.pop('metadata', None),
+              'snapshot_id': snapshot['id'] if snapshot else None}
+    if create_kwargs:
+        raise TypeError('unexpected create arguments: %s'
+                        % ', '.join(sorted(create_kwargs)))
+    return kwargs
+
+
+def _legacy_create(driver_bdm, context, instance, volume_api, client, size,
+                   wait_func, delete, sleep, **create_kwargs):
+    """nova's own create, for a mapping without a uuid (no stable key)."""
+    volume = volume_api.create(
+        context, size, create_kwargs.pop('name', ''),
+        create_kwargs.pop('description', ''),
+        volume_type=driver_bdm.volume_type,
+        availability_zone=create_kwargs.pop('availability_zone'),
+        **create_kwargs)
+    if wait_func:
+        try:
+            wait_func(context, volume['id'])
+        except Exception as exc:
+            with excutils.save_and_reraise_exception():
+                cleanup.after_failed_wait(client, exc, volume['id'], None,
+                                          delete, sleep)
+    return volume['id']
 
 
 def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
@@ -118,11 +140,15 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
                           clock=time.monotonic, **create_kwargs):
     """Create the volume of a block device mapping, once, and attach-ready.
 
+    The create, nova's wait and the cleanup run through
+    :func:`bdm_guard.create.create_and_wait`, the one path the CLI and the
+    lab take too.
+
     :param driver_bdm: the ``DriverVolumeBlockDevice``.
     :param context: the ``nova.context.RequestContext``.
     :param instance: the ``Instance`` the volume is for.
-    :param volume_api: a ``nova.volume.cinder.API`` (deletes the volume after
-        a failed wait, creates the attachment).
+    :param volume_api: a ``nova.volume.cinder.API`` (creates the
+        attachment).
     :param size: the size in GiB.
     :param wait_func: ``wait_func(context, volume_id)``, or None.
     :param create_kwargs: nova's: ``name``, ``description``, ``snapshot``
@@ -132,43 +158,40 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
         InvalidVolume (a volume with the key but another size, source or
         type), CinderConnectionFailed (no POST got through, or its outcome
         is unknown), and whatever ``wait_func`` raises: after any of those
-        the volume is deleted when ``delete_on_termination`` is set.
+        the volume is deleted when ``delete_on_termination`` is set, or
+        handed back when cinder cannot delete it yet.
     """
     av_zone = nova_block_device._get_volume_create_az_value(instance)
-    name = create_kwargs.pop('name', '')
-    description = create_kwargs.pop('description', '')
+    delete = bool(driver_bdm['delete_on_termination'])
+    client = nova_client.volume_client(context)
     if not driver_bdm._bdm_obj.obj_attr_is_set('uuid'):
         # Mappings read from the database always have a uuid; without one
         # there is no stable key, so create as nova does.
-        volume = volume_api.create(
-            context, size, name, description,
-            volume_type=driver_bdm.volume_type, availability_zone=av_zone,
+        volume_id = _legacy_create(
+            driver_bdm, context, instance, volume_api, client, size,
+            wait_func, delete, sleep, availability_zone=av_zone,
             **create_kwargs)
     else:
-        snapshot = create_kwargs.pop('snapshot', None)
-        kwargs = {'name': name, 'description': description,
-                  'image_id': create_kwargs.pop('image_id', None),
-                  'metadata': create_kwargs.pop('metadata', None),
-                  'snapshot_id': snapshot['id'] if snapshot else None}
-        if create_kwargs:
-            raise TypeError('unexpected create arguments: %s'
-                            % ', '.join(sorted(create_kwargs)))
+        name = create_kwargs.pop('name', '')
+        description = create_kwargs.pop('description', '')
+        kwargs = _create_kwargs(create_kwargs)
         key = create.key_for_bdm(instance.uuid, driver_bdm._bdm_obj.uuid)
-        volume = _create(context, size, key, driver_bdm.volume_type,
-                         av_zone, sleep, clock, **kwargs)
-    volume_id = volume['id']
-    if wait_func:
+
+        def nova_wait(volume_id, created_at):
+            if wait_func:
+                return wait_func(context, volume_id)
+            return None
+
         try:
-            wait_func(context, volume_id)
-        except Exception:
-            with excutils.save_and_reraise_exception():
-                if driver_bdm['delete_on_termination']:
-                    try:
-                        volume_api.delete(context, volume_id)
-                    except Exception as exc:
-                        LOG.warning('Failed to delete volume: %(volume_id)s '
-                                    'due to %(exc)s',
-                                    {'volume_id': volume_id, 'exc': exc})
+            result, _ = create.create_and_wait(
+                client, size, idempotency_key=key, delete_on_failure=delete,
+                wait_func=nova_wait, conf=nova_client.nova_conf(),
+                sleep=sleep, clock=clock, name=name, description=description,
+                volume_type=driver_bdm.volume_type,
+                availability_zone=av_zone, **kwargs)
+        except exception.BdmGuardException as exc:
+            raise _nova_error(exc) from exc
+        volume_id = result.volume['id']
     attachment = volume_api.attachment_create(context, volume_id,
                                               instance.uuid)
     return volume_id, attachment['id']

@@ -12,9 +12,9 @@
 
 """Fixtures for the lab's functional tests: real cinder behind the proxy.
 
-One cinder (:class:`bdm_guard.lab.cinder_service.CinderService`) is shared by
+One cinder (:class:`bdm_guard_lab.cinder.service.CinderService`) is shared by
 a test class (it starts in about 3 s); every test gets its own
-:class:`bdm_guard.lab.proxy.FaultProxy` with its own rules, and its own
+:class:`bdm_guard_lab.faults.proxy.FaultProxy` with its own rules, and its own
 idempotency key, so counts never mix.
 """
 
@@ -26,10 +26,10 @@ import testtools
 
 from bdm_guard import cinder
 from bdm_guard import create
-from bdm_guard.lab import cinder_service
-from bdm_guard.lab import proxy as lab_proxy
-from bdm_guard.lab import scenario as lab_scenario
 from bdm_guard import opts
+from bdm_guard_lab.cinder import service as cinder_service
+from bdm_guard_lab.faults import proxy as lab_proxy
+from bdm_guard_lab.faults import scenario as lab_scenario
 
 
 def guard_conf(**overrides):

@@ -43,22 +43,6 @@ HAPROXY_504 = ('<html><body><h1>504 Gateway Time-out</h1>\n'
                'The server didn\'t respond in time.\n</body></html>\n')
 
 
-class VirtualClock:
-    """A clock that only moves when someone sleeps."""
-
-    def __init__(self, now=0.0):
-        self.now = float(now)
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        assert seconds >= 0, seconds
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def lost_request_error():
     reason = urllib3.exceptions.NewConnectionError(
         None, 'Failed to establish a new connection: [Errno 111] '

@@ -24,6 +24,7 @@ import urllib3
 
 from bdm_guard import cinder
 from bdm_guard import outcome as oc
+from bdm_guard import testing
 from tests.unit import fake_cinder
 
 JSON = {'Content-Type': 'application/json'}
@@ -157,7 +158,7 @@ class TestClassifyException(base.BaseTestCase):
 class TestVolumeClient(base.BaseTestCase):
 
     def test_post_is_never_resent_by_keystoneauth(self):
-        clock = fake_cinder.VirtualClock()
+        clock = testing.VirtualClock()
         fake = fake_cinder.FakeCinder(clock, posts=['lost_response'])
         client = fake_cinder.make_client(self, fake)
         result = client.create_volume({'size': 1})
@@ -165,7 +166,7 @@ class TestVolumeClient(base.BaseTestCase):
         self.assertEqual(1, fake.post_count)
 
     def test_garbage_bodies(self):
-        clock = fake_cinder.VirtualClock()
+        clock = testing.VirtualClock()
         fake = fake_cinder.FakeCinder(clock)
         client = fake_cinder.make_client(self, fake)
         vid = fake.add_volume()

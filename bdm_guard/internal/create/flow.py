@@ -1,0 +1,299 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The steps of one idempotent create (see :mod:`bdm_guard.create`).
+
+Rules (``doc/source/contributor/design.rst``, "Creator behaviour"):
+
+* The first POST goes out without a lookup unless the caller says an
+  earlier attempt may exist (``resume``): in nova a failed build is
+  aborted, never resumed, so a lookup first would only cost a request.
+* A lookup by key that fails (503, reset, malformed body) is retried and
+  never taken for "no volume has the key"; a POST is resent after an
+  unknown outcome only when a list that answered at or after
+  ``reconcile_grace`` showed no volume. When no list answers before
+  ``create_timeout``, :class:`~bdm_guard.exception.VolumeLookupFailed` is
+  raised and nothing is resent.
+* Every sleep ends by the create deadline (``create_timeout`` from the
+  start), whatever the back-off or a Retry-After header asks for; a
+  Retry-After that reaches past the deadline ends the create at once.
+* Several volumes with the key: the first usable one is kept (never an
+  ``error*`` one while another is usable), the others are deleted.
+* A volume with the key from another request (size, source, type):
+  :class:`~bdm_guard.exception.IdempotencyConflict`; it is left alone and
+  the volumes this call made are deleted first.
+* Every call carries the client's global request id (nova's
+  ``context.global_id``); the key travels in the volume's metadata only.
+"""
+
+import dataclasses
+import typing
+
+from oslo_log import log as logging
+import tenacity
+
+from bdm_guard import exception
+from bdm_guard.internal.create import dedupe
+from bdm_guard.internal.create import lookup
+from bdm_guard.internal import retry
+from bdm_guard import outcome as oc
+
+LOG = logging.getLogger(__name__)
+
+_RETRIABLE = (oc.NOT_SENT, oc.THROTTLED, oc.AUTH)
+_UNCERTAIN = (oc.UNKNOWN, oc.SERVER_ERROR)
+
+
+@dataclasses.dataclass
+class CreateResult:
+    """What one idempotent create did.
+
+    :ivar volume: the volume dict (created or adopted).
+    :ivar how: ``"created"`` (a POST of this call made it) or ``"adopted"``
+        (a lookup found it).
+    :ivar posts: POST /volumes sent.
+    :ivar lookups: lookups by key (``GET /volumes/detail?metadata=``).
+    :ivar deleted_duplicates: ids of duplicates deleted.
+    :ivar undeleted_duplicates: ids of duplicates that could not be deleted
+        (attached, or still transitional after duplicate_settle_timeout).
+    :ivar created_at: the ``clock`` value when the volume was known.
+    :ivar key: the idempotency key.
+    """
+
+    volume: dict
+    how: str
+    posts: int = 0
+    lookups: int = 0
+    deleted_duplicates: typing.List[str] = dataclasses.field(
+        default_factory=list)
+    undeleted_duplicates: typing.List[str] = dataclasses.field(
+        default_factory=list)
+    created_at: float = 0.0
+    key: typing.Optional[str] = None
+
+
+class Creator:
+    """One idempotent create; see :func:`bdm_guard.create.create_volume`.
+
+    :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
+    :param request: a checked
+        :class:`bdm_guard.internal.create.request.CreateRequest`.
+    :param conf: a ConfigOpts with ``[bdm_guard]`` registered.
+    :param sleep: ``sleep(seconds)``.
+    :param clock: a monotonic clock in seconds.
+    :param resume: an earlier attempt with this key may have made the
+        volume: look it up before the first POST.
+    """
+
+    def __init__(self, client, request, conf, sleep, clock, resume=False):
+        self.client = client
+        self.request = request
+        self.key = request.key
+        self.conf = conf
+        self.sleep = sleep
+        self.clock = clock
+        self.resume = resume
+        self.posts = 0
+        self.lookups = 0
+        self.uncertain = False
+        self.last = None
+        self.deadline = None
+        self.rng = retry.rng_for(self.key)
+
+    def list_once(self):
+        """One lookup by key: volumes (list) or None when the list failed."""
+        self.lookups += 1
+        return lookup.list_by_key(self.client, self.key)
+
+    def find(self, settle_until=None):
+        """Lookups until one answers; see :func:`lookup.find`.
+
+        :returns: a list of volumes, or None when none answered in time.
+        """
+        return lookup.find(self.list_once, self.deadline, self.sleep,
+                           self.rng, settle_until)
+
+    def lookup_failed(self, reason, **kwargs):
+        """The :class:`~bdm_guard.exception.VolumeLookupFailed` to raise."""
+        return exception.VolumeLookupFailed(
+            key=self.key, posts=self.posts, lookups=self.lookups,
+            reason=reason, **kwargs)
+
+    def result(self, volume, how, deleted=(), undeleted=()):
+        """The :class:`CreateResult` of this create."""
+        return CreateResult(
+            volume=volume, how=how, posts=self.posts, lookups=self.lookups,
+            deleted_duplicates=list(deleted),
+            undeleted_duplicates=list(undeleted), created_at=self.clock(),
+            key=self.key)
+
+    def finish(self, volumes, how):
+        """Adopt the best of ``volumes`` and delete the others.
+
+        :param volumes: volume dicts carrying the key (non-empty).
+        :param how: ``created`` or ``adopted``.
+        :returns: a :class:`CreateResult`.
+        :raises bdm_guard.exception.IdempotencyConflict: one of them was
+            made by another request. It is left alone; when this call sent
+            a POST, the volumes of this request are deleted first (ids in
+            ``deleted_volumes`` / ``undeleted_volumes``).
+        """
+        req = self.request
+        mine, conflicts = [], []
+        for volume in volumes:
+            differs = dedupe.request_differences(
+                volume, req.size_gb, req.hash, req.snapshot_id,
+                req.source_volid)
+            (conflicts if differs else mine).append((volume, differs))
+        kwargs = dict(conf=self.conf, sleep=self.sleep, clock=self.clock,
+                      deadline=self.deadline)
+        if conflicts:
+            deleted, undeleted = [], []
+            if self.posts:
+                # Any volume of this request appeared after a lookup that
+                # showed none: this call's POSTs (or a lagging earlier
+                # attempt) made it, and nothing will adopt it now.
+                deleted, undeleted = dedupe.delete_all(
+                    self.client, [v for v, _ in mine], **kwargs)
+            volume, differs = conflicts[0]
+            raise exception.IdempotencyConflict(
+                volume_id=volume['id'], key=self.key,
+                fields=', '.join(differs), deleted_volumes=deleted,
+                undeleted_volumes=undeleted)
+        kept, deleted, undeleted = dedupe.keep_one(
+            self.client, [v for v, _ in mine], **kwargs)
+        LOG.info('Volume %(id)s %(how)s for idempotency key %(key)s '
+                 '(%(posts)d POSTs, %(lookups)d lookups).',
+                 {'id': kept['id'], 'how': how, 'key': self.key,
+                  'posts': self.posts, 'lookups': self.lookups})
+        return self.result(kept, how, deleted, undeleted)
+
+    def created(self, volume):
+        """After a 2xx: the new volume, checked against lookups if needed.
+
+        :param volume: the volume dict of the POST's answer.
+        :returns: a :class:`CreateResult`; when an earlier POST had an
+            unknown outcome, the volumes a lookup shows are de-duplicated
+            (see :meth:`finish`).
+        :raises bdm_guard.exception.VolumeLookupFailed: no list answered
+            before the deadline (carries ``volume_id``).
+        :raises bdm_guard.exception.IdempotencyConflict: see :meth:`finish`.
+        """
+        if not self.uncertain:
+            return self.result(volume, 'created')
+        found = self.find()
+        if found is None:
+            raise self.lookup_failed('no list answered after a POST '
+                                     'created volume %s' % volume['id'],
+                                     volume_id=volume['id'])
+        if not any(v['id'] == volume['id'] for v in found):
+            found = found + [volume]
+        return self.finish(found, 'created')
+
+    def terminal(self, result):
+        """Raise the terminal error of ``result`` (413 quota, other 4xx).
+
+        An earlier POST with an unknown outcome may have made the volume:
+        look it up once more and adopt it when it shows.
+
+        :returns: a CreateResult when a volume with the key shows.
+        :raises bdm_guard.exception.OverQuota: 413 naming a quota.
+        :raises bdm_guard.exception.VolumeCreateRejected: another 4xx.
+            Both carry ``key`` and ``uncertain`` (True when an earlier POST
+            may have created a volume that no lookup has shown yet: look it
+            up by ``key`` later).
+        """
+        if self.uncertain:
+            found = self.find()
+            if found:
+                return self.finish(found, 'adopted')
+        kwargs = {'key': self.key, 'uncertain': self.uncertain}
+        if result.kind == oc.OVER_QUOTA:
+            raise exception.OverQuota(quota=result.quota,
+                                      message=result.message, **kwargs)
+        raise exception.VolumeCreateRejected(code=result.status_code,
+                                             message=result.message, **kwargs)
+
+    def post(self):
+        """Send one POST and decide; returns a CreateResult or None."""
+        self.posts += 1
+        result = self.client.create_volume(self.request.body)
+        self.last = result
+        if result.kind == oc.OK:
+            return self.created(result.body)
+        LOG.warning('POST /volumes for idempotency key %(key)s: %(kind)s '
+                    '(HTTP %(code)s) %(msg)s',
+                    {'key': self.key, 'kind': result.kind,
+                     'code': result.status_code, 'msg': result.message})
+        if result.kind == oc.AUTH:
+            self.client.reauthenticate()
+        if result.kind in _UNCERTAIN:
+            self.uncertain = True
+            settle = self.clock() + self.conf.bdm_guard.reconcile_grace
+            found = self.find(settle_until=settle)
+            if found is None:
+                raise self.lookup_failed('%s: %s; then no list answered'
+                                         % (result.kind, result.message))
+            if found:
+                return self.finish(found, 'adopted')
+            return None
+        if result.kind in _RETRIABLE:
+            return None
+        return self.terminal(result)
+
+    def throttled_past_deadline(self, retry_state):
+        """tenacity stop: the last Retry-After reaches past the deadline."""
+        last = self.last
+        return bool(last and last.kind == oc.THROTTLED
+                    and not self.deadline.allows(last.retry_after))
+
+    def retry_after(self, retry_state):
+        """The last POST's Retry-After (seconds) when it was throttled."""
+        last = self.last
+        return last.retry_after if last and last.kind == oc.THROTTLED else None
+
+    def run(self):
+        """Look the key up if resuming, then POST until decided.
+
+        :returns: a :class:`CreateResult`.
+        :raises: see :func:`bdm_guard.create.create_volume`.
+        """
+        group = self.conf.bdm_guard
+        self.deadline = retry.Deadline(self.clock, group.create_timeout)
+        if self.resume:
+            found = self.find()
+            if found is None:
+                raise self.lookup_failed('no list answered before any POST')
+            if found:
+                return self.finish(found, 'adopted')
+        backoff = tenacity.wait_exponential(
+            multiplier=group.post_retry_interval,
+            max=group.post_retry_max_interval)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda done: done is None),
+            wait=retry.wait_capped(
+                retry.wait_retry_after(backoff, self.retry_after),
+                self.deadline),
+            stop=(tenacity.stop_after_attempt(group.create_max_posts)
+                  | self.deadline.stop | self.throttled_past_deadline),
+            sleep=self.sleep,
+            retry_error_callback=lambda state: None)
+        done = retrying(self.post)
+        if done is not None:
+            return done
+        last = self.last
+        reason = '%s: %s' % (last.kind, last.message) if last else 'none'
+        if self.uncertain:
+            raise exception.VolumeCreateUnknown(
+                key=self.key, posts=self.posts, lookups=self.lookups,
+                reason=reason)
+        raise exception.VolumeCreateNotSent(posts=self.posts, reason=reason)

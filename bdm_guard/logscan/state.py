@@ -1,0 +1,266 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The bounded state of a log scan: open requests, matching and verdicts.
+
+See :mod:`bdm_guard.logscan.api` for the matching rules. Everything held
+here belongs to a request seen in the last ``window`` seconds of log time;
+:meth:`State.feed` drops the rest as log time passes.
+"""
+
+import collections
+import datetime
+
+# haproxy's own error answers carry no x-openstack-request-id.
+_LB_STATUSES = (502, 503, 504)
+
+
+def _iso(seconds):
+    """Log time (seconds, no zone) back to ``YYYY-MM-DD HH:MM:SS.mmm``."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime('%Y-%m-%d %H:%M:%S.') + '%03d' % (
+        moment.microsecond // 1000)
+
+
+class NovaPost:
+    """One POST /volumes nova-compute sent (slots only: many are open)."""
+
+    __slots__ = ('start', 'end', 'file', 'source', 'gid', 'rid', 'url',
+                 'instance', 'status', 'resp_rid', 'failed', 'attempts',
+                 'cinder', 'matched_by')
+
+    def __init__(self, start, file, source, gid, rid, url, instance):
+        self.start, self.file, self.source = start, file, source
+        self.gid, self.rid, self.url, self.instance = gid, rid, url, instance
+        self.end = self.status = self.resp_rid = None
+        self.failed, self.attempts = False, 1
+        self.cinder, self.matched_by = [], None
+
+    def until(self, window):
+        return self.end if self.end is not None else self.start + window
+
+    def verdict(self):
+        answered = self.status is not None
+        if len(self.cinder) >= 2:
+            return 'duplicate_post'
+        if len(self.cinder) == 1:
+            if answered:
+                return 'ok'
+            return 'response_lost' if self.failed else 'unknown'
+        return 'lost_before_cinder' if self.failed else 'unknown'
+
+    def record(self):
+        return {'global_request_id': self.gid, 'verdict': self.verdict(),
+                'instance': self.instance, 'nova_file': self.file,
+                'cinder_files': sorted({c[1] for c in self.cinder}),
+                'time': _iso(self.start), 'attempts': self.attempts,
+                'nova_status': self.status,
+                'cinder_request_ids': [c[2] for c in self.cinder],
+                'cinder_statuses': [c[3] for c in self.cinder],
+                'matched_by': self.matched_by}
+
+
+class Group:
+    __slots__ = ('nova', 'cinder', 'last')
+
+    def __init__(self, when):
+        self.nova, self.cinder, self.last = [], [], when
+
+
+class State:
+    """Feed events in time order; get judged posts back.
+
+    :param window: seconds a request stays open after its last line.
+    :param skew: seconds of clock difference allowed between hosts.
+    """
+
+    def __init__(self, window, skew):
+        self.window, self.skew = window, skew
+        self.groups = {}           # gid (or a private key) -> Group
+        self.in_flight = {}        # (source, rid or gid) -> NovaPost
+        self.cinder_by_rid = {}    # cinder rid -> cinder post list
+        self.no_gid = collections.deque()  # cinder posts without a gid
+        self.instances = {}        # (source, gid) -> (instance, time)
+        self.gid_of = {}           # (source, instance) -> (gid, time)
+        self.not_created = {}      # volume id -> (seconds, attempts, status)
+        self.verdicts = collections.Counter()
+        self.reached_cinder = 0
+        self.cinder_posts = self.cinder_unmatched = 0
+        self.now, self.next_sweep = None, None
+
+    def feed(self, event):
+        """Process one event; yield the posts judged because time passed."""
+        when, kind, source, gid, rid, instance, data, path = event
+        self.now = when if self.now is None else max(self.now, when)
+        if self.next_sweep is None or self.now >= self.next_sweep:
+            # Before this event: what it touches is judged only when it
+            # came more than a window after the request's last line.
+            self.next_sweep = self.now + max(self.window / 10.0, 1.0)
+            yield from self._sweep(self.now - self.window)
+        if kind == 'nova_post':
+            self._nova_post(when, path, source, gid, rid, instance, data[0])
+        elif kind == 'cinder_post':
+            self.cinder_posts += 1
+            # [time, file, rid, status, url, claimed]
+            post = [when, path, rid, None, data, False]
+            self.cinder_by_rid[rid] = post
+            if gid is None:
+                self.no_gid.append(post)
+            else:
+                self._group(gid, when).cinder.append(post)
+        elif kind == 'cinder_status':
+            post = self.cinder_by_rid.get(rid)
+            if post is not None:
+                post[3] = data
+        elif kind == 'nova_resp' or kind == 'nova_retry':
+            post = self.in_flight.get((source, rid or gid))
+            if post is not None:
+                self._touch(post, when)
+                if kind == 'nova_retry':
+                    post.attempts += 1
+                else:
+                    self._answer(post, when, *data)
+        elif kind == 'not_created':
+            self.not_created[data[0]] = data[1:]
+        if instance is not None:
+            self._instance(when, source, gid, instance, kind == 'nova_fail')
+        elif kind == 'nova_fail' and gid is not None:
+            self._fail(when, source, gid)
+
+    def flush(self):
+        """Judge everything still open (at the end of the logs)."""
+        yield from self._sweep(float('inf'))
+
+    def _group(self, gid, when):
+        group = self.groups.get(gid)
+        if group is None:
+            group = self.groups[gid] = Group(when)
+        group.last = max(group.last, when)
+        return group
+
+    def _touch(self, post, when):
+        group = self.groups.get(post.gid or ('-', post.source, post.rid))
+        if group is not None:
+            group.last = max(group.last, when)
+
+    def _nova_post(self, when, path, source, gid, rid, instance, url):
+        if instance is None and gid is not None:
+            instance = self.instances.get((source, gid), (None,))[0]
+        post = NovaPost(when, path, source, gid, rid, url, instance)
+        self._group(gid or ('-', source, rid), when).nova.append(post)
+        self.in_flight[(source, rid or gid)] = post
+
+    def _answer(self, post, when, status, resp_rid):
+        post.end = when
+        self.in_flight.pop((post.source, post.rid or post.gid), None)
+        if resp_rid is None and status in _LB_STATUSES:
+            post.failed = True
+        else:
+            post.status, post.resp_rid = status, resp_rid
+
+    def _instance(self, when, source, gid, instance, failed):
+        if gid is None:
+            gid = self.gid_of.get((source, instance), (None,))[0]
+        if gid is None:
+            return
+        self.instances[(source, gid)] = (instance, when)
+        self.gid_of[(source, instance)] = (gid, when)
+        group = self.groups.get(gid)
+        for post in group.nova if group else ():
+            if post.source == source and post.instance is None:
+                post.instance = instance
+        if failed:
+            self._fail(when, source, gid)
+
+    def _fail(self, when, source, gid):
+        group = self.groups.get(gid)
+        for post in group.nova if group else ():
+            if post.source == source and post.end is None:
+                post.failed, post.end = True, when
+                self.in_flight.pop((source, post.rid or gid), None)
+        if group is not None:
+            group.last = max(group.last, when)
+
+    def _sweep(self, horizon):
+        """Judge the groups untouched since ``horizon``; drop old state."""
+        done = [k for k, g in self.groups.items() if g.last < horizon]
+        for key in done:
+            yield from self._judge(self.groups.pop(key))
+        while self.no_gid and self.no_gid[0][0] < horizon - self.window:
+            post = self.no_gid.popleft()
+            self.cinder_by_rid.pop(post[2], None)
+            self.cinder_unmatched += not post[5]
+        for table in (self.instances, self.gid_of):
+            for key in [k for k, v in table.items() if v[1] < horizon]:
+                del table[key]
+
+    def _judge(self, group):
+        """Match the group's cinder POSTs to its nova POSTs; judge them."""
+        for post in group.nova:
+            self.in_flight.pop((post.source, post.rid or post.gid), None)
+            if post.resp_rid is None:
+                continue
+            cinder = self.cinder_by_rid.get(post.resp_rid)
+            if cinder is not None and not cinder[5]:
+                cinder[5] = True
+                post.cinder.append(cinder)
+                post.matched_by = 'response_request_id'
+        for cinder in sorted(group.cinder, key=lambda c: c[0]):
+            if cinder[5]:
+                continue
+            fits = [p for p in group.nova
+                    if p.start - self.skew <= cinder[0]
+                    <= p.until(self.window) + self.skew]
+            if not fits:
+                self.cinder_unmatched += 1
+                continue
+            fresh = [p for p in fits if not p.cinder]
+            post = fresh[0] if fresh else fits[-1]
+            cinder[5] = True
+            post.cinder.append(cinder)
+            post.matched_by = post.matched_by or 'global_request_id'
+        for post in group.nova:
+            # Without a gid, a second cinder POST is only taken when nova
+            # logged a resend: concurrent creates share the URL.
+            while len(post.cinder) < post.attempts:
+                cinder = self._no_gid(
+                    lambda c: c[4] == post.url and post.start - self.skew
+                    <= c[0] <= post.until(self.window) + self.skew,
+                    post.start)
+                if cinder is None:
+                    break
+                post.cinder.append(cinder)
+                post.matched_by = post.matched_by or 'time_window'
+            for cinder in post.cinder:
+                self.cinder_by_rid.pop(cinder[2], None)
+            record = post.record()
+            self.verdicts[record['verdict']] += 1
+            self.reached_cinder += bool(post.cinder)
+            yield record
+        for cinder in group.cinder:
+            self.cinder_by_rid.pop(cinder[2], None)
+
+    def _no_gid(self, wanted, near=None):
+        """Claim the free gid-less cinder POST ``wanted`` accepts.
+
+        :param wanted: a predicate on cinder POSTs.
+        :param near: a time (seconds); the POST closest to it wins, else
+            the oldest.
+        :returns: the cinder POST (list), or None.
+        """
+        found = [c for c in self.no_gid if not c[5] and wanted(c)]
+        if not found:
+            return None
+        best = (min(found, key=lambda c: abs(c[0] - near))
+                if near is not None else found[0])
+        best[5] = True
+        return best

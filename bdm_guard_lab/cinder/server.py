@@ -1,0 +1,199 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The cinder process of the lab: ``python -m bdm_guard_lab.cinder.server``.
+
+Runs cinder 29's real API (``cinder.service.WSGIService('osapi_volume')``),
+scheduler and volume manager in one process, the way cinder's own functional
+tests do (``cinder/tests/functional/functional_helpers.py``): fake RPC
+transport (``fake:/``, which only works inside one process), noauth, the
+lab's volume driver and image service. It eventlet-monkey-patches itself
+(cinder's default concurrency), which is why it is a child process: the
+clients under test (bdm-guard, nova) must run on plain threads.
+
+Protocol: the single argument is a JSON file with the settings (see
+:class:`bdm_guard_lab.cinder.service.CinderService`); once serving, one line
+``{"port": <port>, "read_your_writes": <bool>}`` is printed on stdout
+(``read_your_writes``: this cinder carries the ``patches/cinder`` series).
+SIGTERM stops it; it also exits when its parent goes away. When the settings
+name a ``stats_file``, the series' re-read counters
+(``cinder.db.api.read_your_writes.stats``, a :class:`bdm_guard.db.Stats`)
+are written there as JSON every second and on the way out.
+"""
+
+from cinder import monkey_patch; monkey_patch.patch()  # noqa: E702,H102
+
+import json  # noqa: E402,I100
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+from oslo_concurrency import lockutils  # noqa: E402
+from oslo_config import cfg  # noqa: E402
+from oslo_log import log as logging  # noqa: E402
+from oslo_messaging import opts as messaging_opts  # noqa: E402
+from oslo_policy import opts as policy_opts  # noqa: E402
+from oslo_service import wsgi  # noqa: E402
+
+from cinder import objects  # noqa: E402
+
+objects.register_all()
+
+from cinder.api import common as api_common  # noqa: E402,F401,I202
+from cinder.common import config  # noqa: E402,F401
+from cinder import coordination  # noqa: E402
+from cinder.db import api as db_api  # noqa: E402
+from cinder.db import migration  # noqa: E402
+from cinder import quota  # noqa: E402,F401
+from cinder import rpc  # noqa: E402
+from cinder.scheduler import manager as sch_manager  # noqa: E402,F401
+from cinder import service  # noqa: E402
+from cinder.volume import driver  # noqa: E402,F401
+from cinder.volume import manager as vol_manager  # noqa: E402,F401
+
+from bdm_guard_lab.cinder import driver as lab_driver  # noqa: E402
+from bdm_guard_lab.cinder import images as image_service  # noqa: E402
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+
+_DRIVER = 'bdm_guard_lab.cinder.driver.LabVolumeDriver'
+
+
+def _overrides(settings):
+    """``[(option, value, group)]`` for the lab's cinder."""
+    state = settings['state_dir']
+    etc = settings['etc_dir']
+    lab = settings.get('lab', {})
+    values = [
+        ('transport_url', 'fake:/', None),
+        ('auth_strategy', 'noauth', None),
+        ('api_paste_config', os.path.join(etc, 'api-paste.ini'), None),
+        ('resource_query_filters_file',
+         os.path.join(etc, 'resource_filters.json'), None),
+        ('state_path', state, None),
+        ('osapi_volume_listen', '127.0.0.1', None),
+        ('osapi_volume_listen_port', 0, None),
+        ('osapi_volume_workers', 1, None),
+        ('scheduler_driver',
+         'cinder.scheduler.filter_scheduler.FilterScheduler', None),
+        ('scheduler_driver_init_wait_time', 10, None),
+        ('default_volume_type', '__DEFAULT__', None),
+        ('target_helper', 'fake', None),
+        ('volume_driver', _DRIVER, 'backend_defaults'),
+        ('quota_volumes', -1, None),
+        ('quota_gigabytes', -1, None),
+        ('quota_snapshots', -1, None),
+        ('executor_thread_pool_size', 512, None),
+        # One greenthread per open client connection: the default 100 would
+        # stall the API once more than 100 keep-alive clients are connected.
+        ('wsgi_default_pool_size', 4096, None),
+        ('client_socket_timeout', 60, None),
+        ('connection', settings['db_connection'], 'database'),
+        ('sqlite_synchronous', False, 'database'),
+        ('lock_path', os.path.join(state, 'locks'), 'oslo_concurrency'),
+        ('backend_url', 'file://' + os.path.join(state, 'coordination'),
+         'coordination'),
+        ('policy_file', os.path.join(state, 'no-policy.yaml'), 'oslo_policy'),
+        ('driver', ['noop'], 'oslo_messaging_notifications'),
+        ('log_file', settings.get('log_file'), None),
+        ('debug', bool(settings.get('debug')), None),
+    ]
+    values.extend((name, value, lab_driver.GROUP)
+                  for name, value in lab.items())
+    return values
+
+
+def configure(settings):
+    """Parse an empty command line and apply the lab's settings."""
+    lab_driver.register_opts(CONF)
+    logging.register_options(CONF)
+    for group, opts in messaging_opts.list_opts():
+        CONF.register_opts(opts, group=group)
+    wsgi.register_opts(CONF)
+    policy_opts.set_defaults(CONF)
+    lockutils.set_defaults(os.path.join(settings['state_dir'], 'locks'))
+    CONF([], project='cinder', default_config_files=[])
+    for name, value, group in _overrides(settings):
+        if value is not None:
+            CONF.set_override(name, value, group)
+    logging.setup(CONF, 'cinder')
+
+
+def start(settings):
+    """Start scheduler, volume manager and API; return the services."""
+    os.makedirs(os.path.join(settings['state_dir'], 'locks'), exist_ok=True)
+    if not settings.get('skip_db_sync'):
+        migration.db_sync()
+    coordination.COORDINATOR.start()
+    rpc.init(CONF)
+    image_service.install()
+    services = []
+    for binary in ('cinder-volume', 'cinder-scheduler'):
+        svc = service.Service.create(binary=binary, host='lab',
+                                     coordination=(binary == 'cinder-volume'))
+        svc.start()
+        services.append(svc)
+    api = service.WSGIService('osapi_volume')
+    api.start()
+    services.append(api)
+    return services
+
+
+def write_stats(path):
+    """Write the series' re-read counters to ``path`` (JSON), if patched.
+
+    :returns: the counters (dict), or None for a stock cinder.
+    """
+    guard = getattr(db_api, 'read_your_writes', None)
+    stats = guard.stats.as_dict() if guard is not None else None
+    if path:
+        with open(path + '.tmp', 'w') as stream:
+            json.dump(stats, stream)
+        os.replace(path + '.tmp', path)
+    return stats
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    with open(argv[0]) as stream:
+        settings = json.load(stream)
+    configure(settings)
+    services = start(settings)
+    parent = os.getppid()
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *args: stopping.append(1))
+    sys.stdout.write(json.dumps({
+        'port': services[-1].port,
+        'read_your_writes': hasattr(db_api, 'read_your_writes')}) + '\n')
+    sys.stdout.flush()
+    # The counters are also written every second: a child killed after the
+    # stop timeout still leaves them.
+    last = None
+    while not stopping and os.getppid() == parent:
+        time.sleep(0.2)
+        if time.monotonic() - (last or 0) >= 1.0:
+            write_stats(settings.get('stats_file'))
+            last = time.monotonic()
+    stats = write_stats(settings.get('stats_file'))
+    LOG.info('Read-your-writes counters: %s', stats)
+    for svc in reversed(services):
+        try:
+            svc.stop()
+        except Exception:  # noqa: B902 - best effort at exit
+            LOG.exception('Stopping %s failed.', svc)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

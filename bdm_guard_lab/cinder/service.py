@@ -1,0 +1,273 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Real cinder 29 on loopback, as a fixture.
+
+:class:`CinderService` starts :mod:`bdm_guard_lab.cinder.server` in a child
+process and waits for its port. Cinder runs there under eventlet (its
+default concurrency, monkey-patched); the clients under test run in this
+process on plain threads, unpatched. A child also keeps cinder's and nova's
+global ``oslo_config.cfg.CONF`` apart: both register options there.
+
+Every volume count the lab reports is read through cinder's own API
+(:meth:`CinderService.list_volumes`, ``GET /volumes/detail?all_tenants=1``
+straight to cinder, never through the fault proxy).
+"""
+
+import importlib.util
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import fixtures
+from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
+from oslo_log import log as logging
+import requests
+import tenacity
+
+from bdm_guard_lab import exception
+from bdm_guard_lab import process
+
+LOG = logging.getLogger(__name__)
+
+#: The project every lab volume belongs to (cinder's noauth takes it from
+#: the token ``<user>:<project>``).
+PROJECT_ID = '89afd400-b646-4bbc-b12b-c0a4d63e5bd3'
+USER_ID = 'f1a2b3c4-0000-4000-8000-00000000b0a7'
+#: cinder.tests.unit.fake_constants.IMAGE_ID, the 12 MB raw image of cinder's
+#: fake image service (see bdm_guard_lab.cinder.images).
+IMAGE_ID = 'e79161cd-5f9d-4007-8823-81a807a64332'
+
+
+def cinder_etc_dir():
+    """Where pip put cinder's ``api-paste.ini`` and ``resource_filters.json``.
+
+    The wheel installs them under ``<prefix>/etc/cinder``, not next to the
+    source tree where cinder's test harness looks (lab-recipes.md).
+
+    :returns: the directory (str).
+    :raises bdm_guard_lab.exception.LabError: cinder or its files are missing.
+    """
+    spec = importlib.util.find_spec('cinder')
+    if spec is None:
+        raise exception.LabError(reason='cinder is not installed; install '
+                                        'bdm-guard[lab]')
+    candidates = [os.path.join(sys.prefix, 'etc', 'cinder'),
+                  os.path.join(os.path.dirname(spec.origin), '..', '..', '..',
+                               '..', 'etc', 'cinder')]
+    for path in candidates:
+        if os.path.exists(os.path.join(path, 'api-paste.ini')):
+            return os.path.abspath(path)
+    raise exception.LabError(reason='api-paste.ini not found in %s' %
+                             ', '.join(candidates))
+
+
+class CinderService(fixtures.Fixture):
+    """Cinder's API, scheduler and volume manager in a child process.
+
+    :param create_seconds: mean seconds the driver takes per volume.
+    :param download_seconds_per_gib: mean seconds per GiB an image-backed
+        volume spends in ``downloading``.
+    :param create_jitter: spread of each duration (fraction of the mean).
+    :param time_scale: factor applied to every duration.
+    :param seed: seed of the per-volume durations (drawn per volume name, so
+        a boot named the same takes the same time in both arms).
+    :param db_connection: an SQLAlchemy URL; default a fresh sqlite file.
+        For MySQL/Galera pass a URL to an empty database.
+    :param debug: log cinder at DEBUG.
+    :param start_timeout: seconds to wait for the API to listen.
+    :param cinder_path: a folder put first on the child's ``PYTHONPATH``
+        whose ``cinder`` package replaces the installed one (see
+        :class:`bdm_guard_lab.cinder.patched.PatchedCinder`), or None.
+
+    The child's state (logs, database) lives in a temporary folder removed
+    on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
+    ``cinder.log`` and ``stderr.log`` are first copied to
+    ``$BDM_GUARD_LAB_LOG_DIR/cinder-<n>/`` (one folder per service, in start
+    order), so that a demo or a failed functional test can be read later.
+
+    After ``setUp``: ``endpoint`` (``http://127.0.0.1:<port>/v3/<project>``),
+    ``base_url``, ``project_id``, ``image_id``, ``log_file``,
+    ``read_your_writes`` (the child's cinder carries ``patches/cinder``).
+    After ``stop``: :meth:`db_stats`.
+    """
+
+    def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
+                 create_jitter=0.5, time_scale=1.0, seed=0,
+                 db_connection=None, debug=False, start_timeout=120.0,
+                 cinder_path=None):
+        super().__init__()
+        self.lab = {'create_seconds': create_seconds,
+                    'download_seconds_per_gib': download_seconds_per_gib,
+                    'create_jitter': create_jitter,
+                    'time_scale': time_scale, 'seed': seed}
+        self.db_connection = db_connection
+        self.debug = debug
+        self.start_timeout = start_timeout
+        self.project_id = PROJECT_ID
+        self.user_id = USER_ID
+        self.image_id = IMAGE_ID
+        self.process = None
+        self.cinder_path = cinder_path
+        self.read_your_writes = False
+        self.stats_file = None
+        self._db_stats = None
+
+    def _setUp(self):
+        state = self.useFixture(fixtures.TempDir()).path
+        self.state_dir = state
+        self.addCleanup(self._keep_logs)
+        self.log_file = os.path.join(state, 'cinder.log')
+        settings = {
+            'state_dir': state, 'etc_dir': cinder_etc_dir(),
+            'db_connection': self.db_connection or 'sqlite:///%s' %
+            os.path.join(state, 'cinder.sqlite'),
+            'log_file': self.log_file, 'debug': self.debug, 'lab': self.lab,
+            'stats_file': os.path.join(state, 'db-stats.json')}
+        self.stats_file = settings['stats_file']
+        path = os.path.join(state, 'settings.json')
+        with open(path, 'w') as stream:
+            json.dump(settings, stream)
+        env = dict(os.environ)
+        env.pop('OS_CINDER_DISABLE_EVENTLET_PATCHING', None)
+        env['PYTHONWARNINGS'] = 'ignore'
+        root = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        env['PYTHONPATH'] = os.pathsep.join(
+            [p for p in [self.cinder_path, root, env.get('PYTHONPATH')] if p])
+        with open(os.path.join(state, 'stderr.log'), 'w') as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, '-m', 'bdm_guard_lab.cinder.server', path],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=stderr, env=env, text=True)
+        self.addCleanup(self.stop)
+        ready = self._read_ready()
+        port = ready['port']
+        self.read_your_writes = bool(ready.get('read_your_writes'))
+        self.base_url = 'http://127.0.0.1:%d' % port
+        self.endpoint = '%s/v3/%s' % (self.base_url, self.project_id)
+        LOG.info('Cinder is listening at %s (log %s).', self.endpoint,
+                 self.log_file)
+
+    def _keep_logs(self):
+        """Copy the logs to ``$BDM_GUARD_LAB_LOG_DIR`` when it is set."""
+        keep = os.environ.get('BDM_GUARD_LAB_LOG_DIR')
+        if not keep:
+            return
+        os.makedirs(keep, exist_ok=True)
+        target = tempfile.mkdtemp(prefix='cinder-%s-' % time.strftime(
+            '%H%M%S'), dir=keep)
+        for name in ('cinder.log', 'stderr.log'):
+            source = os.path.join(self.state_dir, name)
+            if os.path.exists(source):
+                shutil.copy(source, target)
+        LOG.info('Cinder logs kept in %s.', target)
+
+    def _read_ready(self):
+        ready, _, _ = select.select([self.process.stdout], [], [],
+                                    self.start_timeout)
+        line = self.process.stdout.readline() if ready else ''
+        if not line:
+            self.stop()
+            raise exception.LabError(
+                reason='cinder did not start within %.0f s; see %s and %s' % (
+                    self.start_timeout, self.log_file,
+                    os.path.join(self.state_dir, 'stderr.log')))
+        return json.loads(line)
+
+    def stop(self):
+        """Stop the cinder process (SIGTERM, then SIGKILL after 10 s)."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        try:
+            process.stop_process(proc)
+        finally:
+            proc.stdout.close()
+            # Read now: the state folder goes away with the fixture.
+            self._db_stats = self._read_stats()
+
+    def db_stats(self):
+        """The re-read counters the child wrote when it stopped.
+
+        :returns: a dict (:class:`bdm_guard.db.Stats` fields) for a cinder
+            carrying ``patches/cinder``; None for a stock cinder or before
+            the child has stopped.
+        """
+        return self._db_stats
+
+    def _read_stats(self):
+        try:
+            with open(self.stats_file) as stream:
+                return json.load(stream)
+        except (OSError, TypeError, ValueError):
+            return None
+
+    def token(self, project_id=None):
+        """The noauth token ``<user>:<project>``."""
+        return '%s:%s' % (self.user_id, project_id or self.project_id)
+
+    def session(self, endpoint=None, project_id=None):
+        """A keystoneauth Session authenticated with the noauth token.
+
+        :param endpoint: the endpoint the auth plugin reports (for example
+            the fault proxy's); default cinder's own.
+        :param project_id: another project, for isolation tests.
+        :returns: a :class:`keystoneauth1.session.Session`.
+        """
+        project = project_id or self.project_id
+        endpoint = endpoint or '%s/v3/%s' % (self.base_url, project)
+        auth = token_endpoint.Token(endpoint, self.token(project))
+        return ks_session.Session(auth=auth)
+
+    def list_volumes(self):
+        """Every volume in cinder, all projects, straight from its API.
+
+        ``GET /v3/<project>/volumes/detail?all_tenants=1`` (noauth contexts
+        are admin), following ``volumes_links`` pages.
+
+        :returns: a list of volume dicts.
+        :raises requests.HTTPError: cinder answered an error.
+        """
+        url = '%s/volumes/detail?all_tenants=1&limit=1000' % self.endpoint
+        headers = {'X-Auth-Token': self.token(), 'Accept': 'application/json'}
+        volumes = []
+        while url:
+            resp = requests.get(url, headers=headers, timeout=60)
+            resp.raise_for_status()
+            body = resp.json()
+            volumes.extend(body.get('volumes', []))
+            links = [link['href'] for link in body.get('volumes_links', [])
+                     if link.get('rel') == 'next']
+            url = links[0] if links else None
+        return volumes
+
+    def wait_settled(self, timeout=120.0, pending=('creating', 'downloading',
+                                                   'deleting')):
+        """Wait until no volume is in a transitional status.
+
+        :param timeout: seconds.
+        :returns: the final list of volumes.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(
+                lambda vols: any(v['status'] in pending for v in vols)),
+            wait=tenacity.wait_fixed(0.5),
+            stop=tenacity.stop_after_delay(timeout),
+            retry_error_callback=lambda state: state.outcome.result())
+        return retrying(self.list_volumes)

@@ -1,0 +1,221 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``bdm-guard audit``: every folder of tests/unit/data/configs, and bad input.
+
+Each folder holds some of nova.conf, cinder.conf, haproxy.cfg and
+galera.cnf, and an expected.yaml: ``findings`` (kinds that must appear,
+optionally with severity, file base name and line), ``absent_kinds`` and
+``never_printed`` (secrets that no output format may show).
+"""
+
+import io
+import json
+import os
+import shutil
+from unittest import mock
+
+import fixtures
+from oslotest import base
+import yaml
+
+from bdm_guard.audit import api as audit
+from bdm_guard.audit import findings
+from bdm_guard.cmd import main
+
+DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                    'data', 'configs')
+OPTIONS = (('nova.conf', '--nova-conf'), ('haproxy.cfg', '--haproxy-cfg'),
+           ('galera.cnf', '--galera-cnf'), ('cinder.conf', '--cinder-conf'))
+FIELDS = ('kind', 'severity', 'file', 'line', 'message', 'fix')
+
+
+def run_cli(*argv):
+    """Run ``bdm-guard`` in-process; return (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    app = main.BdmGuardApp()
+    app.stdout, app.stderr = out, err
+    with mock.patch('sys.stdout', out), mock.patch('sys.stderr', err):
+        rc = app.run(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def case_args(folder):
+    args = []
+    for name, option in OPTIONS:
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            args += [option, path]
+    return args
+
+
+class TestAuditCases(base.BaseTestCase):
+    """One test per folder of tests/unit/data/configs."""
+
+    def _check(self, name):
+        folder = os.path.join(DATA, name)
+        with open(os.path.join(folder, 'expected.yaml')) as f:
+            expected = yaml.safe_load(f)
+        rc, out, err = run_cli('audit', *case_args(folder), '-f', 'json')
+        self.assertIn(rc, (0, 1), err)
+        result = json.loads(out)
+        for finding in result:
+            self.assertEqual(set(FIELDS), set(finding))
+            self.assertIn(finding['severity'], findings.SEVERITIES)
+            for field in ('kind', 'file', 'message', 'fix'):
+                self.assertTrue(finding[field], finding)
+        kinds = [f['kind'] for f in result]
+        for want in expected.get('findings') or []:
+            matches = [f for f in result if f['kind'] == want['kind']]
+            self.assertTrue(matches, '%s missing from %s' % (want['kind'],
+                                                             kinds))
+            got = matches[0]
+            if 'severity' in want:
+                self.assertEqual(want['severity'], got['severity'], got)
+            if 'file' in want:
+                self.assertEqual(want['file'], os.path.basename(got['file']))
+            if 'line' in want:
+                self.assertEqual(want['line'], got['line'], got)
+        for kind in expected.get('absent_kinds', []):
+            self.assertNotIn(kind, kinds)
+        # rc 1 exactly when a high or critical finding exists.
+        worst = max([findings.SEVERITIES.index(f['severity'])
+                     for f in result] or [-1])
+        self.assertEqual(1 if worst >= 2 else 0, rc)
+        for fmt in ('json', 'table', 'yaml', 'csv', 'value'):
+            rc, out, err = run_cli('audit', *case_args(folder), '-f', fmt)
+            for secret in expected.get('never_printed', []):
+                self.assertNotIn(secret, out + err, fmt)
+
+
+def _make(name):
+    def test(self):
+        self._check(name)
+    test.__name__ = 'test_%s' % name.replace('-', '_')
+    return test
+
+
+for _name in sorted(os.listdir(DATA)):
+    if os.path.isdir(os.path.join(DATA, _name)):
+        setattr(TestAuditCases, 'test_%s' % _name.replace('-', '_'),
+                _make(_name))
+
+
+class TestAuditCli(base.BaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.seed = case_args(os.path.join(DATA, 'seed-ha'))
+
+    def write(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, 'wb' if isinstance(data, bytes) else 'w') as f:
+            f.write(data)
+        return path
+
+    def assertInputError(self, argv, *needles):
+        rc, out, err = run_cli('audit', *argv)
+        self.assertEqual(2, rc, (out, err))
+        self.assertNotIn('Traceback', out + err)
+        for needle in needles:
+            self.assertIn(needle, err)
+        return err
+
+    def test_fail_on(self):
+        self.assertEqual(1, run_cli('audit', *self.seed)[0])
+        self.assertEqual(0, run_cli('audit', *self.seed, '--fail-on',
+                                    'critical')[0])
+        self.assertEqual(0, run_cli('audit', *self.seed, '--fail-on',
+                                    'never')[0])
+        self.assertEqual(1, run_cli('audit', *self.seed, '--fail-on',
+                                    'medium')[0])
+
+    def test_files_are_optional(self):
+        nova = os.path.join(DATA, 'seed-ha', 'nova.conf')
+        rc, out, _ = run_cli('audit', '--nova-conf', nova, '-f', 'value',
+                             '-c', 'kind')
+        self.assertEqual(['blind_post_retries',
+                          'wait_budget_too_small_for_image_volumes'],
+                         sorted(out.split()))
+
+    def test_image_size(self):
+        nova = self.write('nova.conf', '[DEFAULT]\n'
+                          'block_device_allocate_retries = 60\n'
+                          'block_device_allocate_retries_interval = 5\n'
+                          '[cinder]\nhttp_retries = 0\n')
+        self.assertEqual([], audit.audit(nova_conf=nova, image_gb=15))
+        found = audit.audit(nova_conf=nova, image_gb=20)
+        self.assertEqual([('wait_budget_too_small_for_image_volumes',
+                           'medium', 2)],
+                         [(f.kind, f.severity, f.line) for f in found])
+        self.assertIn('400 s', found[0].fix)
+
+    def test_no_file(self):
+        self.assertInputError([], 'at least one config file')
+
+    def test_missing_file(self):
+        self.assertInputError(['--nova-conf', os.path.join(self.tmp, 'x')],
+                              'No such file')
+
+    def test_binary_file(self):
+        path = self.write('ls', b'\x7fELF\x02\x01\x01\x00\x00' * 50)
+        for option in ('--nova-conf', '--haproxy-cfg', '--galera-cnf',
+                       '--cinder-conf'):
+            self.assertInputError([option, path], 'binary')
+        path = self.write('latin1', 'password = caf\xe9\n'.encode('latin-1'))
+        self.assertInputError(['--nova-conf', path], 'not UTF-8')
+
+    def test_empty_files(self):
+        path = self.write('empty', '')
+        rc, out, err = run_cli('audit', '--galera-cnf', path)
+        self.assertEqual(0, rc, err)
+        self.assertInputError(['--haproxy-cfg', path], 'no frontend')
+
+    def test_broken_ini_never_quotes_the_line(self):
+        path = self.write('nova.conf', '[DEFAULT]\nfoo = 1\n'
+                          'admin_password Leaked1\n')
+        err = self.assertInputError(['--nova-conf', path], 'line 3')
+        self.assertNotIn('Leaked1', err)
+        path = self.write('nova2.conf', '  admin_password = Leaked2\n')
+        err = self.assertInputError(['--nova-conf', path], 'line 1')
+        self.assertNotIn('Leaked2', err)
+
+    def test_galera_only_and_dump(self):
+        shutil.copy(os.path.join(DATA, 'seed-ha', 'galera.cnf'), self.tmp)
+        found = audit.audit(galera_cnf=os.path.join(self.tmp, 'galera.cnf'))
+        self.assertEqual(['durability_traded_for_nothing'],
+                         [f.kind for f in found])
+        self.assertEqual('medium', audit.worst(found))
+        self.assertIsNone(audit.worst([]))
+
+
+class TestMask(base.BaseTestCase):
+
+    def test_urls_and_options(self):
+        cases = {
+            'rabbit://nova:s1@h1:5672,nova:s2@h2:5672/':
+                'rabbit://nova:***@h1:5672,nova:***@h2:5672/',
+            'connection = mysql+pymysql://nova:p@ss@10.0.0.1/nova':
+                'connection = mysql+pymysql://nova:***@ss@10.0.0.1/nova',
+            'admin_password = hunter2': 'admin_password = ***',
+            'http://host:8776/v3/volumes': 'http://host:8776/v3/volumes',
+        }
+        for text, masked in cases.items():
+            self.assertEqual(masked, findings.mask(text))
+
+    def test_finding_masked(self):
+        finding = findings.Finding('k', 'low', 'f', 1,
+                                   'url mysql://u:pw@h/db', 'password=pw')
+        masked = finding.masked()
+        self.assertNotIn('pw@', masked.message)
+        self.assertEqual('password=***', masked.fix)

@@ -1,0 +1,200 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``bdm-guard create`` and ``bdm-guard wait`` end to end (fake cinder)."""
+
+import argparse
+import io
+import json
+import os
+from unittest import mock
+
+import fixtures
+from keystoneauth1 import fixture
+from oslotest import base
+from requests_mock.contrib import fixture as rm_fixture
+import yaml
+
+from bdm_guard.cmd import auth
+from bdm_guard.cmd import main
+from bdm_guard import create
+from bdm_guard import exception
+from bdm_guard import testing
+from bdm_guard import wait
+from tests.unit import fake_cinder
+
+AUTH = ['--os-auth-type', 'admin_token', '--os-endpoint',
+        fake_cinder.ENDPOINT, '--os-token', 'user:%s' % fake_cinder.PROJECT,
+        '--os-volume-endpoint', fake_cinder.ENDPOINT]
+KEY = 'cli-key-1'
+KEYSTONE = 'http://keystone.test/v3'
+
+
+class TestCli(base.BaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.clock = testing.VirtualClock()
+        self.fake = fake_cinder.FakeCinder(self.clock)
+        fake_cinder.make_client(self, self.fake)
+        # The CLI runs on real time: swap the library's time defaults.
+        for func in (create.create_volume, create.create_and_wait,
+                     wait.wait_for_volume):
+            patcher = mock.patch.dict(func.__kwdefaults__, {
+                'sleep': self.clock.sleep, 'clock': self.clock})
+            patcher.start()
+            self.addCleanup(patcher.stop)
+
+    def run_cli(self, *argv):
+        out, err = io.StringIO(), io.StringIO()
+        app = main.BdmGuardApp()
+        app.stdout, app.stderr = out, err
+        with mock.patch('sys.stdout', out), mock.patch('sys.stderr', err):
+            rc = app.run(list(argv))
+        return rc, out.getvalue(), err.getvalue()
+
+    def test_create_wait_json(self):
+        rc, out, err = self.run_cli(
+            'create', '--size', '2', '--idempotency-key', KEY, '--wait',
+            '-f', 'json', *AUTH)
+        self.assertEqual(0, rc, err)
+        data = json.loads(out)
+        self.assertEqual('available', data['status'])
+        self.assertEqual('created', data['outcome'])
+        self.assertEqual(create.request_id_for_key(KEY), data['request_id'])
+        self.assertIn('creating', err)   # progress on stderr
+        # A second run with the same key adopts, never duplicates.
+        rc, out, err = self.run_cli(
+            'create', '--size', '2', '--idempotency-key', KEY, '-f', 'json',
+            *AUTH)
+        self.assertEqual(0, rc, err)
+        self.assertEqual('adopted', json.loads(out)['outcome'])
+        self.assertEqual(1, len(self.fake.volumes))
+
+    def test_wait_error_is_clean(self):
+        vid = self.fake.add_volume(status='error')
+        rc, out, err = self.run_cli('wait', vid, '-f', 'yaml', *AUTH)
+        self.assertEqual(1, rc)
+        self.assertIn('error', err)
+        self.assertNotIn('Traceback', err)
+
+    def test_bad_input_is_clean(self):
+        rc, out, err = self.run_cli('wait', 'not-a-uuid', *AUTH)
+        self.assertEqual(1, rc)
+        self.assertIn('Invalid volume id', err)
+        self.assertNotIn('Traceback', err)
+        rc, out, err = self.run_cli('create', '--size', '0',
+                                    '--idempotency-key', KEY, *AUTH)
+        self.assertEqual(1, rc)
+        self.assertIn('size_gb', err)
+        self.assertEqual({}, self.fake.volumes)
+
+    def test_negative_numbers_are_clean_errors(self):
+        vid = self.fake.add_volume(status='available')
+        for argv in (('wait', vid, '--size-gb', '-5'),
+                     ('wait', vid, '--nova-retries', '-1'),
+                     ('create', '--size', '1', '--idempotency-key', KEY,
+                      '--wait', '--nova-interval', '-3')):
+            rc, out, err = self.run_cli(*(argv + tuple(AUTH)))
+            self.assertEqual(1, rc, argv)
+            self.assertIn('must be a non-negative', err)
+            self.assertNotIn('Traceback', err)
+        self.assertEqual([], self.fake.requests)
+
+    def test_create_shows_undeleted_duplicates(self):
+        rc, out, err = self.run_cli(
+            'create', '--size', '2', '--idempotency-key', KEY, '-f', 'json',
+            *AUTH)
+        self.assertEqual(0, rc, err)
+        self.assertEqual('', json.loads(out)['undeleted_duplicates'])
+
+    def test_failed_wait_prints_the_cleanup_verdict(self):
+        self.fake.ready_after = 10 ** 6       # stuck in "creating"
+        rc, out, err = self.run_cli(
+            'create', '--size', '2', '--idempotency-key', KEY, '--wait',
+            *AUTH)
+        self.assertEqual(1, rc)
+        (vid,) = self.fake.volumes
+        self.assertIn('Volume %s: cleanup kept (status creating' % vid, err)
+        self.assertNotIn('Traceback', err)
+        self.fake.volumes[vid]['timeline'] = [(0, 'error')]
+        rc, out, err = self.run_cli(
+            'create', '--size', '2', '--idempotency-key', KEY, '--wait',
+            *AUTH)
+        self.assertEqual(1, rc)
+        self.assertIn('Volume %s: cleanup deleted.' % vid, err)
+        self.assertEqual({}, self.fake.volumes)
+
+
+class TestCloudsYaml(base.BaseTestCase):
+
+    def test_os_cloud_uses_region_and_interface(self):
+        # The cloud's region/interface pick cinder's endpoint from the
+        # catalog; the wrong ones would pick another host.
+        token = fixture.V3Token()
+        token.set_project_scope()
+        token.add_service('identity').add_standard_endpoints(
+            public=KEYSTONE)
+        token.add_service('volumev3').add_standard_endpoints(
+            public='http://wrong.test/v3/p', region='RegionOne')
+        token.add_service('volumev3').add_standard_endpoints(
+            public='http://wrong.test/v3/p',
+            internal='http://right.test:8776/v3/p', region='RegionTwo')
+        mocker = self.useFixture(rm_fixture.Fixture())
+        mocker.get(KEYSTONE, json=fixture.V3Discovery(KEYSTONE))
+        mocker.post(KEYSTONE + '/auth/tokens', json=token,
+                    headers={'X-Subject-Token': 'tok'})
+        vid = '6018366c-f658-47a7-9ed3-4fe53a096533'
+        # keystoneauth's version discovery on the catalog URL: no document.
+        mocker.get('http://right.test:8776/v3/p', status_code=404)
+        mocker.get('http://right.test:8776/v3/p/volumes/' + vid,
+                   json={'volume': {'id': vid, 'status': 'available'}})
+        tmp = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(tmp, 'clouds.yaml')
+        with open(path, 'w') as f:
+            yaml.safe_dump({'clouds': {'two': {
+                'region_name': 'RegionTwo', 'interface': 'internal',
+                'auth': {'auth_url': KEYSTONE, 'username': 'u',
+                         'password': 'p', 'project_name': 'p',
+                         'user_domain_name': 'Default',
+                         'project_domain_name': 'Default'}}}}, f)
+        for name in ('OS_REGION_NAME', 'OS_INTERFACE', 'OS_CLOUD',
+                     'OS_VOLUME_ENDPOINT'):
+            self.useFixture(fixtures.EnvironmentVariable(name))
+        self.useFixture(fixtures.EnvironmentVariable('OS_CLIENT_CONFIG_FILE',
+                                                     path))
+        parser = argparse.ArgumentParser()
+        auth.add_arguments(parser, [])
+        client = auth.client_from_args(parser.parse_args(['--os-cloud',
+                                                          'two']))
+        report = wait.wait_for_volume(client, vid, sleep=lambda s: None)
+        self.assertEqual('available', report.volume['status'])
+        hosts = {r.hostname for r in mocker.request_history}
+        self.assertEqual({'keystone.test', 'right.test'}, hosts)
+        # An explicit flag still wins over the cloud's value.
+        mocker.get('http://wrong.test/v3/p', status_code=404)
+        mocker.get('http://wrong.test/v3/p/volumes/' + vid, status_code=404,
+                   json={'itemNotFound': {'message': 'not here'}})
+        args = parser.parse_args(['--os-cloud', 'two', '--os-interface',
+                                  'public'])
+        result = auth.client_from_args(args).get_volume(vid.upper())
+        self.assertEqual('not_found', result.kind)
+        self.assertEqual('http://wrong.test/v3/p/volumes/' + vid,
+                         mocker.last_request.url)
+
+    def test_unknown_cloud_is_a_clean_error(self):
+        self.useFixture(fixtures.EnvironmentVariable(
+            'OS_CLIENT_CONFIG_FILE', '/nonexistent/clouds.yaml'))
+        parser = argparse.ArgumentParser()
+        auth.add_arguments(parser, [])
+        self.assertRaises(exception.InvalidInput, auth.client_from_args,
+                          parser.parse_args(['--os-cloud', 'nope']))
