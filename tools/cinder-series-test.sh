@@ -190,14 +190,16 @@ EOF
     fi
 }
 
-# Show the trace of each test named in $1 from the traces file $2.
+# Show each test named in $1 with its traceback from the traces file $2.
 show_traces() {
     local name
     while read -r name; do
+        echo "    $name"
         awk -v name="=== $name" '
-            $0 == name {on = 1; n = 0; next}
+            $0 == name {on = 1; tb = 0; n = 0; next}
             /^=== / {on = 0}
-            on && n++ < 30 {print "      " $0}' "$2"
+            on && /^Traceback/ {tb = 1}
+            on && tb && n++ < 25 {print "      " $0}' "$2"
     done <"$1"
 }
 
