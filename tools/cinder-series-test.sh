@@ -22,7 +22,7 @@
 # - YAML on the changed *.yaml, and `reno lint` on the release notes the
 #   patch adds (in a scratch repository: the sdist is one commit, and reno
 #   rejects cinder's own history squashed into one);
-# - doc8 on the changed doc/ files, when doc8 is installed;
+# - doc8 on the changed doc/ files (cinder's [doc8] settings);
 # - check_uptodate: regenerate cinder/opts.py with cinder's
 #   tools/config/generate_cinder_opts.py and require no difference;
 # - cinder's unit tests for the modules the patch touches: the test modules
