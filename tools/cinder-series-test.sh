@@ -11,127 +11,342 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-# Apply patches/cinder/*.patch one by one to the cinder 29.0.0 sdist and run
-# cinder's own unit tests for the modules the series touches after each
-# patch. A patch fails when it does not apply, when a test fails that did
-# not already fail on the unpatched base (recorded first, same environment),
-# or when cinder's own flake8 rules (its tox.ini [flake8] settings and the
-# local hacking checks of cinder/tests/hacking/checks.py, e.g. C311) flag a
-# Python file the patch changes.
+# Apply patches/cinder/*.patch one by one to the cinder 29.0.0 sdist and,
+# after each patch, run what cinder's gate would run on it:
+#
+# - whitespace (`git diff --check`, as cinder's pre-commit hooks);
+# - flake8 with hacking, flake8-import-order and cinder's local checks
+#   (cinder/tests/hacking, e.g. C311), as cinder's tox.ini [flake8] sets them,
+#   on the Python files the patch changes (not doc/, releasenotes/, tools/,
+#   as in cinder's pre-commit config);
+# - YAML on the changed *.yaml, and `reno lint` on the release notes the
+#   patch adds (in a scratch repository: the sdist is one commit, and reno
+#   rejects cinder's own history squashed into one);
+# - doc8 on the changed doc/ files (cinder's [doc8] settings);
+# - check_uptodate: regenerate cinder/opts.py with cinder's
+#   tools/config/generate_cinder_opts.py and require no difference;
+# - cinder's unit tests for the modules the patch touches: the test modules
+#   it changes, test_<name> for each changed cinder/**/<name>.py (looked up
+#   from cinder/tests/unit/<package>/ up to cinder/tests/unit/), and the
+#   EXTRA_TESTS below. A test fails the patch unless it also fails on the
+#   unpatched base in the same environment (recorded first, then listed).
 #
 # Usage: tools/cinder-series-test.sh [path/to/cinder-29.0.0.tar.gz]
-# Environment: PYTHON (default: python3 on PATH) must have cinder's
-# test requirements and bdm-guard importable; CINDER_VERSION (29.0.0);
-# KEEP_WORKDIR=1 keeps the temporary git repository.
+# Environment: PYTHON (default python3) with cinder and its test and lint
+# requirements; CINDER_VERSION (29.0.0); CINDER_SERIES_CONCURRENCY (test
+# processes, default 2); CINDER_SERIES_DIR (default patches/cinder);
+# KEEP_WORKDIR=1 keeps the temporary repository.
 
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PATCH_DIR=$ROOT/patches/cinder
+PATCH_DIR=${CINDER_SERIES_DIR:-$ROOT/patches/cinder}
 PYTHON=${PYTHON:-python3}
 CINDER_VERSION=${CINDER_VERSION:-29.0.0}
+CONCURRENCY=${CINDER_SERIES_CONCURRENCY:-2}
 WORK=$(mktemp -d -t cinder-series.XXXXXX)
 if [ "${KEEP_WORKDIR:-0}" != 1 ]; then
     trap 'rm -rf "$WORK"' EXIT
+else
+    echo "Work directory: $WORK"
 fi
+BIN=$(dirname "$("$PYTHON" -c 'import sys; print(sys.executable)')")
 
-# Cinder unit test modules covering the modules the series changes
-# (cinder/db/api.py, objects/volume.py, scheduler/, volume/flows/), and the
-# test modules the series adds (run once they exist).
-TEST_MODULES="
-cinder.tests.unit.test_db_api
-cinder.tests.unit.test_db_worker_api
-cinder.tests.unit.objects.test_cleanable
-cinder.tests.unit.db.test_fresh_volumes
-cinder.tests.unit.objects.test_volume
-cinder.tests.unit.objects.test_objects
-cinder.tests.unit.scheduler.test_scheduler
-cinder.tests.unit.scheduler.test_filter_scheduler
-cinder.tests.unit.scheduler.test_create_volume_flow
-cinder.tests.unit.volume.flows.test_create_volume_flow
-cinder.tests.unit.volume.flows.test_common
-cinder.tests.unit.volume.test_volume
+# Source files whose tests are not named after them: "file: test modules".
+EXTRA_TESTS="
+cinder/volume/flows/manager/create_volume.py: cinder.tests.unit.volume.flows.test_create_volume_flow cinder.tests.unit.volume.test_volume
+cinder/volume/flows/api/create_volume.py: cinder.tests.unit.volume.flows.test_create_volume_flow
+cinder/volume/manager.py: cinder.tests.unit.volume.test_volume cinder.tests.unit.volume.test_volume_manager
 "
+
+# As cinder's tox.ini [testenv].
+export OS_STDOUT_CAPTURE=1 OS_STDERR_CAPTURE=1 OS_TEST_TIMEOUT=60
+export OS_CINDER_DISABLE_EVENTLET_PATCHING=False PYTHONDONTWRITEBYTECODE=1
 
 SDIST=${1:-}
 if [ -z "$SDIST" ]; then
     "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
-        "cinder==$CINDER_VERSION" -d "$WORK/sdist"
+        "cinder==$CINDER_VERSION" -d "$WORK/sdist" 2>/dev/null
     SDIST=$(ls "$WORK"/sdist/cinder-*.tar.gz)
 fi
 
 REPO=$WORK/cinder-$CINDER_VERSION
 tar --no-same-owner -xzf "$SDIST" -C "$WORK"
 cd "$REPO"
+export PYTHONPATH=$REPO
 git init -q
 git config user.name "cinder series test"
 git config user.email "series-test@example.invalid"
 git add -A
 git commit -q -m "Import cinder $CINDER_VERSION sdist"
 
-# Run the existing modules of $TEST_MODULES; write failing test ids to $1.
+# Files a patch file changes (new names; deleted files left out).
+patch_files() {
+    sed -n 's|^+++ b/||p' "$1" | sort -u
+}
+
+# The cinder test modules for a list of changed files (stdin), one a line.
+test_modules() {
+    local file dir name extra
+    while read -r file; do
+        case $file in
+            cinder/tests/unit/*/test_*.py|cinder/tests/unit/test_*.py)
+                echo "${file%.py}" | tr / . ;;
+            cinder/tests/*) ;;
+            cinder/*.py)
+                extra=$(echo "$EXTRA_TESTS" | sed -n "s|^$file: ||p")
+                for module in $extra; do echo "$module"; done
+                name=$(basename "$file")
+                dir=$(dirname "${file#cinder/}")
+                while :; do
+                    if [ "$dir" = . ]; then
+                        candidate=cinder/tests/unit/test_$name
+                    else
+                        candidate=cinder/tests/unit/$dir/test_$name
+                    fi
+                    if [ -f "$candidate" ] || grep -qx "$candidate" \
+                            "$WORK/all-files"; then
+                        echo "${candidate%.py}" | tr / .
+                        break
+                    fi
+                    [ "$dir" = . ] && break
+                    dir=$(dirname "$dir")
+                done ;;
+        esac
+    done | sort -u
+}
+
+# Run the modules of $2.. that exist, each in its own process (cinder's
+# tests are not all isolated from the modules run before them in one
+# process), $CONCURRENCY at a time, largest first; write the failing test
+# ids to $1, "run failed skipped" to $1.counts and the traces to $1.traces.
 run_tests() {
-    local failed_file=$1 modules=""
-    for module in $TEST_MODULES; do
+    local out=$1 modules="" module i=0 crashed=0
+    shift
+    for module in "$@"; do
         if [ -f "${module//.//}.py" ]; then
-            modules="$modules $module"
+            modules="$modules $(wc -c <"${module//.//}.py") $module"
         fi
     done
-    # cinder's test fixtures turn DeprecationWarnings back on (thousands of
-    # lines per run): keep stderr in a file and show its tail on failure.
-    OS_CINDER_DISABLE_EVENTLET_PATCHING=False \
-    PYTHONPATH="$REPO:$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-        "$PYTHON" - "$failed_file" $modules 2>"$failed_file.stderr" \
-        <<'EOF' || { tail -n 40 "$failed_file.stderr" >&2; return 1; }
+    : >"$out"
+    : >"$out.traces"
+    echo "0 0 0" >"$out.counts"
+    [ -z "$modules" ] && return 0
+    for module in $(printf '%s %s\n' $modules | sort -rn | cut -d' ' -f2); do
+        i=$((i + 1))
+        while [ "$(jobs -rp | wc -l)" -ge "$CONCURRENCY" ]; do
+            wait -n || crashed=1
+        done
+        "$PYTHON" - "$out.$i" "$module" 2>"$out.$i.stderr" <<'EOF' &
 import sys
+import traceback
 import unittest
 
-failed_file, modules = sys.argv[1], sys.argv[2:]
-suite = unittest.defaultTestLoader.loadTestsFromNames(modules)
+# stestr's discovery imports every cinder test module before any test
+# runs, and novaclient with them: imported first under the mocks of
+# test_volume's extend tests, it fails to find its translations.
+import cinder.compute.nova  # noqa
+
+out, module = sys.argv[1:]
 result = unittest.TestResult()
-suite.run(result)
-bad = sorted({test.id() for test, _ in result.failures + result.errors})
-with open(failed_file, 'w') as out:
-    out.writelines(name + '\n' for name in bad)
-print('  %d tests in %d modules, %d failed or errored, %d skipped'
-      % (result.testsRun, len(modules), len(bad), len(result.skipped)))
+try:
+    unittest.defaultTestLoader.loadTestsFromName(module).run(result)
+except Exception:
+    result.errors.append((unittest.FunctionTestCase(
+        lambda: None, description=module), traceback.format_exc()))
+bad = {}
+for test, trace in result.failures + result.errors:
+    bad.setdefault(test.id(), trace)
+with open(out, 'w') as stream:
+    stream.writelines(name + '\n' for name in sorted(bad))
+with open(out + '.counts', 'w') as stream:
+    stream.write('%d %d %d\n' % (result.testsRun, len(bad),
+                                 len(result.skipped)))
+with open(out + '.traces', 'w') as stream:
+    for name in sorted(bad):
+        stream.write('=== %s\n%s\n' % (name, bad[name]))
 EOF
-    if [ -s "$failed_file" ]; then
-        grep -v -e DeprecationWarning -e obj_make_list "$failed_file.stderr" \
-            | tail -n 40 >&2
+    done
+    while [ "$(jobs -rp | wc -l)" -gt 0 ]; do
+        wait -n || crashed=1
+    done
+    : >"$out.all-counts"
+    for i in $(seq 1 "$i"); do
+        if [ ! -f "$out.$i.counts" ]; then
+            crashed=1
+            continue
+        fi
+        cat "$out.$i" >>"$out"
+        cat "$out.$i.counts" >>"$out.all-counts"
+        cat "$out.$i.traces" >>"$out.traces"
+    done
+    sort -u -o "$out" "$out"
+    awk '{r += $1; f += $2; s += $3} END {print r + 0, f + 0, s + 0}' \
+        "$out.all-counts" >"$out.counts"
+    if [ $crashed = 1 ]; then
+        echo "    test runner crashed:" >&2
+        cat "$out".*.stderr | grep -v -i eventlet | tail -n 40 >&2
+        return 1
     fi
 }
 
-echo "Base: cinder $CINDER_VERSION"
-run_tests "$WORK/base-failures"
-status=0
+# Show each test named in $1 with its traceback from the traces file $2.
+show_traces() {
+    local name
+    while read -r name; do
+        echo "    $name"
+        awk -v name="=== $name" '
+            $0 == name {on = 1; tb = 0; n = 0; next}
+            /^=== / {on = 0}
+            on && /^Traceback/ {tb = 1}
+            on && tb && n++ < 25 {print "      " $0}' "$2"
+    done <"$1"
+}
+
+git ls-files >"$WORK/all-files"
 for patch in "$PATCH_DIR"/*.patch; do
-    echo "Patch: $(basename "$patch")"
-    if ! git am -q --3way "$patch"; then
-        echo "  FAILED: does not apply"
+    patch_files "$patch"
+done >"$WORK/series-files"
+# Every module a patch of the series may test, for the base run.
+test_modules <"$WORK/series-files" >"$WORK/series-modules"
+
+echo "Base: cinder $CINDER_VERSION, $(wc -l <"$WORK/series-modules") test" \
+    "modules the series touches"
+start=$SECONDS
+run_tests "$WORK/base" $(cat "$WORK/series-modules")
+read -r run failed skipped <"$WORK/base.counts"
+echo "  unit tests: $run run, $failed failing, $skipped skipped" \
+    "($((SECONDS - start)) s)"
+
+status=0
+patches=0
+passed=0
+for patch in "$PATCH_DIR"/*.patch; do
+    patches=$((patches + 1))
+    ok=1
+    echo "Patch $(basename "$patch")"
+    if ! git am -q --3way "$patch" 2>"$WORK/am.log"; then
+        echo "  apply: FAILED"
+        sed 's/^/    /' "$WORK/am.log"
         exit 1
     fi
-    changed=$(git diff --name-only --diff-filter=d HEAD~1 HEAD -- '*.py')
-    if [ -n "$changed" ]; then
-        # cinder's pep8 env: flake8 reads cinder's tox.ini in $REPO.
-        if ! lint=$("$PYTHON" -m flake8 $changed 2>&1); then
-            echo "  FAILED: cinder's flake8/hacking checks:"
-            echo "$lint" | sed 's/^/    /'
-            status=1
+    echo "  apply: ok ($(git log -1 --format=%s))"
+    git diff --name-only --diff-filter=d HEAD~1 HEAD >"$WORK/changed"
+
+    if lint=$(git diff --check HEAD~1 HEAD); then
+        echo "  whitespace: ok"
+    else
+        echo "  whitespace: FAILED"
+        echo "$lint" | sed 's/^/    /'
+        ok=0
+    fi
+
+    py=$(grep -E '\.py$' "$WORK/changed" \
+        | grep -v -E '^(doc|releasenotes|tools)/' || true)
+    if [ -z "$py" ]; then
+        echo "  flake8 + hacking: no Python file changed"
+    elif lint=$("$PYTHON" -m flake8 $py 2>&1); then
+        echo "  flake8 + hacking: ok ($(echo "$py" | wc -l) files)"
+    else
+        echo "  flake8 + hacking: FAILED"
+        echo "$lint" | sed 's/^/    /'
+        ok=0
+    fi
+
+    yaml=$(grep -E '\.ya?ml$' "$WORK/changed" || true)
+    if [ -n "$yaml" ]; then
+        if lint=$("$PYTHON" -c 'import sys, yaml
+for name in sys.argv[1:]:
+    with open(name) as stream:
+        yaml.safe_load(stream)' $yaml 2>&1); then
+            echo "  yaml: ok ($(echo "$yaml" | wc -l) files)"
+        else
+            echo "  yaml: FAILED"
+            echo "$lint" | tail -n 5 | sed 's/^/    /'
+            ok=0
         fi
     fi
-    run_tests "$WORK/failures"
-    new=$(comm -13 "$WORK/base-failures" "$WORK/failures")
-    if [ -n "$new" ]; then
-        echo "  FAILED: new test failures:"
-        echo "$new" | sed 's/^/    /'
-        status=1
+    notes=$(git diff --name-only --diff-filter=A HEAD~1 HEAD \
+        -- 'releasenotes/notes/*.yaml')
+    if [ -n "$notes" ]; then
+        scratch=$WORK/reno
+        rm -rf "$scratch"
+        mkdir -p "$scratch/releasenotes/notes"
+        cp $notes "$scratch/releasenotes/notes/"
+        if lint=$(cd "$scratch" && git init -q && git add -A \
+                && git -c user.name=lint -c user.email=lint@example.invalid \
+                    commit -q -m notes \
+                && "$BIN/reno" -q lint . 2>&1); then
+            echo "  reno lint: ok ($(echo "$notes" | wc -l) notes)"
+        else
+            echo "  reno lint: FAILED"
+            echo "$lint" | grep -v -e '^scanning' -e '^including' \
+                -e '^no configuration' | sed 's/^/    /'
+            ok=0
+        fi
+    fi
+
+    docs=$(grep -E '^doc/.*\.(rst|inc|txt)$' "$WORK/changed" || true)
+    if [ -n "$docs" ]; then
+        if [ ! -x "$BIN/doc8" ]; then
+            echo "  doc8: not installed, skipped"
+        elif lint=$("$BIN/doc8" $docs 2>&1); then
+            echo "  doc8: ok ($(echo "$docs" | wc -l) files)"
+        else
+            echo "  doc8: FAILED"
+            echo "$lint" | sed 's/^/    /'
+            ok=0
+        fi
+    fi
+
+    # cinder's tools/config/check_uptodate.sh, with our Python.
+    mv cinder/opts.py "$WORK/opts.py.orig"
+    if ! "$PYTHON" tools/config/generate_cinder_opts.py \
+            >"$WORK/genopts.log" 2>&1; then
+        echo "  check_uptodate: FAILED (generate_cinder_opts.py)"
+        tail -n 20 "$WORK/genopts.log" | sed 's/^/    /'
+        ok=0
+    elif lint=$(diff -u "$WORK/opts.py.orig" cinder/opts.py); then
+        echo "  check_uptodate: ok (cinder/opts.py regenerated, no change)"
     else
-        echo "  OK: no test fails that passed on the base"
+        echo "  check_uptodate: FAILED (cinder/opts.py is not up to date)"
+        echo "$lint" | sed 's/^/    /'
+        ok=0
+    fi
+    mv "$WORK/opts.py.orig" cinder/opts.py
+
+    test_modules <"$WORK/changed" >"$WORK/modules"
+    start=$SECONDS
+    if ! run_tests "$WORK/after" $(cat "$WORK/modules"); then
+        ok=0
+    fi
+    read -r run failed skipped <"$WORK/after.counts"
+    comm -13 "$WORK/base" "$WORK/after" >"$WORK/new-failures"
+    new=$(wc -l <"$WORK/new-failures")
+    echo "  unit tests: $(wc -l <"$WORK/modules") modules," \
+        "$run run, $skipped skipped, $((failed - new)) failing as on the" \
+        "base, $new new failures ($((SECONDS - start)) s)"
+    sed 's/^/    /' "$WORK/modules"
+    if [ "$new" != 0 ]; then
+        echo "  unit tests: FAILED:"
+        show_traces "$WORK/new-failures" "$WORK/after.traces"
+        ok=0
+    elif [ "$run" = 0 ]; then
+        echo "  unit tests: FAILED (no test ran)"
+        ok=0
+    fi
+    if [ $ok = 1 ]; then
+        echo "  => PASS"
+        passed=$((passed + 1))
+    else
+        echo "  => FAIL"
+        status=1
     fi
 done
-if [ -s "$WORK/base-failures" ]; then
-    echo "Failing on the unpatched base too (environment), ignored:"
-    sed 's/^/  /' "$WORK/base-failures"
+
+if [ -s "$WORK/base" ]; then
+    echo "Failing on the unpatched base too (environment), not counted:"
+    sed 's/^/  /' "$WORK/base"
 fi
+echo "Series: $passed of $patches patches pass"
 exit $status
