@@ -31,6 +31,7 @@ outcome: it raises :class:`bdm_guard.exception.CinderConfigError` at once,
 so that a waiter does not poll until its deadline and hide the cause.
 """
 
+import dataclasses
 import uuid
 
 from cinderclient import client as cinder_client
@@ -40,6 +41,7 @@ from oslo_log import log as logging
 import requests
 
 from bdm_guard import exception
+from bdm_guard.internal import transport
 from bdm_guard import outcome as oc
 
 LOG = logging.getLogger(__name__)
@@ -55,6 +57,13 @@ MESSAGES_MICROVERSIONS = ('3.5', '3.3')
 # keystoneauth errors that may clear on a retry: keystone or the network
 # down or overloaded while the token, catalog or version document was
 # fetched (DiscoveryFailure is raised from a ConnectFailure then).
+#: Default and floor of a call's total time (seconds): the longest one call
+#: may take, connect to last byte (``[bdm_guard] request_timeout``).
+REQUEST_TIMEOUT = 30.0
+MIN_REQUEST_TIMEOUT = 1.0
+#: The connect part of it, at most (seconds).
+CONNECT_TIMEOUT = 10.0
+
 _TRANSIENT_KS_ERRORS = (ks_exc.ConnectionError, ks_exc.HttpServerError,
                         ks_exc.RequestTimeout, ks_exc.TooManyRequests,
                         ks_exc.InvalidResponse)
@@ -112,11 +121,19 @@ class VolumeClient:
     :param global_request_id: ``req-<uuid>`` sent as
         ``X-OpenStack-Request-ID`` on every call that does not carry its own.
     :param api_version: the cinder API microversion, ``"3.0"`` by default.
+    :param request_timeout: the most one call may take in all, connect to
+        last byte (seconds); a call given a ``timeout`` (what is left of a
+        caller's deadline) takes the smaller one, never under 1 s.
+
+    Every call takes a keyword-only ``timeout`` (seconds, or None): what is
+    left of the caller's deadline. A call that runs out of time ends with a
+    transport outcome (``unknown`` once the request may have been sent),
+    its message saying so.
     """
 
     def __init__(self, session, *, auth=None, endpoint_override=None,
                  region_name=None, interface=None, global_request_id=None,
-                 api_version='3.0'):
+                 api_version='3.0', request_timeout=REQUEST_TIMEOUT):
         kwargs = {'session': session, 'connect_retries': 0,
                   'retries': 0}
         if auth is not None:
@@ -128,20 +145,36 @@ class VolumeClient:
         if interface:
             kwargs['interface'] = interface
         self.global_request_id = global_request_id
+        self.request_timeout = request_timeout
+        transport.install(session)
         self._cinder = cinder_client.Client(api_version, **kwargs)
         self._http = self._cinder.client
 
+    def _limit(self, timeout):
+        limit = self.request_timeout
+        if timeout is not None:
+            limit = min(limit, timeout)
+        return max(limit, MIN_REQUEST_TIMEOUT)
+
     def _call(self, method, url, *, body=None, request_id=None,
-              headers=None):
+              headers=None, timeout=None):
+        limit = self._limit(timeout)
         kwargs = {'raise_exc': False, 'authenticated': True,
-                  'connect_retries': 0, 'headers': dict(headers or {})}
+                  'connect_retries': 0, 'headers': dict(headers or {}),
+                  'timeout': (min(CONNECT_TIMEOUT, limit), limit)}
         rid = request_id or self.global_request_id
         if rid:
             kwargs['headers']['X-OpenStack-Request-ID'] = rid
         if body is not None:
             kwargs['body'] = body
+        watch = None
         try:
-            resp, rbody = self._http.request(url, method, **kwargs)
+            with transport.bounded(limit) as watch:
+                resp, rbody = self._http.request(url, method, **kwargs)
+        except RecursionError:
+            # json.loads of a body nested thousands deep.
+            result = oc.Outcome(oc.MALFORMED,
+                                message='answer nested too deep to read')
         except ks_exc.ClientException as exc:
             if _caused_by(exc, _BAD_URL_ERRORS) or not _caused_by(
                     exc, _TRANSIENT_KS_ERRORS):
@@ -159,33 +192,46 @@ class VolumeClient:
                 result = oc.Outcome(oc.NOT_SENT, message=str(exc)[:512])
         else:
             result = oc.classify_response(resp, rbody)
+        if watch is not None and watch.expired and result.kind != oc.OK:
+            result = dataclasses.replace(
+                result, message='no complete answer within %.1f s (%s)' % (
+                    limit, result.message))
         LOG.debug('%(method)s %(url)s -> %(kind)s (HTTP %(code)s)',
                   {'method': method, 'url': url, 'kind': result.kind,
                    'code': result.status_code})
         return result
 
     @staticmethod
-    def _unwrap(result, key):
+    def _unwrap(result, key, volume_id=None):
         """Return ``result`` with its body reduced to ``body[key]``.
 
-        A 2xx whose JSON lacks ``key`` is no usable answer: ``unknown``.
+        A 2xx whose JSON lacks ``key``, a volume without a UUID ``id``, or
+        a volume whose id is not ``volume_id`` (the one asked for) is no
+        usable answer: ``malformed``, never believed.
         """
         if result.kind != oc.OK:
             return result
         value = result.body.get(key) if isinstance(result.body, dict) else None
-        if key == 'volume' and not (isinstance(value, dict)
-                                    and value.get('id')):
-            return oc.Outcome(oc.UNKNOWN, status_code=result.status_code,
-                              message='answer has no %s' % key,
-                              request_id=result.request_id)
-        if key != 'volume' and not isinstance(value, list):
-            return oc.Outcome(oc.UNKNOWN, status_code=result.status_code,
-                              message='answer has no %s list' % key,
-                              request_id=result.request_id)
+        problem = None
+        if key == 'volume':
+            found = value.get('id') if isinstance(value, dict) else None
+            try:
+                found = check_volume_id(found)
+            except exception.InvalidVolumeId:
+                problem = 'answer has no volume with a UUID id'
+            else:
+                if volume_id is not None and found != volume_id:
+                    problem = ('answer is about volume %s, not %s'
+                               % (found, volume_id))
+        elif not isinstance(value, list):
+            problem = 'answer has no %s list' % key
+        if problem is not None:
+            return oc.Outcome(oc.MALFORMED, status_code=result.status_code,
+                              message=problem, request_id=result.request_id)
         return oc.Outcome(oc.OK, body=value, status_code=result.status_code,
                           request_id=result.request_id)
 
-    def get_volume(self, volume_id):
+    def get_volume(self, volume_id, *, timeout=None):
         """``GET /volumes/{id}``.
 
         :param volume_id: a volume UUID.
@@ -195,10 +241,11 @@ class VolumeClient:
             send it and retrying cannot help (see the module docstring).
         """
         volume_id = check_volume_id(volume_id)
-        return self._unwrap(self._call('GET', '/volumes/%s' % volume_id),
-                            'volume')
+        return self._unwrap(self._call('GET', '/volumes/%s' % volume_id,
+                                       timeout=timeout),
+                            'volume', volume_id)
 
-    def create_volume(self, volume, *, request_id=None):
+    def create_volume(self, volume, *, request_id=None, timeout=None):
         """``POST /volumes``, sent exactly once.
 
         :param volume: the ``volume`` object of the request body (dict).
@@ -209,9 +256,11 @@ class VolumeClient:
         """
         return self._unwrap(self._call('POST', '/volumes',
                                        body={'volume': volume},
-                                       request_id=request_id), 'volume')
+                                       request_id=request_id,
+                                       timeout=timeout), 'volume')
 
-    def list_volumes(self, *, metadata=None, request_id=None):
+    def list_volumes(self, *, metadata=None, request_id=None,
+                     timeout=None):
         """``GET /volumes/detail``, filtered by metadata.
 
         The list is scoped to the token's project (cinder never lists other
@@ -226,9 +275,10 @@ class VolumeClient:
         query = cinder_utils.build_query_param(
             {'metadata': metadata} if metadata else {}, sort=True)
         return self._unwrap(self._call('GET', '/volumes/detail' + query,
-                                       request_id=request_id), 'volumes')
+                                       request_id=request_id,
+                                       timeout=timeout), 'volumes')
 
-    def delete_volume(self, volume_id, *, request_id=None):
+    def delete_volume(self, volume_id, *, request_id=None, timeout=None):
         """``DELETE /volumes/{id}``.
 
         :param volume_id: a volume UUID.
@@ -240,9 +290,9 @@ class VolumeClient:
         """
         volume_id = check_volume_id(volume_id)
         return self._call('DELETE', '/volumes/%s' % volume_id,
-                          request_id=request_id)
+                          request_id=request_id, timeout=timeout)
 
-    def list_messages(self, volume_id):
+    def list_messages(self, volume_id, *, timeout=None):
         """``GET /messages?resource_uuid={id}``, at microversion 3.5 or 3.3.
 
         A cinder that refuses 3.5 (HTTP 406 or 400) is asked again at 3.3,
@@ -260,7 +310,8 @@ class VolumeClient:
         for version in MESSAGES_MICROVERSIONS:
             header = {'OpenStack-API-Version': 'volume %s' % version}
             result = self._unwrap(self._call('GET', '/messages' + query,
-                                             headers=header), 'messages')
+                                             headers=header,
+                                             timeout=timeout), 'messages')
             if not (result.kind == oc.REJECTED
                     and result.status_code in (400, 406)):
                 break

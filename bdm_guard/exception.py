@@ -106,6 +106,19 @@ class VolumeCreateTimeout(VolumeWaitError):
                'status: %(status)s.')
 
 
+class VolumeWaitUnauthorized(VolumeWaitError):
+    """Cinder refused every poll with HTTP 401, re-authentication or not.
+
+    The volume's state is unknown: it is not reported as still creating.
+    """
+
+    msg_fmt = ('Cinder answered HTTP 401 to %(unauthorized)d volume GETs in '
+               'a row for volume %(volume_id)s, each after a fresh '
+               're-authentication, after %(elapsed).1f s and %(polls)d '
+               'polls; the volume\'s state is unknown. Check the service '
+               'credentials and the token\'s project and roles.')
+
+
 class VolumeVanished(VolumeWaitError):
     msg_fmt = ('Volume %(volume_id)s was not found (HTTP 404) after '
                '%(elapsed).1f s of waiting, past the %(grace).0f s '

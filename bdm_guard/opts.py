@@ -24,8 +24,15 @@ the other pending statuses, and the waiter's
 budget is::
 
     deadline = max(min(deadline_ceiling,
-                       base_deadline + per_gib_allowance * size_gb),
+                       base_deadline + per_gib * size_gb),
                    nova_budget)
+
+``per_gib`` is ``per_gib_allowance``, and inside nova never less than nova's
+own ``reimage_timeout_per_gb``; an unset ``deadline_ceiling`` (the default)
+caps nothing. When the caller does not know the size (nova's wait function
+is given only the volume id), the waiter takes it from the volume the first
+time it sees it in a pending status other than ``creating`` (an image copy,
+a backup restore) and extends the deadline to match.
 
 ``nova_budget`` is ``(block_device_allocate_retries + 1) *
 block_device_allocate_retries_interval`` when the caller passes nova's
@@ -102,16 +109,22 @@ _wait_opts = [
     cfg.FloatOpt('per_gib_allowance',
                  default=20.0, min=0.0, max=600.0,
                  help='Seconds added to base_deadline per GiB of volume size '
-                      'when the caller passes the size (image-, snapshot- '
-                      'or backup-backed volumes). The default matches nova\'s '
-                      '[DEFAULT] reimage_timeout_per_gb (20 s/GiB); it must '
-                      'be at least the slowest image copy rate you accept.'),
+                      'for image-, snapshot- or backup-backed volumes (the '
+                      'size is the caller\'s, or read from the volume once '
+                      'it is seen copying). The default matches nova\'s '
+                      '[DEFAULT] reimage_timeout_per_gb (20 s/GiB), and '
+                      'inside nova the allowance is never less than that '
+                      'option. It must be at least the slowest image copy '
+                      'rate you accept. Not capped unless deadline_ceiling '
+                      'is set.'),
     cfg.FloatOpt('deadline_ceiling',
-                 default=3600.0, min=60.0, max=86400.0,
-                 help='Absolute upper bound, in seconds, on any wait, '
-                      'whatever the size. It wins over base_deadline plus '
-                      'per_gib_allowance, but never over nova\'s own budget '
-                      'when that is passed in.'),
+                 default=None, min=60.0, max=604800.0,
+                 help='Upper bound, in seconds, on any wait, whatever the '
+                      'size. Unset by default: a large image-backed volume '
+                      'gets base_deadline plus per_gib_allowance per GiB '
+                      '(a 500 GiB copy at the default 20 s/GiB: 10180 s). '
+                      'When set it wins over that sum, but never over '
+                      'nova\'s own budget when that is passed in.'),
     cfg.FloatOpt('not_found_grace',
                  default=30.0, min=0.0, max=600.0,
                  help='Seconds after the create during which a 404 on the '
@@ -172,7 +185,22 @@ _create_opts = [
                       'and reports it in CreateResult.undeleted_duplicates.'),
 ]
 
-ALL_OPTS = _wait_opts + _create_opts
+_transport_opts = [
+    cfg.FloatOpt('request_timeout',
+                 default=30.0, min=1.0, max=600.0,
+                 help='The most one call to cinder may take in all, from '
+                      'connecting to the last byte of the answer, in '
+                      'seconds; a call also never outlasts what is left of '
+                      'the wait\'s or the create\'s deadline (but is given '
+                      'at least 1 s). A cinder-api that accepts the '
+                      'connection and never answers, or answers one byte at '
+                      'a time, is cut off then; the call counts as an '
+                      'unknown outcome (a POST is reconciled, never resent '
+                      'blindly). So a wait or create ends by its deadline '
+                      'plus at most one request_timeout.'),
+]
+
+ALL_OPTS = _wait_opts + _create_opts + _transport_opts
 
 DB_GROUP = 'bdm_guard_db'
 

@@ -33,6 +33,9 @@ throttled     429, or 413 that names no quota, with        after Retry-After
 over_quota    413 whose cinder fault names a quota         never
 rejected      any other 4xx                                never
 server_error  500/503 with a cinder JSON fault             GET yes, POST no
+malformed     a 2xx JSON answer that is not what was       no: reconcile
+              asked (not an object, no volume, another     first
+              volume's id), JSON nested too deep to read
 ============  ===========================================  ==================
 """
 
@@ -208,6 +211,9 @@ def classify_response(resp, body):
             return out(OK, body={})
         if is_json and isinstance(body, dict):
             return out(OK, body=body)
+        if is_json:
+            # JSON, but not the object every cinder answer is.
+            return out(MALFORMED)
         # A non-JSON 2xx is no cinder answer (a captive or broken proxy).
         return out(UNKNOWN)
     if code == 401:

@@ -21,6 +21,7 @@ _await_block_device_map_created``). The behaviour table is in
 
 import collections
 import dataclasses
+import functools
 import random
 import time
 import typing
@@ -31,14 +32,24 @@ import tenacity
 from bdm_guard import cinder
 from bdm_guard import exception
 from bdm_guard.internal import retry
+from bdm_guard.internal import statuses
 from bdm_guard.internal.wait import poll
 from bdm_guard.internal.wait import reason as reason_mod
 from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
+from bdm_guard import outcome as oc
 
 LOG = logging.getLogger(__name__)
 
 __all__ = ['WaitReport', 'Waiter', 'wait_for_volume']
+
+UNAUTHORIZED = 'unauthorized'
+
+#: Consecutive HTTP 401 answers, each after a re-authentication, that end
+#: a wait: a token that a fresh authentication does not fix is a
+#: configuration problem no deadline clears (keystoneauth's own
+#: ``Session`` re-authenticates once per 401).
+UNAUTHORIZED_LIMIT = 3
 
 _CAUSES = {'not_found': 'HTTP 404', 'auth': 'HTTP 401',
            'throttled': 'rate-limited', 'not_sent': 'connection failures',
@@ -92,10 +103,14 @@ class Waiter:
     :param clock: a monotonic clock in seconds.
     :param on_status: ``on_status(status, elapsed_s, volume)`` or None.
     :param on_retry: ``on_retry(cause, elapsed_s)`` or None.
+    :param budget_for: ``budget_for(size_gb) -> seconds`` when the caller
+        did not know the size: the first time the volume shows in a pending
+        status other than ``creating`` (an image copy), the deadline is
+        extended to ``budget_for(volume['size'])`` from the start; or None.
     """
 
     def __init__(self, source, waker, backoff, deadline, clock,
-                 on_status=None, on_retry=None):
+                 on_status=None, on_retry=None, budget_for=None):
         self.source = source
         self.waker = waker
         self.backoff = backoff
@@ -104,7 +119,9 @@ class Waiter:
         self.start = clock()
         self.on_status = on_status
         self.on_retry = on_retry
+        self.budget_for = budget_for
         self.status = None
+        self.unauthorized = 0
         self.report = WaitReport(deadline=deadline.at - self.start)
 
     def _seen(self, observation):
@@ -113,6 +130,7 @@ class Waiter:
         status = observation.status
         if status == self.status and report.statuses:
             return
+        self._size_budget(observation)
         elapsed = self.clock() - self.start
         LOG.info('Volume %(id)s is %(status)s after %(t).1f s '
                  '(%(polls)d polls).', {'id': self.source.volume_id,
@@ -124,10 +142,34 @@ class Waiter:
         if self.on_status is not None:
             self.on_status(status, elapsed, observation.volume)
 
+    def _size_budget(self, observation):
+        size = (observation.volume or {}).get('size')
+        if (self.budget_for is None or not observation.pending
+                or observation.phase == statuses.CREATING
+                or isinstance(size, bool) or not isinstance(size, int)
+                or size <= 0):
+            return
+        budget = self.budget_for(size)
+        self.budget_for = None
+        if self.start + budget > self.deadline.at:
+            self.deadline.extend_to(self.start + budget)
+            self.report.deadline = budget
+            LOG.info('Volume %(id)s is %(status)s, %(size)d GiB: the wait '
+                     'may take up to %(budget).0f s.',
+                     {'id': self.source.volume_id,
+                      'status': observation.status, 'size': size,
+                      'budget': budget})
+
     def look(self):
         """One look at the volume (tenacity's attempt)."""
         observation = self.source.observe()
         self.report.polls = self.source.polls
+        if observation.cause == oc.AUTH:
+            self.unauthorized += 1
+            if self.unauthorized >= UNAUTHORIZED_LIMIT:
+                return dataclasses.replace(observation, state=UNAUTHORIZED)
+        else:
+            self.unauthorized = 0
         if observation.status is not None:
             self._seen(observation)
         elif observation.cause is not None:
@@ -159,11 +201,16 @@ class Waiter:
                    'elapsed': report.elapsed, 'polls': report.polls,
                    'report': report}
         if final.state == poll.FAILED:
-            why = (reason_mod.for_volume(client, self.source.volume_id)
+            why = (reason_mod.for_volume(client, self.source.volume_id,
+                                         self.deadline.remaining())
                    or 'cinder gave no reason')
             return exception.VolumeCreateFailed(reason=why, **details)
         if final.state == poll.VANISHED:
             return exception.VolumeVanished(grace=grace, **details)
+        if final.state == UNAUTHORIZED:
+            details['status'] = None
+            return exception.VolumeWaitUnauthorized(
+                unauthorized=self.unauthorized, **details)
         return exception.VolumeCreateTimeout(deadline=report.deadline,
                                              **details)
 
@@ -187,7 +234,9 @@ def wait_for_volume(client, volume_id: str, *,
                     allocate_retries: typing.Optional[int] = None,
                     allocate_retries_interval: typing.Optional[float] = None,
                     rng: typing.Optional[random.Random] = None,
-                    on_retry=None, waker=None) -> WaitReport:
+                    on_retry=None, waker=None,
+                    per_gib_floor: typing.Optional[float] = None
+                    ) -> WaitReport:
     """Wait until a volume is ``available``; fail fast when it cannot be.
 
     :param client: a :class:`bdm_guard.internal.client.VolumeClient` (the
@@ -218,6 +267,10 @@ def wait_for_volume(client, volume_id: str, *,
         ``server_error``, ``auth``, ``throttled``, ``malformed``).
     :param waker: a :class:`bdm_guard.internal.wait.poll.Waker` to sleep on
         between polls (an event source); None sleeps with ``sleep``.
+    :param per_gib_floor: seconds per GiB the per-GiB allowance never goes
+        below (nova's ``reimage_timeout_per_gb``), or None. Without
+        ``size_gb`` the size is read from the volume once it is seen in a
+        pending status other than ``creating``, and the deadline extended.
     :returns: a :class:`WaitReport` whose ``volume`` is available.
     :raises bdm_guard.exception.InvalidVolumeId: malformed id, before any
         request.
@@ -234,23 +287,31 @@ def wait_for_volume(client, volume_id: str, *,
     :raises bdm_guard.exception.VolumeCreateTimeout: still pending, or
         cinder unreachable, at the deadline.
     :raises bdm_guard.exception.VolumeVanished: 404 past the grace.
+    :raises bdm_guard.exception.VolumeWaitUnauthorized: cinder answered 401
+        to ``UNAUTHORIZED_LIMIT`` polls in a row, re-authenticating before
+        each; the volume's state is unknown.
     """
     volume_id = cinder.check_volume_id(volume_id)
     conf = opts.get_conf(conf)
     group = conf.bdm_guard
     budget = schedule.wait_deadline(conf, size_gb, allocate_retries,
-                                    allocate_retries_interval)
+                                    allocate_retries_interval, per_gib_floor)
     start = _start(created_at, clock)
     created = start if created_at is None else created_at
     deadline = retry.Deadline(clock, budget, start=start)
     waker = waker or poll.SleepWaker(sleep)
     waiter = Waiter(
         poll.PollSource(client, volume_id, group.pending_statuses,
-                        group.not_found_grace, created, clock),
+                        group.not_found_grace, created, clock, deadline),
         waker,
         schedule.wait_status_backoff(conf, clock, start, deadline,
                                      rng or random.Random()),
-        deadline, clock, on_status=on_status, on_retry=on_retry)
+        deadline, clock, on_status=on_status, on_retry=on_retry,
+        budget_for=None if size_gb is not None else functools.partial(
+            schedule.wait_deadline, conf,
+            allocate_retries=allocate_retries,
+            allocate_retries_interval=allocate_retries_interval,
+            per_gib_floor=per_gib_floor))
     waiter.start = start
     if created_at is not None:
         # Right after a create the volume is "creating": the first GET at

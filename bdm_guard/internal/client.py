@@ -25,27 +25,36 @@ import typing
 from bdm_guard import outcome as oc
 
 
+Timeout = typing.Optional[float]
+
+
 class VolumeClient(typing.Protocol):
     """Volume calls that each end in one :class:`~bdm_guard.outcome.Outcome`.
 
     Every call carries the client's global request id (nova's
-    ``context.global_id`` inside nova-compute).
+    ``context.global_id`` inside nova-compute), and takes ``timeout``: the
+    seconds left of the caller's deadline, which bounds the whole call
+    (None: the client's own limit).
     """
 
-    def get_volume(self, volume_id: str) -> oc.Outcome:
+    def get_volume(self, volume_id: str, *,
+                   timeout: Timeout = None) -> oc.Outcome:
         """``GET /volumes/{id}``; ``body`` is the volume dict when ok."""
 
-    def create_volume(self, volume: dict) -> oc.Outcome:
+    def create_volume(self, volume: dict, *,
+                      timeout: Timeout = None) -> oc.Outcome:
         """``POST /volumes``, sent exactly once; ``body`` is the volume."""
 
-    def list_volumes(self, *, metadata: typing.Optional[dict] = None
-                     ) -> oc.Outcome:
+    def list_volumes(self, *, metadata: typing.Optional[dict] = None,
+                     timeout: Timeout = None) -> oc.Outcome:
         """``GET /volumes/detail?metadata=``; ``body`` is a list."""
 
-    def delete_volume(self, volume_id: str) -> oc.Outcome:
+    def delete_volume(self, volume_id: str, *,
+                      timeout: Timeout = None) -> oc.Outcome:
         """``DELETE /volumes/{id}``."""
 
-    def list_messages(self, volume_id: str) -> oc.Outcome:
+    def list_messages(self, volume_id: str, *,
+                      timeout: Timeout = None) -> oc.Outcome:
         """``GET /messages?resource_uuid={id}``; ``body`` is a list."""
 
     def reauthenticate(self) -> bool:

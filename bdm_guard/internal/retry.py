@@ -98,10 +98,27 @@ class Deadline:
         return seconds is None or (math.isfinite(seconds)
                                    and seconds <= self.remaining())
 
+    def extend_to(self, at: float) -> None:
+        """Move the deadline to the clock value ``at`` if that is later."""
+        self.at = max(self.at, at)
+
     @property
-    def stop(self) -> stop_at:
+    def stop(self) -> 'stop_deadline':
         """A tenacity stop that fires once the deadline is reached."""
-        return stop_at(self.clock, self.at)
+        return stop_deadline(self)
+
+
+class stop_deadline(tenacity.stop.stop_base):
+    """Stop once a :class:`Deadline` (which may be extended) is reached.
+
+    :param deadline: the :class:`Deadline`.
+    """
+
+    def __init__(self, deadline: Deadline):
+        self.deadline = deadline
+
+    def __call__(self, retry_state) -> bool:
+        return self.deadline.clock() >= self.deadline.at
 
 
 class wait_capped(tenacity.wait.wait_base):

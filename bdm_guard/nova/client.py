@@ -66,4 +66,5 @@ def volume_client(context):
         session, auth=auth, endpoint_override=url,
         region_name=service_parameters.get('region_name'),
         interface=service_parameters.get('interface'),
-        global_request_id=context.global_id)
+        global_request_id=context.global_id,
+        request_timeout=nova_conf().bdm_guard.request_timeout)

@@ -80,7 +80,9 @@ def await_block_device_map_created(manager, context, vol_id, *,
             client, vol_id, conf=conf, sleep=sleep, clock=clock,
             allocate_retries=conf.block_device_allocate_retries,
             allocate_retries_interval=(
-                conf.block_device_allocate_retries_interval))
+                conf.block_device_allocate_retries_interval),
+            # The size is read from the volume once it is seen copying.
+            per_gib_floor=getattr(conf, 'reimage_timeout_per_gb', None))
     except exception.VolumeWaitError as exc:
         LOG.warning('Volume id: %(vol_id)s was not created: %(reason)s',
                     {'vol_id': vol_id, 'reason': exc.msg})

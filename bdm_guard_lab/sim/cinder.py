@@ -185,7 +185,7 @@ class SimVolumeClient:
         return (self.cinder.sim.now < volume.created + faults.lag_s
                 and self._read_rng.random() < faults.lag_share)
 
-    def get_volume(self, volume_id):
+    def get_volume(self, volume_id, *, timeout=None):
         """``GET /volumes/{id}``, with resets and visibility lag."""
         volume_id = cinder.check_volume_id(volume_id)
         faults = self.faults
@@ -203,7 +203,7 @@ class SimVolumeClient:
                                 status_code=200)
         return self._answer(result)
 
-    def create_volume(self, volume, *, request_id=None):
+    def create_volume(self, volume, *, request_id=None, timeout=None):
         """``POST /volumes`` with the lab's POST faults."""
         faults = self.faults
         u = self._post_rng.random()
@@ -235,7 +235,8 @@ class SimVolumeClient:
         return self._answer(oc.Outcome(oc.OK, body=self.cinder.view(new),
                                        status_code=202))
 
-    def list_volumes(self, *, metadata=None, request_id=None):
+    def list_volumes(self, *, metadata=None, request_id=None,
+                     timeout=None):
         """``GET /volumes/detail``, filtered by metadata."""
         self.cinder.hit('GET detail')
         pool = self.cinder.volumes
@@ -249,7 +250,7 @@ class SimVolumeClient:
                  if not self._hidden(pool[i])]
         return self._answer(oc.Outcome(oc.OK, body=found, status_code=200))
 
-    def delete_volume(self, volume_id, *, request_id=None):
+    def delete_volume(self, volume_id, *, request_id=None, timeout=None):
         """``DELETE /volumes/{id}``: 400 unless in a deletable status."""
         volume_id = cinder.check_volume_id(volume_id)
         self.cinder.hit('DELETE')
@@ -265,7 +266,7 @@ class SimVolumeClient:
             result = oc.Outcome(oc.OK, status_code=202)
         return self._answer(result)
 
-    def list_messages(self, volume_id):
+    def list_messages(self, volume_id, *, timeout=None):
         """``GET /messages?resource_uuid={id}``."""
         volume_id = cinder.check_volume_id(volume_id)
         self.cinder.hit('GET messages')

@@ -173,10 +173,10 @@ class TestVolumeClient(base.BaseTestCase):
         for body in ({'volume': 'x'}, {'volume': {}}, {'other': 1}, []):
             fake.get = lambda request, v, body=body: fake.respond(
                 request, 200, body)
-            self.assertEqual(oc.UNKNOWN, client.get_volume(vid).kind)
+            self.assertEqual(oc.MALFORMED, client.get_volume(vid).kind)
         fake.list = lambda request, q: fake.respond(request, 200,
                                                     {'volumes': 'x'})
-        self.assertEqual(oc.UNKNOWN, client.list_volumes().kind)
+        self.assertEqual(oc.MALFORMED, client.list_volumes().kind)
 
     def test_binary_answer(self):
         with requests_mock.Mocker() as m:

@@ -120,7 +120,8 @@ def delete_duplicate(client, volume: dict, *, conf, sleep, clock,
             + retry.wait_jitter(retry.rng_for(volume['id']), DELETE_JITTER))
 
     def attempt():
-        result = client.delete_volume(volume['id'])
+        result = client.delete_volume(volume['id'],
+                                      timeout=settle.remaining())
         return result.kind in (oc.OK, oc.NOT_FOUND)
 
     retrying = tenacity.Retrying(

@@ -50,7 +50,7 @@ from bdm_guard import outcome as oc
 LOG = logging.getLogger(__name__)
 
 _RETRIABLE = (oc.NOT_SENT, oc.THROTTLED, oc.AUTH)
-_UNCERTAIN = (oc.UNKNOWN, oc.SERVER_ERROR)
+_UNCERTAIN = (oc.UNKNOWN, oc.SERVER_ERROR, oc.MALFORMED)
 
 
 @dataclasses.dataclass
@@ -112,7 +112,8 @@ class Creator:
     def list_once(self):
         """One lookup by key: volumes (list) or None when the list failed."""
         self.lookups += 1
-        return lookup.list_by_key(self.client, self.key)
+        return lookup.list_by_key(self.client, self.key,
+                                  self.deadline.remaining())
 
     def find(self, settle_until=None):
         """Lookups until one answers; see :func:`lookup.find`.
@@ -226,7 +227,8 @@ class Creator:
     def post(self):
         """Send one POST and decide; returns a CreateResult or None."""
         self.posts += 1
-        result = self.client.create_volume(self.request.body)
+        result = self.client.create_volume(self.request.body,
+                                           timeout=self.deadline.remaining())
         self.last = result
         if result.kind == oc.OK:
             return self.created(result.body)

@@ -26,6 +26,8 @@ import typing
 from oslo_log import log as logging
 import tenacity
 
+from bdm_guard import cinder
+from bdm_guard import exception
 from bdm_guard.internal.create import keys
 from bdm_guard.internal import retry
 from bdm_guard.internal import statuses
@@ -54,27 +56,35 @@ def carries_key(volume: object, key: str) -> bool:
     :param key: the idempotency key (str).
     :returns: bool; malformed entries never carry the key.
     """
-    if not isinstance(volume, dict) or not volume.get('id'):
+    if not isinstance(volume, dict):
         return False
+    try:
+        cinder.check_volume_id(volume.get('id'))
+    except exception.InvalidVolumeId:
+        return False   # not cinder's: never adopted, never deleted
     metadata = volume.get('metadata')
-    if not isinstance(metadata, dict):
+    status = volume.get('status')
+    if not isinstance(metadata, dict) or not isinstance(status, str):
         return False
     return (metadata.get(keys.IDEMPOTENCY_METADATA_KEY) == key
-            and volume.get('status') not in statuses.GOING_AWAY)
+            and status not in statuses.GOING_AWAY)
 
 
-def list_by_key(client, key: str) -> typing.Optional[Volumes]:
+def list_by_key(client, key: str, timeout: typing.Optional[float] = None
+                ) -> typing.Optional[Volumes]:
     """One lookup: the caller's volumes that carry ``key``, oldest first.
 
     :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
     :param key: the idempotency key (str).
+    :param timeout: seconds the call may take (what is left of the
+        create's deadline), or None.
     :returns: a list of volume dicts (empty when cinder answered and no
         volume carries the key), or None when the list call failed (any
         outcome but ``ok``, including a malformed body): the caller must
         not take that for "no volume has the key".
     """
     result = client.list_volumes(
-        metadata={keys.IDEMPOTENCY_METADATA_KEY: key})
+        metadata={keys.IDEMPOTENCY_METADATA_KEY: key}, timeout=timeout)
     if result.kind != oc.OK or not isinstance(result.body, list):
         LOG.info('Listing volumes by idempotency key %(key)s failed: '
                  '%(kind)s %(msg)s', {'key': key, 'kind': result.kind,

@@ -89,17 +89,21 @@ class PollSource:
     :param grace: seconds after ``created`` during which a 404 is lag.
     :param created: the clock value at which the create returned.
     :param clock: a monotonic clock in seconds.
+    :param deadline: a :class:`bdm_guard.internal.retry.Deadline`; each
+        GET is given what is left of it, or None.
     """
 
     def __init__(self, client, volume_id: str,
                  pending_statuses: typing.Collection[str], grace: float,
-                 created: float, clock: typing.Callable[[], float]):
+                 created: float, clock: typing.Callable[[], float],
+                 deadline=None):
         self.client = client
         self.volume_id = volume_id
         self.pending_statuses = frozenset(pending_statuses)
         self.grace = grace
         self.created = created
         self.clock = clock
+        self.deadline = deadline
         self.phase = statuses.CREATING
         self.polls = 0
 
@@ -125,7 +129,8 @@ class PollSource:
             :meth:`bdm_guard.cinder.VolumeClient.get_volume`.
         """
         self.polls += 1
-        result = self.client.get_volume(self.volume_id)
+        timeout = self.deadline.remaining() if self.deadline else None
+        result = self.client.get_volume(self.volume_id, timeout=timeout)
         if result.kind == oc.OK:
             return self._volume(result.body)
         if result.kind == oc.NOT_FOUND:

@@ -23,16 +23,19 @@ from bdm_guard import exception
 from bdm_guard import outcome as oc
 
 
-def for_volume(client, volume_id: str) -> typing.Optional[str]:
+def for_volume(client, volume_id: str,
+               timeout: typing.Optional[float] = None
+               ) -> typing.Optional[str]:
     """Cinder's newest user message about ``volume_id``, or None.
 
     :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
     :param volume_id: the canonical volume id.
+    :param timeout: seconds the call may take (what is left of the wait).
     :returns: ``"<user_message> (<event_id>)"`` or None (no message, or
         cinder could not be asked).
     """
     try:
-        result = client.list_messages(volume_id)
+        result = client.list_messages(volume_id, timeout=timeout)
     except exception.CinderUnavailable:
         return None
     if result.kind != oc.OK or not isinstance(result.body, list):

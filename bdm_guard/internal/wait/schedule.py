@@ -68,12 +68,15 @@ def check_number(name, value, integer=True):
 
 
 def wait_deadline(conf, size_gb=None, allocate_retries=None,
-                  allocate_retries_interval=None):
+                  allocate_retries_interval=None, per_gib_floor=None):
     """How long the waiter may wait, in seconds.
 
-    ``max(min(deadline_ceiling, base_deadline + per_gib_allowance *
-    size_gb), nova_budget)``: nova's own budget wins over the ceiling when
-    nova's options are given (see :mod:`bdm_guard.opts`).
+    ``max(min(deadline_ceiling, base_deadline + per_gib * size_gb),
+    nova_budget)`` with ``per_gib = max(per_gib_allowance,
+    per_gib_floor)``; an unset ``deadline_ceiling`` (the default) caps
+    nothing, so a 500 GiB image copy gets its whole per-GiB budget. nova's
+    own budget wins over the ceiling when nova's options are given (see
+    :mod:`bdm_guard.opts`).
 
     :param conf: a ConfigOpts with ``[bdm_guard]`` registered.
     :param size_gb: the volume size in GiB (int >= 0), for image-, snapshot-
@@ -82,6 +85,8 @@ def wait_deadline(conf, size_gb=None, allocate_retries=None,
         (int >= 0), or None.
     :param allocate_retries_interval: nova's
         ``block_device_allocate_retries_interval`` (seconds >= 0), or None.
+    :param per_gib_floor: seconds per GiB the allowance never goes below
+        (nova's ``reimage_timeout_per_gb`` inside nova), or None.
     :returns: seconds (float).
     :raises bdm_guard.exception.InvalidInput: an argument of the wrong type,
         negative, NaN or infinite.
@@ -90,11 +95,14 @@ def wait_deadline(conf, size_gb=None, allocate_retries=None,
     check_number('allocate_retries', allocate_retries)
     check_number('allocate_retries_interval', allocate_retries_interval,
                  integer=False)
+    check_number('per_gib_floor', per_gib_floor, integer=False)
     group = conf.bdm_guard
     budget = group.base_deadline
     if size_gb:
-        budget += group.per_gib_allowance * size_gb
-    budget = min(budget, group.deadline_ceiling)
+        per_gib = max(group.per_gib_allowance, per_gib_floor or 0.0)
+        budget += per_gib * size_gb
+    if group.deadline_ceiling is not None:
+        budget = min(budget, group.deadline_ceiling)
     if allocate_retries is not None and allocate_retries_interval is not None:
         budget = max(budget, nova_budget(allocate_retries,
                                          allocate_retries_interval))

@@ -144,7 +144,15 @@ class TestBehaviour(WaitTestCase):
         conf = opts.get_conf(None)
         self.assertEqual(180, schedule.wait_deadline(conf))
         self.assertEqual(380, schedule.wait_deadline(conf, 10))
+        # No default ceiling: a 500 GiB copy gets its per-GiB budget.
+        self.assertEqual(10180, schedule.wait_deadline(conf, 500))
+        # nova's reimage_timeout_per_gb is a floor on the allowance.
+        self.assertEqual(180 + 30 * 500,
+                         schedule.wait_deadline(conf, 500, per_gib_floor=30))
+        # An operator's ceiling caps the sum, never nova's own budget.
+        conf.set_override('deadline_ceiling', 3600, group='bdm_guard')
         self.assertEqual(3600, schedule.wait_deadline(conf, 1000))
+        self.assertEqual(6001, schedule.wait_deadline(conf, 1000, 6000, 1))
         self.assertEqual(183, schedule.nova_budget(60, 3))
         self.assertEqual(3, schedule.nova_budget(0, 3))
 
