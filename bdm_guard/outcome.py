@@ -14,21 +14,23 @@
 
 Every call that :class:`bdm_guard.cinder.VolumeClient` makes ends in exactly
 one :class:`Outcome`; the waiter and the creator decide on outcome kinds,
-never on raw exceptions. The table (``doc/source/contributor/design.rst``):
+never on raw exceptions:
 
 ============  ===========================================  ==================
 kind          examples                                     resend a POST?
 ============  ===========================================  ==================
-ok            2xx with a JSON body (204 for DELETE)        n/a
+ok            2xx with a JSON object (202/204 for DELETE)  n/a
 not_sent      connection refused, DNS failure, connect     yes
-              timeout, haproxy 503 "No server is
+              timeout, a TLS handshake or certificate
+              failure, haproxy 503 "No server is
               available", 408
 unknown       reset or remote disconnect after sending,    no: reconcile
-              read timeout, 502, 504, non-JSON 5xx,        first
-              non-JSON 2xx
+              read timeout, a call cut at its deadline,    first
+              any other TLS error, 502, 504, 5xx with an
+              HTML body, a 2xx that is not JSON
 not_found     404                                          n/a
 auth          401                                          re-authenticate
-throttled     429, or 413 that names no quota, with        after Retry-After
+throttled     429, or a 413 that names no quota, with      after Retry-After
               Retry-After
 over_quota    413 whose cinder fault names a quota         never
 rejected      any other 4xx                                never
