@@ -150,7 +150,8 @@ class Inputs:
                 option.line,
                 '[%s] %s = %s is out of range: it must be %s. %s No other '
                 'check computes with it.' % (
-                    section, name, exception.shorten(text)[1:-1], bounds,
+                    section, name, text if len(text) <= 32
+                    else exception.shorten(text), bounds,
                     refusal or _REFUSED),
                 'Set [%s] %s to a value %s, or remove it to use the default '
                 '(%s).' % (section, name, bounds, default)))
