@@ -15,16 +15,16 @@
 :func:`audit` reads the files (oslo.config's INI parser for nova.conf and
 cinder.conf, the same parser in MySQL mode for galera.cnf,
 :mod:`bdm_guard.audit.parsers.haproxy` for haproxy.cfg), runs every check of
-:mod:`bdm_guard.audit.checks.nova_galera` and
-:mod:`bdm_guard.audit.checks.haproxy`
-and returns masked
+:mod:`bdm_guard.audit.checks.nova`, :mod:`bdm_guard.audit.checks.galera`
+and :mod:`bdm_guard.audit.checks.haproxy` and returns masked
 :class:`~bdm_guard.audit.findings.Finding` objects, most severe first.
 """
 
 from oslo_log import log as logging
 
-from bdm_guard.audit.checks import haproxy as audit_lb
-from bdm_guard.audit.checks import nova_galera as audit_checks
+from bdm_guard.audit.checks import galera as galera_checks
+from bdm_guard.audit.checks import haproxy as haproxy_checks
+from bdm_guard.audit.checks import nova as nova_checks
 from bdm_guard.audit import findings as fnd
 from bdm_guard.audit.parsers import haproxy
 from bdm_guard.audit.parsers import ini
@@ -81,7 +81,8 @@ def audit(nova_conf=None, haproxy_cfg=None, galera_cnf=None,
     """
     inputs = load(nova_conf, haproxy_cfg, galera_cnf, cinder_conf, image_gb)
     result = []
-    for check in audit_checks.CHECKS + audit_lb.CHECKS:
+    for check in (nova_checks.CHECKS + galera_checks.CHECKS
+                  + haproxy_checks.CHECKS):
         result.extend(check(inputs))
     result.extend(inputs.findings)
     result.sort(key=lambda f: (-fnd.SEVERITIES.index(f.severity), f.file,

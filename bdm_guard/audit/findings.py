@@ -25,8 +25,15 @@ import urllib.parse
 
 from oslo_utils import strutils
 
+from bdm_guard import exception
+
 #: Severities, lowest first.
 SEVERITIES = ('low', 'medium', 'high', 'critical')
+_TYPE = {int: 'integer', float: 'number'}
+_REFUSED = ('oslo.config refuses it: reading the option raises '
+            'ConfigFileValueError, so every operation that needs it fails '
+            '(nova: every boot that waits for a volume, or every cinder '
+            'call).')
 
 # "user:password@" after "scheme://" or after the "," of a multi-host URL
 # (oslo.messaging transport_url).
@@ -91,35 +98,70 @@ class Inputs:
         self.findings = []
         self._reported = set()
 
-    def number(self, conf, section, name, default, convert=int):
-        """Read a numeric option; an invalid value becomes a finding.
+    def number(self, conf, section, name, default, convert=int,
+               minimum=None, maximum=None, refusal=None):
+        """Read a numeric option; a value the service refuses is a finding.
 
-        :param conf: an :class:`~bdm_guard.audit.parsers.ini.IniFile` or None.
+        A value that is not a number (``invalid_option_value``) or that
+        lies outside ``[minimum, maximum]`` (``option_value_out_of_range``,
+        oslo.config's ``min``/``max`` of the option) is reported once, as a
+        finding of its own, and read as None: no check computes with a
+        value the service would never run with, nor pretends the default
+        is set.
+
+        :param conf: an :class:`~bdm_guard.audit.parsers.ini.IniFile` or
+            None.
         :param section: the section name (str).
         :param name: the option name (str).
-        :param default: the value when unset or invalid.
+        :param default: the value when unset (int or float).
         :param convert: ``int`` or ``float``.
-        :returns: ``(value, line)``; line is None when unset.
+        :param minimum: the smallest value the service accepts, or None.
+        :param maximum: the largest value the service accepts, or None.
+        :param refusal: what the service does with a value out of range
+            (str); by default oslo.config's ConfigFileValueError.
+        :returns: ``(value, line)``: ``(default, None)`` when unset,
+            ``(None, line)`` when invalid or out of range.
         """
         option = conf.get(section, name) if conf is not None else None
         if option is None:
             return default, None
+        text = option.value.strip()
         try:
-            return convert(option.value.strip()), option.line
+            value = convert(text)
+            if value != value or value in (float('inf'), float('-inf')):
+                raise ValueError(text)
         except ValueError:
-            if (conf.path, option.line) not in self._reported:
-                self._reported.add((conf.path, option.line))
-                self.findings.append(Finding(
-                    'invalid_option_value', 'critical', conf.path,
-                    option.line,
-                    '[%s] %s is not a valid %s: the service refuses to '
-                    'start (oslo.config raises ConfigFileValueError when it '
-                    'reads the option; mysqld rejects it).'
-                    % (section, name, convert.__name__),
-                    'Give [%s] %s a valid %s value, or remove it to use the '
-                    'default (%s).' % (section, name, convert.__name__,
-                                       default)))
-            return default, option.line
+            self._report(conf, option, Finding(
+                'invalid_option_value', 'critical', conf.path, option.line,
+                '[%s] %s is not a valid %s: the service refuses it '
+                '(oslo.config raises ConfigFileValueError when it reads the '
+                'option; mysqld refuses to start). No other check assumes '
+                'the default instead.' % (section, name, _TYPE[convert]),
+                'Give [%s] %s a valid %s value, or remove it to use the '
+                'default (%s).' % (section, name, _TYPE[convert], default)))
+            return None, option.line
+        if ((minimum is not None and value < minimum)
+                or (maximum is not None and value > maximum)):
+            bounds = ('at least %s' % minimum if maximum is None
+                      else 'at most %s' % maximum if minimum is None
+                      else 'between %s and %s' % (minimum, maximum))
+            self._report(conf, option, Finding(
+                'option_value_out_of_range', 'critical', conf.path,
+                option.line,
+                '[%s] %s = %s is out of range: it must be %s. %s No other '
+                'check computes with it.' % (
+                    section, name, text if len(text) <= 32
+                    else exception.shorten(text), bounds,
+                    refusal or _REFUSED),
+                'Set [%s] %s to a value %s, or remove it to use the default '
+                '(%s).' % (section, name, bounds, default)))
+            return None, option.line
+        return value, option.line
+
+    def _report(self, conf, option, finding):
+        if (conf.path, option.line) not in self._reported:
+            self._reported.add((conf.path, option.line))
+            self.findings.append(finding)
 
     def proxies(self, ports, name_pattern):
         """The haproxy backend/listen sections of one service.

@@ -17,7 +17,9 @@ from oslo_log import log as logging
 
 from bdm_guard.audit import api as audit
 from bdm_guard.audit import findings
+from bdm_guard.cmd import main
 from bdm_guard import exception
+from bdm_guard.internal.create import request
 
 LOG = logging.getLogger(__name__)
 
@@ -52,9 +54,10 @@ class Audit(lister.Lister):
             '--cinder-conf', metavar='FILE',
             help='cinder.conf of a controller (optional: defaults assumed).')
         parser.add_argument(
-            '--image-gb', metavar='GIB', type=int, default=10,
+            '--image-gb', metavar='GIB', default=10,
+            type=main.bounded_int(1, request.MAX_SIZE_GB),
             help='Largest image-backed volume, in GiB, that boots must '
-                 'survive (default: 10).')
+                 'survive (1 to %d; default: 10).' % request.MAX_SIZE_GB)
         parser.add_argument(
             '--fail-on', default='high',
             choices=findings.SEVERITIES + ('never',),

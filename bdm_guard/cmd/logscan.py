@@ -18,6 +18,7 @@ from cliff import lister
 from oslo_log import log as logging
 import yaml
 
+from bdm_guard.cmd import main
 from bdm_guard import exception
 from bdm_guard.logscan import api as logscan
 
@@ -27,6 +28,10 @@ LOG = logging.getLogger(__name__)
 EXIT_FINDINGS = 1
 #: Exit status for unreadable input or a bad format option.
 EXIT_INPUT_ERROR = 2
+#: Longest ``--window`` (a day of log time), in seconds.
+MAX_WINDOW = 86400.0
+#: Largest ``--skew``, in seconds.
+MAX_SKEW = 3600.0
 
 COLUMNS = ('time', 'global_request_id', 'verdict', 'instance', 'attempts',
            'nova_file', 'cinder_files', 'cinder_request_ids')
@@ -57,14 +62,17 @@ class LogScan(lister.Lister):
             help='nova-compute (with debug on) and cinder-api logs of every '
                  'controller; rotated and .gz files welcome.')
         parser.add_argument(
-            '--window', metavar='SECONDS', type=float, default=300.0,
+            '--window', metavar='SECONDS', default=300.0,
+            type=main.bounded_float(0, MAX_WINDOW, low_open=True),
             help='How long a request stays open after its last line, in '
-                 'log time; also the longest a POST may take (default: '
-                 '300).')
+                 'log time; also the longest a POST may take (over 0, at '
+                 'most %d; default: 300).' % MAX_WINDOW)
         parser.add_argument(
-            '--skew', metavar='SECONDS', type=float, default=5.0,
+            '--skew', metavar='SECONDS', default=5.0,
+            type=main.bounded_float(0, MAX_SKEW),
             help='Clock difference allowed between hosts when matching '
-                 'without a global request id (default: 5).')
+                 'without a global request id (0 to %d; default: 5).'
+                 % MAX_SKEW)
         parser.add_argument(
             '--context-format', metavar='FORMAT',
             help="oslo.log's logging_context_format_string, if changed.")
@@ -80,9 +88,6 @@ class LogScan(lister.Lister):
         return parser
 
     def take_action(self, parsed_args):
-        if parsed_args.window <= 0 or parsed_args.skew < 0:
-            raise exception.InvalidInput(
-                reason='--window must be positive and --skew not negative')
         parser = logscan.make_parser(
             parsed_args.context_format, parsed_args.default_format,
             parsed_args.exception_prefix, parsed_args.date_format)

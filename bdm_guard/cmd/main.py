@@ -16,12 +16,16 @@ Subcommands are ``bdm_guard.cli`` entry points, so each lives in its own
 module and loads only when used.
 """
 
+import argparse
 import importlib.metadata
+import math
 import sys
 import warnings
 
 from cliff import app
 from cliff import commandmanager
+
+from bdm_guard import exception
 
 
 def _version():
@@ -29,6 +33,79 @@ def _version():
         return importlib.metadata.version('bdm-guard')
     except importlib.metadata.PackageNotFoundError:
         return 'unknown'
+
+
+def bounded_int(low, high):
+    """An argparse ``type``: a whole number in ``[low, high]``.
+
+    Anything else is a usage error (exit 2) whose message shows the
+    argument shortened (:func:`bdm_guard.exception.shorten`).
+
+    :param low: smallest value (int).
+    :param high: largest value (int).
+    :returns: a converter from str to int.
+    """
+    def convert(text):
+        try:
+            value = int(text)
+        except ValueError:
+            if text.strip().lstrip('+-').isdigit():  # over int()'s limit
+                raise argparse.ArgumentTypeError('%s is outside [%d, %d]' % (
+                    exception.shorten(text), low, high)) from None
+            raise argparse.ArgumentTypeError(
+                '%s is not a whole number' % exception.shorten(text)
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError('%s is outside [%d, %d]' % (
+                exception.shorten(value), low, high))
+        return value
+    return convert
+
+
+def bounded_float(low, high, low_open=False):
+    """An argparse ``type``: a finite number in ``[low, high]``.
+
+    :param low: smallest value (float).
+    :param high: largest value (float).
+    :param low_open: True when ``low`` itself is out of range.
+    :returns: a converter from str to float; NaN, infinities and values
+        out of range are usage errors (exit 2).
+    """
+    def convert(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                '%s is not a number' % exception.shorten(text)) from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(
+                '%s is not a finite number' % exception.shorten(text))
+        if value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError('%s is outside %s%g, %g]' % (
+                exception.shorten(value), '(' if low_open else '[', low,
+                high))
+        return value
+    return convert
+
+
+def checked(check):
+    """An argparse ``type`` from a check that raises InvalidInput.
+
+    :param check: a callable taking the argument (str) and returning the
+        value, raising :class:`bdm_guard.exception.InvalidInput` (whose
+        message must already shorten the argument).
+    :returns: a converter whose failures are usage errors (exit 2).
+    """
+    def convert(text):
+        try:
+            return check(text)
+        except exception.InvalidInput as exc:
+            # Plain InvalidInput: its reason alone; subclasses say more.
+            plain = type(exc) is exception.InvalidInput
+            raise argparse.ArgumentTypeError(
+                exc.kwargs.get('reason', exc.msg) if plain else exc.msg
+            ) from None
+    return convert
 
 
 class BdmGuardApp(app.App):
@@ -46,7 +123,14 @@ class BdmGuardApp(app.App):
         # Commands need the raw argv to know which keystoneauth plugin's
         # options to add (keystoneauth reads --os-auth-type from it).
         self.argv = list(argv)
-        return super().run(argv)
+        try:
+            return super().run(argv)
+        except SystemExit as exc:
+            # argparse's usage errors (exit 2) and --help (exit 0): an
+            # exit status for in-process callers too, not an exception.
+            if exc.code is None or isinstance(exc.code, int):
+                return exc.code or 0
+            return 2
 
 
 def main(argv=None):

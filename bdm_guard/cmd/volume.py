@@ -15,13 +15,75 @@
 import sys
 
 from cliff import show
+from oslo_utils import uuidutils
 
-from bdm_guard import cinder
 from bdm_guard.cmd import auth
+from bdm_guard.cmd import main
 from bdm_guard import create
 from bdm_guard import exception
-from bdm_guard.internal.wait import schedule
+from bdm_guard.internal.create import keys
+from bdm_guard.internal.create import request
 from bdm_guard import wait
+
+#: Largest ``--nova-retries`` (nova's own option has no maximum).
+MAX_NOVA_RETRIES = 1000000
+#: Largest ``--nova-interval``, in seconds.
+MAX_NOVA_INTERVAL = 3600.0
+#: cinder's limit on names, descriptions, metadata keys and values.
+MAX_FIELD = 255
+_SIZE = main.bounded_int(1, request.MAX_SIZE_GB)
+
+
+def _uuid(what):
+    """An argparse ``type``: a UUID (``what`` names it in the message)."""
+    def check(text):
+        if not uuidutils.is_uuid_like(text):
+            raise exception.InvalidInput(reason='%s %s is not a UUID' % (
+                what, exception.shorten(text)))
+        return text
+    return main.checked(check)
+
+
+def _text(what):
+    """An argparse ``type``: a string of at most :data:`MAX_FIELD` chars."""
+    def check(text):
+        if len(text) > MAX_FIELD:
+            raise exception.InvalidInput(reason='%s %s is longer than %d '
+                                         'characters' % (
+                                             what, exception.shorten(text),
+                                             MAX_FIELD))
+        return text
+    return main.checked(check)
+
+
+def _property(item):
+    """``KEY=VALUE`` of ``--property`` as a ``(key, value)`` pair.
+
+    :raises bdm_guard.exception.InvalidInput: no ``=``, an empty key, or a
+        key or value over :data:`MAX_FIELD` characters.
+    """
+    key, sep, value = item.partition('=')
+    if not sep:
+        raise exception.InvalidInput(reason='wants KEY=VALUE, got %s (no '
+                                     '"=")' % exception.shorten(item))
+    if not key:
+        raise exception.InvalidInput(reason='%s has an empty key'
+                                     % exception.shorten(item))
+    for what, text in (('key', key), ('value', value)):
+        if len(text) > MAX_FIELD:
+            raise exception.InvalidInput(
+                reason='the %s %s is longer than %d characters'
+                % (what, exception.shorten(text), MAX_FIELD))
+    return key, value
+
+
+def _volume_id(text):
+    """A volume id argument: a UUID, shown shortened when it is not."""
+    if not uuidutils.is_uuid_like(text):
+        raise exception.InvalidInput(reason='Invalid volume id %s: a cinder '
+                                     'volume id is a UUID'
+                                     % exception.shorten(text))
+    return text
 
 
 def _progress(status, elapsed, volume):
@@ -49,13 +111,6 @@ def _report_rows(report):
     }
 
 
-def _check_nova(args):
-    """Refuse negative nova values before anything is sent."""
-    schedule.check_number('--nova-retries', args.nova_retries)
-    schedule.check_number('--nova-interval', args.nova_interval,
-                          integer=False)
-
-
 def _with_cleanup(exc):
     """``exc`` again, its message ending with the cleanup verdict."""
     volume = exc.kwargs.get('volume') or {}
@@ -66,14 +121,15 @@ def _with_cleanup(exc):
 
 
 def _add_nova_budget(parser):
-    parser.add_argument('--nova-retries', type=int, default=None,
-                        metavar='N',
-                        help='nova\'s block_device_allocate_retries: the '
-                             'wait is never shorter than nova\'s budget.')
-    parser.add_argument('--nova-interval', type=float, default=None,
-                        metavar='SECONDS',
+    parser.add_argument('--nova-retries', default=None, metavar='N',
+                        type=main.bounded_int(0, MAX_NOVA_RETRIES),
+                        help='nova\'s block_device_allocate_retries (0 to '
+                             '%d): the wait is never shorter than nova\'s '
+                             'budget.' % MAX_NOVA_RETRIES)
+    parser.add_argument('--nova-interval', default=None, metavar='SECONDS',
+                        type=main.bounded_float(0, MAX_NOVA_INTERVAL),
                         help='nova\'s block_device_allocate_retries_'
-                             'interval.')
+                             'interval (0 to %d).' % MAX_NOVA_INTERVAL)
 
 
 class WaitVolume(show.ShowOne):
@@ -81,19 +137,19 @@ class WaitVolume(show.ShowOne):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument('volume_id', metavar='VOLUME_ID')
-        parser.add_argument('--size-gb', type=int, default=None,
+        parser.add_argument('volume_id', metavar='VOLUME_ID',
+                            type=main.checked(_volume_id))
+        parser.add_argument('--size-gb', default=None,
+                            type=main.bounded_int(0, request.MAX_SIZE_GB),
                             help='Size in GiB of an image/snapshot/backup '
                                  'volume: extends the deadline by '
-                                 'per_gib_allowance per GiB.')
+                                 'per_gib_allowance per GiB (0 to %d).'
+                                 % request.MAX_SIZE_GB)
         _add_nova_budget(parser)
         auth.add_arguments(parser, getattr(self.app, 'argv', None))
         return parser
 
     def take_action(self, args):
-        cinder.check_volume_id(args.volume_id)
-        schedule.check_number('--size-gb', args.size_gb)
-        _check_nova(args)
         client = auth.client_from_args(args)
         report = wait.wait_for_volume(
             client, args.volume_id, size_gb=args.size_gb,
@@ -109,25 +165,35 @@ class CreateVolume(show.ShowOne):
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument('--size', type=int, required=True,
-                            help='Size in GiB.')
+        parser.add_argument('--size', type=_SIZE, required=True,
+                            help='Size in GiB (1 to %d).'
+                                 % request.MAX_SIZE_GB)
         src = parser.add_mutually_exclusive_group()
-        src.add_argument('--image', help='Image UUID to copy.')
-        src.add_argument('--snapshot', help='Snapshot UUID.')
-        src.add_argument('--source-volume', help='Volume UUID to clone.')
+        src.add_argument('--image', type=_uuid('image id'),
+                         help='Image UUID to copy.')
+        src.add_argument('--snapshot', type=_uuid('snapshot id'),
+                         help='Snapshot UUID.')
+        src.add_argument('--source-volume', type=_uuid('volume id'),
+                         help='Volume UUID to clone.')
         key = parser.add_mutually_exclusive_group(required=True)
         key.add_argument('--idempotency-key',
-                         help='The client token; a retry with the same '
-                              'key never makes a second volume.')
-        key.add_argument('--bdm', nargs=2,
+                         type=main.checked(keys.check_key),
+                         help='The client token (1 to %d printable '
+                              'characters); a retry with the same key '
+                              'never makes a second volume.'
+                              % keys.MAX_KEY_LENGTH)
+        key.add_argument('--bdm', nargs=2, type=_uuid('id'),
                          metavar=('INSTANCE_UUID', 'BDM_UUID'),
                          help='Derive the key as nova would for this BDM.')
-        parser.add_argument('--name')
-        parser.add_argument('--description')
-        parser.add_argument('--type', dest='volume_type')
-        parser.add_argument('--availability-zone')
+        parser.add_argument('--name', type=_text('--name'))
+        parser.add_argument('--description', type=_text('--description'))
+        parser.add_argument('--type', dest='volume_type',
+                            type=_text('--type'))
+        parser.add_argument('--availability-zone',
+                            type=_text('--availability-zone'))
         parser.add_argument('--property', action='append', default=[],
                             metavar='KEY=VALUE',
+                            type=main.checked(_property),
                             help='Volume metadata (repeat).')
         parser.add_argument('--wait', action='store_true',
                             help='Wait until available.')
@@ -139,15 +205,9 @@ class CreateVolume(show.ShowOne):
         return parser
 
     def take_action(self, args):
-        metadata = {}
-        for item in args.property:
-            if '=' not in item:
-                raise exception.InvalidInput(
-                    reason='--property wants KEY=VALUE, got %r' % item)
-            k, v = item.split('=', 1)
-            metadata[k] = v
-        _check_nova(args)
-        key = args.idempotency_key or create.key_for_bdm(*args.bdm)
+        metadata = dict(args.property)
+        key = (args.idempotency_key if args.bdm is None
+               else create.key_for_bdm(*args.bdm))
         # A command may be the retry of an earlier one with the same key:
         # look it up first. With no request id of its own, every call of
         # the create shows in cinder's logs under one derived from the key.

@@ -36,6 +36,7 @@ import collections
 import heapq
 import os
 
+from bdm_guard import exception
 from bdm_guard.logscan import events as logevents
 from bdm_guard.logscan import format as logformat
 from bdm_guard.logscan import read as logread
@@ -111,6 +112,9 @@ def _file_events(path, parser, stats):
     if sampled and not matched and not stats.error:
         stats.error = ('none of the first %d lines is in the log format: '
                        'not an oslo.log file, or give its format' % sampled)
+    elif stats.lines and stats.long_lines == stats.lines:
+        stats.error = ('every line is longer than %d KiB (text, not binary):'
+                       ' not an oslo.log file?' % (logread.MAX_LINE // 1024))
 
 
 class Scan:
@@ -167,13 +171,19 @@ class Scan:
         ``cinder_request_ids``, ``cinder_statuses`` (the HTTP status each
         cinder-api POST returned, or None) and ``matched_by``.
 
-        :raises bdm_guard.exception.UnreadableInput: a file cannot be
-            opened (checked before any line is read).
+        A file that cannot be opened (missing, unreadable, not a regular
+        file: a FIFO or ``/dev/zero`` is refused at once, never read) is
+        left out with its reason in its :class:`FileStats` ``error``; the
+        other files are still scanned, so the POSTs they hold are judged.
         """
-        for path in self.paths:
-            logread.open_log(path).close()
-        streams = [_file_events(path, self.parser, stats)
-                   for path, stats in zip(self.paths, self.stats)]
+        streams = []
+        for path, stats in zip(self.paths, self.stats):
+            try:
+                logread.open_log(path).close()
+            except exception.UnreadableInput as exc:
+                stats.error = exc.kwargs.get('reason') or str(exc)
+                continue
+            streams.append(_file_events(path, self.parser, stats))
         for event in heapq.merge(*streams, key=lambda e: e[0]):
             yield from self.state.feed(event)
         yield from self.state.flush()
@@ -233,8 +243,9 @@ def _not_created_summary(failures):
 def scan(paths, parser=None, window=300.0, skew=5.0):
     """Scan ``paths`` and return ``{"posts": [...], "summary": {...}}``.
 
-    Posts are sorted by time. See :class:`Scan` for the arguments, the
-    post keys and the exceptions; ``parser`` defaults to
+    Posts are sorted by time. See :class:`Scan` for the arguments and the
+    post keys; a file that cannot be read is reported in
+    ``summary["files"]``, never raised. ``parser`` defaults to
     :func:`make_parser` ``()`` (oslo.log's default formats).
     """
     run = Scan(paths, parser or make_parser(), window, skew)

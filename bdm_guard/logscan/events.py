@@ -30,21 +30,39 @@ nova's own errors):
   (``instance``).
 
 cinder-api side (``cinder.api.openstack.wsgi`` at INFO): ``POST <url>``
-(``cinder_post``) and ``<url> returned with HTTP <status>``
-(``cinder_status``).
+(``cinder_post``), ``<url> returned with HTTP <status>``
+(``cinder_status``) and ``Create volume of <n> GB`` (``cinder_size``).
 
 Every event is a tuple ``(time, kind, source, gid, rid, instance, data)``
 where ``gid`` is the global request id, ``rid`` the service's own request
 id (either may be None) and ``data`` depends on the kind.
+
+On nova's side ``gid`` is nova's ``context.global_id``: the global request
+id when the line has one, else nova's own request id (what nova sends as
+``X-OpenStack-Request-ID`` when it received none). On cinder's side it is
+the id cinder logged, or None (propagation off, or logs from before global
+request ids). Lines in the layout of those older logs (``[req-<id> user
+project ...]``, no global id field) are recognised with oslo.log's current
+format: their one request id is the service's own.
+
+``cinder_post`` and ``nova_post`` carry a :class:`Target`: the resource
+path, the project (from the URL, else from the line's user identity) and
+the volume size of the request body when known, which the time fallback
+compares.
 """
 
+import collections
 import re
 import urllib.parse
+
+#: What a POST /volumes asked for: ``path`` (``volumes``), ``project``
+#: (str or None) and ``size`` (GiB, int or None).
+Target = collections.namedtuple('Target', 'path project size')
 
 # Cheap substring tests that pass every line an event can come from.
 MARKERS = ('REQ: curl', 'RESP: [', 'Retrying in', 'POST ', 'returned with',
            'Instance failed', 'VolumeNotCreated', 'CinderConnectionFailed',
-           '[instance: ')
+           '[instance: ', 'Create volume of ')
 _REQ = re.compile(r'REQ: curl .*?-X (?P<method>[A-Z]+) (?P<url>\S+)')
 _REQ_GID = re.compile(r'X-OpenStack-Request-ID: (?P<gid>req-[\w-]+)',
                       re.IGNORECASE)
@@ -59,6 +77,11 @@ _NOT_CREATED = re.compile(
     r'even after we waited (?P<seconds>\d+) seconds or (?P<attempts>\d+) '
     r'attempts\. And its status is (?P<status>[\w-]+)')
 _VERSION = re.compile(r'/v\d+(?:\.\d+)?/')
+# The volume size in nova's request body, and cinder-api's INFO line
+# about it (cinder.api.v3.volumes, under the POST's request id).
+_BODY_SIZE = re.compile(r'"size": (?P<size>\d+)')
+_CINDER_SIZE = re.compile(r'^Create volume of (?P<size>\d+) GB')
+_CINDER_KINDS = ('cinder_post', 'cinder_status', 'cinder_size')
 
 
 def normalise_url(url):
@@ -80,6 +103,28 @@ def normalise_url(url):
     return path.strip('/')
 
 
+def target(url, project=None, size=None):
+    """The :class:`Target` of a volumes URL.
+
+    ``P/volumes`` gives project ``P``; ``volumes`` (a URL without project
+    id, microversion 3.67+) takes ``project`` (the log line's).
+
+    :param url: an absolute or relative URL (str).
+    :param project: the line's project id (str) or None.
+    :param size: the volume size of the body (int) or None.
+    :returns: a :class:`Target`.
+    """
+    head, _, path = normalise_url(url).rpartition('/')
+    return Target(path, head.rpartition('/')[2] or project, size)
+
+
+def _project(fields):
+    """The project id of a line's user identity, or None."""
+    words = (fields.get('user_identity') or '').split()
+    project = words[1] if len(words) > 1 else None
+    return project if project not in (None, '-', 'None') else None
+
+
 def _relevant(line):
     """Whether ``line`` holds one of :data:`MARKERS`.
 
@@ -90,7 +135,14 @@ def _relevant(line):
     return ('POST ' in line or 'RESP: [' in line or '[instance: ' in line
             or 'Retrying in' in line or 'returned with' in line
             or 'Instance failed' in line or 'VolumeNotCreated' in line
-            or 'CinderConnectionFailed' in line or 'REQ: curl' in line)
+            or 'CinderConnectionFailed' in line or 'REQ: curl' in line
+            or 'Create volume of ' in line)
+
+
+def _is_volumes(url):
+    """Whether ``url`` is the volumes collection (project id or not)."""
+    path = normalise_url(url)
+    return path == 'volumes' or path.endswith('/volumes')
 
 
 def _request_id(value):
@@ -148,28 +200,46 @@ class EventParser:
         message = fields['message']
         gid = _request_id(fields.get('global_request_id'))
         rid = _request_id(fields.get('request_id'))
+        if (gid is not None and rid is None
+                and fields.get('request_id') is not None):
+            # "[req-<id> user project ...]": a log from before global
+            # request ids; its one id is the service's own.
+            gid, rid = None, gid
+            fields['user_identity'] = '%s %s' % (
+                fields['request_id'], fields.get('user_identity') or '')
         instance = fields.get('instance')
-        kind, data = self._classify(message)
-        if kind == 'nova_post':
-            gid = data[1] or gid
+        kind, data = self._classify(message, _project(fields))
         if kind is None:
             if instance is None:
                 return None
             kind = 'instance'
+        if kind not in _CINDER_KINDS:
+            # nova's context.global_id (see the module docstring).
+            gid = gid or rid
         return (when, kind, source, gid, rid, instance, data)
 
     @staticmethod
-    def _classify(message):
-        """``(kind, data)`` for a message, or ``(None, None)``."""
+    def _classify(message, project=None):
+        """``(kind, data)`` for a message, or ``(None, None)``.
+
+        :param message: the line's message (str).
+        :param project: the line's project id (str) or None.
+        """
         if message.startswith('REQ: curl'):
             match = _REQ.match(message)
             if (match and match.group('method') == 'POST'
-                    and normalise_url(match.group('url')).endswith(
-                        '/volumes')):
+                    and _is_volumes(match.group('url'))):
                 gid = _REQ_GID.search(message)
-                return 'nova_post', (normalise_url(match.group('url')),
-                                     gid.group('gid') if gid else None)
+                size = _BODY_SIZE.search(message)
+                return 'nova_post', (
+                    target(match.group('url'), project,
+                           int(size.group('size')) if size else None),
+                    gid.group('gid') if gid else None)
             return None, None
+        if message.startswith('Create volume of '):
+            match = _CINDER_SIZE.match(message)
+            return ('cinder_size', int(match.group('size'))) if match else (
+                None, None)
         if message.startswith('RESP: ['):
             match = _RESP.match(message)
             rid = _RESP_RID.search(message)
@@ -177,14 +247,12 @@ class EventParser:
                                  rid.group('rid') if rid else None)
         if message.startswith('POST '):
             match = _CINDER_POST.match(message)
-            if match and normalise_url(match.group('url')).endswith(
-                    '/volumes'):
-                return 'cinder_post', normalise_url(match.group('url'))
+            if match and _is_volumes(match.group('url')):
+                return 'cinder_post', target(match.group('url'), project)
             return None, None
         if 'returned with HTTP' in message:
             match = _CINDER_STATUS.match(message)
-            if match and normalise_url(match.group('url')).endswith(
-                    '/volumes'):
+            if match and _is_volumes(match.group('url')):
                 return 'cinder_status', int(match.group('s'))
             return None, None
         if 'Retrying in' in message and _RETRY.search(message):

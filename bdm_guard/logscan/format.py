@@ -38,7 +38,7 @@ _PATTERNS = {
     'name': r'(?P<name>\S+)',
     'global_request_id': r'(?P<global_request_id>\S*)',
     'request_id': r'(?P<request_id>\S*)',
-    'user_identity': r'.*?',
+    'user_identity': r'(?P<user_identity>.*?)',
     'instance': r'(?:\[instance: (?P<instance>[^\]\s]+)\] )?',
     'message': r'(?P<message>.*)',
 }

@@ -16,13 +16,16 @@ Memory stays bounded whatever the file: lines are read one at a time with a
 length cap (:data:`MAX_LINE` bytes), and a longer "line" (a binary file has
 few newlines) is skipped in :data:`MAX_LINE` chunks. Lines that are not
 UTF-8 text, or that hold control characters other than tab, carriage
-return and escape (colour codes), are counted as garbage and skipped.
+return and escape (colour codes), are counted as garbage and skipped; a
+file is "mostly binary" only from those, never from long lines of text.
+Only regular files are read (:func:`open_log`).
 """
 
 import dataclasses
 import gzip
 import os
 import re
+import stat
 import zlib
 
 from bdm_guard import exception
@@ -46,7 +49,10 @@ class FileStats:
     :ivar file: the path (str).
     :ivar lines: lines read, garbage included.
     :ivar garbage_lines: lines skipped as binary, non-UTF-8 or too long.
-    :ivar error: why reading stopped early (str), or None.
+    :ivar long_lines: of those, the lines over :data:`MAX_LINE` bytes
+        (text, not binary).
+    :ivar error: why the file was not read, or stopped early (str), or
+        None.
     :ivar service: ``nova-compute`` or ``cinder-api`` when the file's
         logger names or events show which it is, else None.
     """
@@ -54,6 +60,7 @@ class FileStats:
     file: str
     lines: int = 0
     garbage_lines: int = 0
+    long_lines: int = 0
     error: str = None
     service: str = None
 
@@ -86,22 +93,55 @@ def rotation_order(paths):
     return sorted(paths, key=key)
 
 
+_KINDS = ((stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
+          (stat.S_ISCHR, 'a character device'),
+          (stat.S_ISBLK, 'a block device'), (stat.S_ISSOCK, 'a socket'))
+
+
+def _kind(mode):
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return 'not a regular file'
+
+
 def open_log(path):
     """Open a log for binary reading, gunzipping when it is gzip data.
 
-    The gzip check reads the magic bytes, not the file name.
+    Only regular files are read: a FIFO, a device (``/dev/zero``) or a
+    directory is refused at once. The file is opened without blocking (a
+    FIFO without a writer would otherwise hang the open) and checked with
+    ``fstat``, so a symlink or a file swapped after a ``stat`` cannot slip
+    through. The gzip check reads the magic bytes, not the file name.
 
     :param path: file path (str).
     :returns: a binary file object.
-    :raises bdm_guard.exception.UnreadableInput: missing, a directory, or
-        unreadable.
+    :raises bdm_guard.exception.UnreadableInput: missing, unreadable, or
+        not a regular file.
     """
     try:
-        f = open(path, 'rb', buffering=BUFFER)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise exception.UnreadableInput(path=path,
                                         reason=exc.strerror or str(exc))
-    if f.peek(2)[:2] == _GZIP_MAGIC:
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise exception.UnreadableInput(
+                path=path, reason='%s, not a regular file: give log files'
+                % _kind(mode))
+        os.set_blocking(fd, True)
+        f = os.fdopen(fd, 'rb', buffering=BUFFER)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        magic = f.peek(2)[:2]
+    except OSError as exc:
+        f.close()
+        raise exception.UnreadableInput(path=path,
+                                        reason=exc.strerror or str(exc))
+    if magic == _GZIP_MAGIC:
         return gzip.GzipFile(fileobj=f, mode='rb')
     return f
 
@@ -127,12 +167,15 @@ def iter_lines(path, stats):
                     else exc)
                 return
             if not raw:
-                if stats.garbage_lines * 2 > stats.lines:
+                binary = stats.garbage_lines - stats.long_lines
+                if binary * 2 > stats.lines:
                     stats.error = 'mostly binary: not a log file?'
                 return
             stats.lines += 1
             if not raw.endswith(b'\n') and len(raw) >= MAX_LINE:
+                # Long text, not binary: counted apart (see FileStats).
                 stats.garbage_lines += 1
+                stats.long_lines += 1
                 _skip_rest(f, stats)
                 continue
             raw = raw.rstrip(b'\r\n')

@@ -24,6 +24,29 @@ import datetime
 _LB_STATUSES = (502, 503, 504)
 
 
+def same_target(cinder, nova):
+    """Whether a cinder POST's target may be a nova POST's.
+
+    Paths must be equal; projects and body sizes must be equal where both
+    logs show them (the cinder-api ``Create volume of <n> GB`` line gives
+    its size).
+
+    :param cinder: a cinder POST (list, see :meth:`State.feed`).
+    :param nova: the nova POST's target (a
+        :class:`bdm_guard.logscan.events.Target`, or a str).
+    """
+    theirs = cinder[4]
+    if not hasattr(theirs, 'path') or not hasattr(nova, 'path'):
+        return theirs == nova
+    if theirs.path != nova.path:
+        return False
+    if None not in (theirs.project, nova.project) and (
+            theirs.project != nova.project):
+        return False
+    size = cinder[6] if cinder[6] is not None else theirs.size
+    return None in (size, nova.size) or size == nova.size
+
+
 def _iso(seconds):
     """Log time (seconds, no zone) back to ``YYYY-MM-DD HH:MM:SS.mmm``."""
     moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
@@ -91,6 +114,7 @@ class State:
         self.no_gid = collections.deque()  # cinder posts without a gid
         self.instances = {}        # (source, gid) -> (instance, time)
         self.gid_of = {}           # (source, instance) -> (gid, time)
+        self.aliases = {}          # id nova sent -> (nova's gid, time)
         self.not_created = {}      # volume id -> (seconds, attempts, status)
         self.verdicts = collections.Counter()
         self.reached_cinder = 0
@@ -108,19 +132,24 @@ class State:
             yield from self._sweep(self.now - self.window)
         if kind == 'nova_post':
             self._nova_post(when, path, source, gid, rid, instance, data[0])
+            if data[1] is not None and gid is not None and data[1] != gid:
+                # The header carried another id (older bdm-guard derived
+                # one from its key): cinder logs that one.
+                self.aliases[data[1]] = (gid, when)
         elif kind == 'cinder_post':
             self.cinder_posts += 1
-            # [time, file, rid, status, url, claimed]
-            post = [when, path, rid, None, data, False]
+            # [time, file, rid, status, target, claimed, size]
+            post = [when, path, rid, None, data, False, None]
             self.cinder_by_rid[rid] = post
             if gid is None:
                 self.no_gid.append(post)
             else:
+                gid = self.aliases.get(gid, (gid,))[0]
                 self._group(gid, when).cinder.append(post)
-        elif kind == 'cinder_status':
+        elif kind in ('cinder_status', 'cinder_size'):
             post = self.cinder_by_rid.get(rid)
             if post is not None:
-                post[3] = data
+                post[3 if kind == 'cinder_status' else 6] = data
         elif kind == 'nova_resp' or kind == 'nova_retry':
             post = self.in_flight.get((source, rid or gid))
             if post is not None:
@@ -199,7 +228,7 @@ class State:
             post = self.no_gid.popleft()
             self.cinder_by_rid.pop(post[2], None)
             self.cinder_unmatched += not post[5]
-        for table in (self.instances, self.gid_of):
+        for table in (self.instances, self.gid_of, self.aliases):
             for key in [k for k, v in table.items() if v[1] < horizon]:
                 del table[key]
 
@@ -233,7 +262,8 @@ class State:
             # logged a resend: concurrent creates share the URL.
             while len(post.cinder) < post.attempts:
                 cinder = self._no_gid(
-                    lambda c: c[4] == post.url and post.start - self.skew
+                    lambda c: same_target(c, post.url)
+                    and post.start - self.skew
                     <= c[0] <= post.until(self.window) + self.skew,
                     post.start)
                 if cinder is None:

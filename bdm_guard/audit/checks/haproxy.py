@@ -17,8 +17,9 @@ list of :class:`~bdm_guard.audit.findings.Finding`; it returns nothing when
 haproxy.cfg was not given.
 """
 
-from bdm_guard.audit.checks import nova_galera as audit_checks
+from bdm_guard.audit.checks import galera
 from bdm_guard.audit import findings as fnd
+from bdm_guard.audit.parsers import haproxy as parser
 
 #: oslo.messaging ``rpc_response_timeout`` default, seconds.
 RPC_RESPONSE_TIMEOUT = 60
@@ -27,6 +28,9 @@ CONNECTION_RECYCLE_TIME = 3600
 #: cinder-api's port (``osapi_volume_listen_port`` default).
 CINDER_API_PORTS = {8776}
 API_NAME = r'cinder|volume'
+#: A client or server timeout above this (seconds) is absurd: a hung
+#: backend then holds nova's request, and a build thread, for over a day.
+ABSURD_TIMEOUT = 86400
 
 
 def _tightest(timeout):
@@ -41,6 +45,8 @@ def check_api_lb_timeout(inputs):
         return []
     limit, _ = inputs.number(inputs.cinder, 'DEFAULT', 'rpc_response_timeout',
                              RPC_RESPONSE_TIMEOUT)
+    if limit is None:
+        return []
     result = []
     for section in inputs.proxies(CINDER_API_PORTS, API_NAME):
         short = sorted((t for t in inputs.haproxy.timeouts(section)
@@ -70,12 +76,16 @@ def check_db_lb_timeout(inputs):
     """The LB closes pooled DB connections oslo.db still holds."""
     if inputs.haproxy is None:
         return []
-    recycle = max(inputs.number(conf, 'database', 'connection_recycle_time',
-                                CONNECTION_RECYCLE_TIME)[0]
-                  for conf in (inputs.nova, inputs.cinder))
+    values = [inputs.number(conf, 'database', 'connection_recycle_time',
+                            CONNECTION_RECYCLE_TIME)[0]
+              for conf in (inputs.nova, inputs.cinder)]
+    if None in values:
+        return []
+    # A negative value is SQLAlchemy's "never recycle": any timeout cuts.
+    recycle = max(float('inf') if v < 0 else v for v in values)
     result = []
     for section in inputs.proxies(inputs.database_ports(),
-                                  audit_checks.DB_NAME):
+                                  galera.DB_NAME):
         short = sorted((t for t in inputs.haproxy.timeouts(section)
                         if t[0] < recycle), key=_tightest)
         if not short:
@@ -91,7 +101,8 @@ def check_db_lb_timeout(inputs):
             'a service holds it (a long transaction, a pause between '
             'statements) fails with "MySQL server has gone away" or "Lost '
             'connection to MySQL server during query".'
-            % (section.kind, section.name, seconds, which, recycle),
+            % (section.kind, section.name, seconds, which,
+               -1 if recycle == float('inf') else recycle),
             'Raise timeout client and timeout server for %s %s above '
             'connection_recycle_time (e.g. "timeout client 90m" and "timeout '
             'server 90m" with the default 3600 s), or lower [database] '
@@ -130,7 +141,7 @@ def check_health_checks(inputs):
     result = []
     sections = (inputs.proxies(CINDER_API_PORTS, API_NAME)
                 + inputs.proxies(inputs.database_ports(),
-                                 audit_checks.DB_NAME))
+                                 galera.DB_NAME))
     seen = set()
     for section in sections:
         if id(section) in seen:
@@ -151,5 +162,60 @@ def check_health_checks(inputs):
     return result
 
 
-CHECKS = (check_api_lb_timeout, check_db_lb_timeout, check_lb_resends_posts,
+def _timeout_finding(inputs, section, which, directive):
+    """The finding for one timeout line haproxy refuses, or absurd."""
+    where = '%s %s' % (section.kind, section.name)
+    text = directive.args[1] if len(directive.args) > 1 else ''
+    try:
+        seconds = parser.parse_time(text)
+    except ValueError:
+        seconds = None
+    if seconds is None or seconds > parser.MAX_TIMEOUT:
+        return fnd.Finding(
+            'lb_timeout_invalid', 'critical', inputs.haproxy.path,
+            directive.line,
+            '"timeout %s %s" (for %s) is %s: haproxy refuses to start, or '
+            'to reload, with it.' % (which, text[:32], where,
+                                     'not an haproxy time' if seconds is None
+                                     else 'over haproxy\'s limit of '
+                                     '2147483647 ms (timer overflow)'),
+            'Give timeout %s a time such as 2m (units us, ms, s, m, h, d; a '
+            'bare number is milliseconds).' % which)
+    if seconds == 0 or seconds > ABSURD_TIMEOUT:
+        return fnd.Finding(
+            'lb_timeout_absurd', 'medium', inputs.haproxy.path,
+            directive.line,
+            '"timeout %s %s" (for %s) %s: a cinder-api or database node '
+            'that hangs without closing the connection holds the caller '
+            '(a nova build thread, an oslo.db session) %s instead of '
+            'failing it so that it can be retried.'
+            % (which, text, where, 'disables the timeout' if seconds == 0
+               else 'is %.1f days' % (seconds / 86400.0),
+               'forever' if seconds == 0 else 'that long'),
+            'Use a bounded timeout: a few minutes for cinder-api (above '
+            'rpc_response_timeout), above connection_recycle_time for the '
+            'database (e.g. 90m).')
+    return None
+
+
+def check_lb_timeout_values(inputs):
+    """Timeouts haproxy refuses, disabled, or absurdly long."""
+    if inputs.haproxy is None:
+        return []
+    result, seen = [], set()
+    sections = (inputs.proxies(CINDER_API_PORTS, API_NAME)
+                + inputs.proxies(inputs.database_ports(), galera.DB_NAME))
+    for section in sections:
+        for which, directive in inputs.haproxy.timeout_directives(section):
+            if directive.line in seen:
+                continue
+            seen.add(directive.line)
+            finding = _timeout_finding(inputs, section, which, directive)
+            if finding is not None:
+                result.append(finding)
+    return result
+
+
+CHECKS = (check_api_lb_timeout, check_lb_timeout_values, check_db_lb_timeout,
+          check_lb_resends_posts,
           check_health_checks)

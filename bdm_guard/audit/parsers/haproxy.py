@@ -39,6 +39,9 @@ PROXY_KINDS = ('frontend', 'backend', 'listen')
 _UNITS = {'us': 1e-6, 'ms': 1e-3, 's': 1.0, 'm': 60.0, 'h': 3600.0,
           'd': 86400.0, '': 1e-3}
 _TIME = re.compile(r'^(\d+)(us|ms|s|m|h|d|)$')
+#: Longest timeout haproxy accepts: 2147483647 ms (about 24.8 days); a
+#: longer one is a "timer overflow" and haproxy refuses to start.
+MAX_TIMEOUT = 2147483.647
 
 
 def parse_time(text):
@@ -193,25 +196,36 @@ class Config:
                     result.append(section)
         return result
 
-    def timeouts(self, backend):
-        """The timeouts that bound a connection through ``backend``.
+    def timeout_directives(self, backend):
+        """The ``timeout server`` and ``timeout client`` lines of a proxy.
 
         ``timeout server`` of the backend and ``timeout client`` of every
         frontend routing to it, each inherited from ``defaults`` when not
-        set; values haproxy would refuse are left out.
+        set.
 
-        :returns: ``[(seconds, 'client' or 'server', Directive)]``.
+        :returns: ``[('client' or 'server', Directive)]``.
         """
         found = [('server', backend.find('timeout', 'server'))]
         for frontend in self.frontends_of(backend):
             found.append(('client', frontend.find('timeout', 'client')))
+        return [(which, d) for which, d in found if d is not None]
+
+    def timeouts(self, backend):
+        """The timeouts that bound a connection through ``backend``.
+
+        As :meth:`timeout_directives`; values haproxy would refuse (not a
+        time, over :data:`MAX_TIMEOUT`) and ``0`` (no timeout at all) are
+        left out.
+
+        :returns: ``[(seconds, 'client' or 'server', Directive)]``.
+        """
         result = []
-        for which, directive in found:
-            if directive is not None and len(directive.args) > 1:
-                try:
-                    seconds = parse_time(directive.args[1])
-                except ValueError:
-                    continue
+        for which, directive in self.timeout_directives(backend):
+            try:
+                seconds = parse_time(directive.args[1])
+            except (ValueError, IndexError):
+                continue
+            if 0 < seconds <= MAX_TIMEOUT:
                 result.append((seconds, which, directive))
         return result
 
@@ -258,22 +272,121 @@ def split_line(text, lineno):
     return words
 
 
+#: haproxy 2.4+ messages that only print (manual section 2.4).
+_MESSAGES = frozenset(('.diag', '.notice', '.warning', '.alert'))
+_TERM = re.compile(r'^(?P<neg>!?)(?:(?P<int>-?\d+)|(?P<fn>[a-z_]+)'
+                   r'\((?P<args>[^()]*)\))$')
+
+
+def _term(text):
+    """One condition term: True, False, or None (depends on the host)."""
+    match = _TERM.match(text)
+    if not match:
+        return None
+    if match.group('int') is not None:
+        value = int(match.group('int')) != 0
+    elif match.group('fn') in ('streq', 'strneq') and '$' not in text:
+        args = match.group('args').split(',')
+        if len(args) != 2:
+            return None
+        value = (args[0] == args[1]) == (match.group('fn') == 'streq')
+    else:
+        return None  # defined(), feature(), version_atleast()...
+    return value != bool(match.group('neg'))
+
+
+def evaluate_condition(words):
+    """Evaluate the condition of an ``.if`` or ``.elif`` line.
+
+    Integers, ``!`` and ``streq``/``strneq`` of literals are evaluated;
+    ``defined()``, ``feature()``, ``version_atleast()``, environment
+    variables and the like depend on the load balancer's host and are
+    taken as true. ``&&`` and ``||`` combine terms (haproxy 2.5+).
+
+    :param words: the words after the directive (list of str).
+    :returns: bool.
+    """
+    text = ''.join(words)
+    if not text:
+        return False
+    return any(all(_term(t) is not False for t in part.split('&&'))
+               for part in text.split('||'))
+
+
+class _Conditions:
+    """The ``.if``/``.elif``/``.else``/``.endif`` blocks (haproxy 2.4+).
+
+    :ivar active: whether the lines read now are in a taken branch.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.stack = []  # [parent active, a branch taken, this one, line]
+
+    @property
+    def active(self):
+        return not self.stack or self.stack[-1][2]
+
+    def feed(self, words, lineno):
+        """Handle a line starting with ``.``; return True when consumed.
+
+        :raises bdm_guard.exception.UnreadableInput: an unbalanced or
+            unknown block directive (haproxy refuses the file).
+        """
+        keyword = words[0]
+        if keyword == '.if':
+            taken = self.active and evaluate_condition(words[1:])
+            self.stack.append([self.active, taken, taken, lineno])
+        elif keyword in ('.elif', '.else', '.endif'):
+            if not self.stack:
+                raise self._error(lineno, '%s without .if' % keyword)
+            frame = self.stack[-1]
+            if keyword == '.endif':
+                self.stack.pop()
+            else:
+                take = frame[0] and not frame[1] and (
+                    keyword == '.else' or evaluate_condition(words[1:]))
+                frame[1], frame[2] = frame[1] or take, take
+        elif keyword not in _MESSAGES:
+            raise self._error(lineno, 'unknown directive %r' % keyword)
+        return True
+
+    def close(self):
+        if self.stack:
+            raise self._error(self.stack[-1][3], '.if without .endif')
+
+    def _error(self, lineno, reason):
+        return exception.UnreadableInput(path=self.path, reason='line %d: %s'
+                                         % (lineno, reason))
+
+
 def read(path):
     """Parse the haproxy configuration file at ``path``.
+
+    Conditional blocks (``.if``/``.elif``/``.else``/``.endif``, haproxy
+    2.4+) keep the lines of the branch taken (see
+    :func:`evaluate_condition`); ``.diag``, ``.notice``, ``.warning`` and
+    ``.alert`` lines are skipped.
 
     :param path: file path (str).
     :returns: a :class:`Config`.
     :raises bdm_guard.exception.UnreadableInput: missing, unreadable or
         binary file, an unterminated quote, a keyword outside any section,
-        or no proxy (frontend, backend or listen) section at all.
+        an unbalanced conditional block, or no proxy (frontend, backend or
+        listen) section at all.
     """
     sections, current, defaults, named = [], None, None, {}
+    blocks = _Conditions(path)
     for lineno, text in enumerate(textfile.read_lines(path), 1):
         try:
             words = split_line(text.rstrip('\r\n'), lineno)
         except ValueError as exc:
             raise exception.UnreadableInput(path=path, reason=str(exc))
         if not words:
+            continue
+        if words[0].startswith('.') and blocks.feed(words, lineno):
+            continue
+        if not blocks.active:
             continue
         if words[0] in SECTION_KEYWORDS:
             current = Section(words[0], words[1] if len(words) > 1 else '',
@@ -293,6 +406,7 @@ def read(path):
                 'section; not an haproxy configuration?' % (lineno, words[0]))
         else:
             current.directives.append(Directive(words[0], words[1:], lineno))
+    blocks.close()
     if not any(s.kind in PROXY_KINDS for s in sections):
         raise exception.UnreadableInput(
             path=path, reason='no frontend, backend or listen section; not '

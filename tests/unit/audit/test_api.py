@@ -22,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 from unittest import mock
 
 import fixtures
@@ -159,6 +160,80 @@ class TestAuditCli(base.BaseTestCase):
                            'medium', 2)],
                          [(f.kind, f.severity, f.line) for f in found])
         self.assertIn('400 s', found[0].fix)
+
+    def test_refused_values_are_findings_of_their_own(self):
+        nova = self.write('nova.conf', '[DEFAULT]\n'
+                          'block_device_allocate_retries = -5\n'
+                          'block_device_allocate_retries_interval = -1\n'
+                          '[cinder]\nhttp_retries = -1\n')
+        found = audit.audit(nova_conf=nova)
+        self.assertEqual([('option_value_out_of_range', 2),
+                          ('option_value_out_of_range', 3),
+                          ('option_value_out_of_range', 5)],
+                         [(f.kind, f.line) for f in found])
+        self.assertIn('= -5 is out of range: it must be at least 0',
+                      found[0].message)
+        # No arithmetic on them: no "-4 checks" or "-5 s" budget anywhere.
+        self.assertFalse([f for f in found if '-4' in f.message])
+
+    def test_invalid_number_is_not_the_default(self):
+        nova = self.write('nova.conf', '[cinder]\nhttp_retries = 3x\n')
+        found = audit.audit(nova_conf=nova, image_gb=5)
+        self.assertEqual(['invalid_option_value'], [f.kind for f in found])
+        self.assertNotIn('http_retries = 3', found[0].message)
+        # The default alone is still a finding, without a line.
+        nova = self.write('nova.conf', '[cinder]\n')
+        found = [f for f in audit.audit(nova_conf=nova, image_gb=5)
+                 if f.kind == 'blind_post_retries']
+        self.assertEqual([None], [f.line for f in found])
+        self.assertIn('(the default)', found[0].message)
+
+    def test_timeout_haproxy_refuses(self):
+        cfg = self.write('haproxy.cfg', 'defaults\n mode http\n'
+                         ' timeout connect 5s\n timeout client 2m\n'
+                         'listen cinder_api\n bind :8776\n'
+                         ' timeout server 30d\n'
+                         ' server a 192.0.2.1:8776 check\n')
+        found = audit.audit(haproxy_cfg=cfg)
+        self.assertEqual([('lb_timeout_invalid', 'critical', 7)],
+                         [(f.kind, f.severity, f.line) for f in found])
+        self.assertIn('timer overflow', found[0].message)
+        binary = shutil.which('haproxy')
+        if binary is not None:
+            check = subprocess.run([binary, '-c', '-f', cfg],
+                                   capture_output=True, text=True,
+                                   timeout=60)
+            self.assertNotEqual(0, check.returncode)
+            self.assertIn('timer overflow', check.stdout + check.stderr)
+
+    def test_sync_wait_one_is_not_enough(self):
+        cinder = self.write('cinder.conf', '[database]\n'
+                            'mysql_wsrep_sync_wait = 1\n')
+        seed = os.path.join(DATA, 'seed-ha', 'haproxy.cfg')
+        found = {f.kind: f for f in audit.audit(cinder_conf=cinder,
+                                                haproxy_cfg=seed)}
+        service = found['service_db_without_causal_reads']
+        self.assertEqual((cinder, 2), (service.file, service.line))
+        self.assertIn('mysql_wsrep_sync_wait = 3', service.fix)
+        self.assertIn('single-writer', service.fix)
+        self.assertIn('43/50, 45/50', service.message)
+        self.assertIn('50/50, 50/50', service.message)
+        self.assertIn('galera_causal_reads_miss_writes', found)
+        self.assertIn('backup', found['galera_causal_reads_miss_writes'].fix)
+        # 3 ends the per-service finding; the multi-writer one stays.
+        cinder = self.write('cinder.conf', '[database]\n'
+                            'mysql_wsrep_sync_wait = 3\n')
+        kinds = [f.kind for f in audit.audit(cinder_conf=cinder,
+                                             haproxy_cfg=seed)]
+        self.assertNotIn('service_db_without_causal_reads', kinds)
+        self.assertIn('multi_writer_galera_deadlocks', kinds)
+        for value in ('16', '-1'):
+            cinder = self.write('cinder.conf', '[database]\n'
+                                'mysql_wsrep_sync_wait = %s\n' % value)
+            kinds = [f.kind for f in audit.audit(cinder_conf=cinder,
+                                                 haproxy_cfg=seed)]
+            self.assertIn('option_value_out_of_range', kinds)
+            self.assertNotIn('multi_writer_galera_deadlocks', kinds)
 
     def test_no_file(self):
         self.assertInputError([], 'at least one config file')

@@ -220,3 +220,90 @@ class TestCaseConfigs(base.BaseTestCase):
                                        timeout=60)
                 self.assertEqual(0, check.returncode,
                                  (name, check.stdout, check.stderr))
+
+
+class TestConditionalBlocks(base.BaseTestCase):
+    """haproxy 2.4+ ``.if``/``.elif``/``.else``/``.endif`` blocks."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+
+    def read(self, text):
+        path = os.path.join(self.tmp, 'haproxy.cfg')
+        with open(path, 'w') as f:
+            f.write(text)
+        return haproxy.read(path)
+
+    def test_branches(self):
+        config = self.read(
+            '.if version_atleast(2.4)\n'
+            'global\n'
+            '  daemon\n'
+            '.endif\n'
+            '.notice "reading the api"\n'
+            'listen api\n'
+            '.if 0\n'
+            '  server a 192.0.2.1:8776\n'
+            '.elif streq(x,y)\n'
+            '  server b 192.0.2.2:8776\n'
+            '.elif 1\n'
+            '  server c 192.0.2.3:8776 check\n'
+            '.if !0\n'
+            '  server d 192.0.2.4:8776 check\n'
+            '.endif\n'
+            '.else\n'
+            '  server e 192.0.2.5:8776\n'
+            '.endif\n'
+            '.if defined(SOME_ENV) && 0\n'
+            '  server f 192.0.2.6:8776\n'
+            '.else\n'
+            '  timeout server 5m\n'
+            '.endif\n')
+        self.assertEqual(['global', 'listen'],
+                         [s.kind for s in config.sections])
+        api = config.backend('api')
+        self.assertEqual(['c', 'd'], [s.name for s in api.servers()])
+        self.assertEqual(['server', '5m'], api.find('timeout', 'server').args)
+
+    def test_host_dependent_conditions_take_the_first_branch(self):
+        config = self.read('listen api\n'
+                           '.if defined(HAPROXY_LOCALPEER)\n'
+                           '  server a 192.0.2.1:8776\n'
+                           '.else\n'
+                           '  server b 192.0.2.2:8776\n'
+                           '.endif\n')
+        self.assertEqual(['a'], [s.name for s in
+                                 config.backend('api').servers()])
+
+    def test_unbalanced_blocks_are_refused(self):
+        for text, needle in (('listen a\n.endif\n', 'line 2: .endif'),
+                             ('listen a\n.else\n', 'line 2: .else'),
+                             ('listen a\n.if 1\n bind :1\n', 'line 2: .if'),
+                             ('listen a\n.include x\n', 'line 2: unknown')):
+            exc = self.assertRaises(exception.UnreadableInput, self.read,
+                                    text)
+            self.assertIn(needle, str(exc))
+
+    def test_conditions(self):
+        for words, value in ((['1'], True), (['0'], False), (['!1'], False),
+                             (['streq(a,a)'], True), (['strneq(a,a)'], False),
+                             (['0', '||', '1'], True), (['1&&0'], False),
+                             (['feature(OPENSSL)'], True), ([], False)):
+            self.assertEqual(value, haproxy.evaluate_condition(words), words)
+
+    def test_real_haproxy_agrees(self):
+        binary = shutil.which('haproxy')
+        if binary is None:
+            self.skipTest('haproxy is not installed (bindep: haproxy)')
+        path = os.path.join(self.tmp, 'haproxy.cfg')
+        with open(path, 'w') as f:
+            f.write('defaults\n mode http\n timeout connect 1s\n'
+                    '.if 0\n timeout client 1s\n.else\n timeout client 1m\n'
+                    '.endif\n timeout server 1m\nlisten api\n bind :18776\n'
+                    ' server a 127.0.0.1:8776\n')
+        check = subprocess.run([binary, '-c', '-f', path],
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(0, check.returncode, check.stderr)
+        self.assertEqual(['client', '1m'], haproxy.read(path).backend(
+            'api').find('timeout', 'client').args)

@@ -88,27 +88,79 @@ class TestCli(base.BaseTestCase):
         self.assertNotIn('Traceback', err)
 
     def test_bad_input_is_clean(self):
+        # Malformed and out-of-range arguments are usage errors (exit 2,
+        # CLI reference), caught before anything is sent.
         rc, out, err = self.run_cli('wait', 'not-a-uuid', *AUTH)
-        self.assertEqual(1, rc)
+        self.assertEqual(2, rc)
         self.assertIn('Invalid volume id', err)
         self.assertNotIn('Traceback', err)
         rc, out, err = self.run_cli('create', '--size', '0',
                                     '--idempotency-key', KEY, *AUTH)
-        self.assertEqual(1, rc)
-        self.assertIn('size_gb', err)
+        self.assertEqual(2, rc)
+        self.assertIn('argument --size: 0 is outside [1, 2147483647]', err)
         self.assertEqual({}, self.fake.volumes)
+        self.assertEqual([], self.fake.requests)
 
     def test_negative_numbers_are_clean_errors(self):
         vid = self.fake.add_volume(status='available')
-        for argv in (('wait', vid, '--size-gb', '-5'),
-                     ('wait', vid, '--nova-retries', '-1'),
-                     ('create', '--size', '1', '--idempotency-key', KEY,
-                      '--wait', '--nova-interval', '-3')):
+        for argv, needle in (
+                (('wait', vid, '--size-gb', '-5'),
+                 'argument --size-gb: -5 is outside [0, '),
+                (('wait', vid, '--nova-retries', '-1'),
+                 'argument --nova-retries: -1 is outside [0, '),
+                (('create', '--size', '1', '--idempotency-key', KEY,
+                  '--wait', '--nova-interval', '-3'),
+                 'argument --nova-interval: -3.0 is outside [0, ')):
             rc, out, err = self.run_cli(*(argv + tuple(AUTH)))
-            self.assertEqual(1, rc, argv)
-            self.assertIn('must be a non-negative', err)
+            self.assertEqual(2, rc, argv)
+            self.assertIn(needle, err)
             self.assertNotIn('Traceback', err)
         self.assertEqual([], self.fake.requests)
+
+    def test_out_of_range_arguments_exit_2(self):
+        vid = self.fake.add_volume(status='available')
+        huge = '9' * 5000
+        cases = (
+            (('wait', vid, '--size-gb', '2147483648'), 'is outside'),
+            (('wait', vid, '--size-gb', huge), '(5002 characters)'),
+            (('wait', vid, '--nova-retries', '1000001'), 'is outside'),
+            (('wait', vid, '--nova-interval', 'nan'), 'not a finite'),
+            (('wait', vid, '--nova-interval', '1e400'), 'not a finite'),
+            (('wait', vid, '--nova-interval', '3601'), 'is outside'),
+            (('create', '--size', huge, '--idempotency-key', KEY),
+             '(5002 characters) is outside [1, 2147483647]'),
+            (('create', '--size', 'two', '--idempotency-key', KEY),
+             "'two' is not a whole number"),
+            (('create', '--size', '1', '--idempotency-key', ''),
+             "Invalid idempotency key '': empty"),
+            (('create', '--size', '1', '--idempotency-key', 'k' * 10 ** 6),
+             '(1000002 characters): longer than 255'),
+            (('create', '--size', '1', '--idempotency-key', KEY,
+              '--property', '5'), "wants KEY=VALUE, got '5' (no \"=\")"),
+            (('create', '--size', '1', '--idempotency-key', KEY,
+              '--property', '=v'), "'=v' has an empty key"),
+            (('create', '--size', '1', '--idempotency-key', KEY,
+              '--property', 'k=' + 'v' * 300), 'the value'),
+            (('create', '--size', '1', '--idempotency-key', KEY,
+              '--image', 'i' * 10 ** 5), '(100002 characters) is not a '),
+            (('create', '--size', '1', '--bdm', '5', vid), "id '5' is not"),
+            (('create', '--size', '1', '--idempotency-key', KEY,
+              '--name', 'n' * 256), 'longer than 255'),
+            (('wait', 'x' * 10 ** 5), '(100002 characters): a cinder'),
+        )
+        for argv, needle in cases:
+            rc, out, err = self.run_cli(*(argv + tuple(AUTH)))
+            self.assertEqual(2, rc, argv[:3])
+            self.assertIn(needle, err)
+            self.assertNotIn('Traceback', err)
+            self.assertLess(len(err), 4000, argv[:3])
+        self.assertEqual([], self.fake.requests)
+        # A key "5" is a good key: the create runs.
+        rc, out, err = self.run_cli('create', '--size', '1',
+                                    '--idempotency-key', '5', '-f', 'json',
+                                    *AUTH)
+        self.assertEqual(0, rc, err)
+        self.assertEqual('created', json.loads(out)['outcome'])
 
     def test_create_shows_undeleted_duplicates(self):
         rc, out, err = self.run_cli(

@@ -21,6 +21,7 @@ import gzip
 import json
 import os
 import shutil
+import signal
 
 import fixtures
 from oslotest import base
@@ -322,3 +323,89 @@ class TestLogScanInput(base.BaseTestCase):
             os.path.join(self.tmp, 'cinder-api.log'))
         self.assertEqual('response_lost', verdicts[4])
         self.assertEqual('ok', verdicts[6])
+
+
+class TestLogScanFiles(base.BaseTestCase):
+    """Files that are not regular, unreadable, or one long line of text."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+
+    def run_bounded(self, *argv):
+        """run_cli with a watchdog: a hang fails the test, not the run."""
+        def hung(signum, frame):
+            raise AssertionError('logscan hung on %s' % (argv,))
+        old = signal.signal(signal.SIGALRM, hung)
+        signal.alarm(20)
+        try:
+            return run_cli('logscan', *argv)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
+
+    def test_fifo_and_devices_are_refused_at_once(self):
+        fifo = os.path.join(self.tmp, 'nova-compute.log')
+        os.mkfifo(fifo)
+        for path, kind in ((fifo, 'a FIFO'),
+                           ('/dev/zero', 'a character device'),
+                           (self.tmp, 'a directory')):
+            rc, out, err = self.run_bounded(*log_files(SEED), path,
+                                            '-f', 'json')
+            self.assertEqual(2, rc, err)
+            self.assertIn('%s: %s, not a regular file' % (path, kind), err)
+            self.assertNotIn('Traceback', err)
+            # The good files are still judged and printed.
+            result = json.loads(out)
+            self.assertEqual(SEED_VERDICTS,
+                             [p['verdict'] for p in result['posts']])
+            files = {f['file']: f for f in result['summary']['files']}
+            self.assertIn('not a regular file', files[path]['error'])
+            self.assertEqual(0, files[path]['lines'])
+
+    def test_unreadable_file_among_good_ones_still_prints_posts(self):
+        if os.geteuid() == 0:
+            # root reads any file: make it unreadable by type instead.
+            path = os.path.join(self.tmp, 'gone.log')
+            os.symlink(os.path.join(self.tmp, 'nowhere'), path)
+            reason = 'No such file'
+        else:
+            path = os.path.join(self.tmp, 'secret.log')
+            shutil.copy(os.path.join(SEED, 'nova-compute.log'), path)
+            os.chmod(path, 0)
+            reason = 'Permission denied'
+        for fmt in ('json', 'table'):
+            rc, out, err = run_cli('logscan', path, *log_files(SEED),
+                                   '-f', fmt)
+            self.assertEqual(2, rc, err)
+            self.assertIn('bdm-guard logscan: %s: %s' % (path, reason), err)
+            self.assertNotIn('Traceback', err)
+            for verdict in set(SEED_VERDICTS):
+                self.assertIn(verdict, out)
+        result = logscan.scan([path] + log_files(SEED))
+        self.assertEqual(SEED_VERDICTS,
+                         [p['verdict'] for p in result['posts']])
+
+    def test_long_single_line_is_not_binary(self):
+        path = os.path.join(self.tmp, 'one-line.log')
+        with open(path, 'w') as f:
+            f.write('2026-04-19 14:34:28.000 1 INFO x [-] ' + 'y' * 200000)
+        rc, out, err = run_cli('logscan', path, '-f', 'json')
+        self.assertEqual(2, rc)
+        self.assertNotIn('mostly binary', err)
+        self.assertIn('longer than 64 KiB (text, not binary)', err)
+        stats = json.loads(out)['summary']['files'][0]
+        self.assertEqual((1, 1, 1), (stats['lines'], stats['garbage_lines'],
+                                     stats['long_lines']))
+        # A log with long lines among its good ones reads as before.
+        mixed = os.path.join(self.tmp, 'nova-compute.log')
+        with open(os.path.join(SEED, 'nova-compute.log')) as f, \
+                open(mixed, 'w') as g:
+            for line in f:
+                g.write(line)
+                g.write('z' * 100000 + '\n')
+        cinder = [p for p in log_files(SEED) if 'controller' in p]
+        result = logscan.scan([mixed] + cinder)
+        self.assertEqual(SEED_VERDICTS,
+                         [p['verdict'] for p in result['posts']])
+        self.assertIsNone(result['summary']['files'][-1]['error'])

@@ -95,8 +95,11 @@ class TestEvents(base.BaseTestCase):
 
     def test_nova_events(self):
         when, kind, _, gid, rid, _, data = self.parser.parse(CTX + REQ, 's')
-        self.assertEqual(('nova_post', 'req-hdr', 'req-l1', 'P/volumes'),
-                         (kind, gid, rid, data[0]))
+        # Correlated by nova's global request id (its context.global_id);
+        # the id nova sent in the header is kept beside it.
+        self.assertEqual(('nova_post', 'req-g1', 'req-l1',
+                          logevents.Target('volumes', 'P', None), 'req-hdr'),
+                         (kind, gid, rid, data[0], data[1]))
         event = self.parser.parse(
             CTX + 'RESP: [202] x-openstack-request-id: req-c1 Vary: x', 's')
         self.assertEqual(('nova_resp', (202, 'req-c1')), event[1:2] + (
@@ -119,7 +122,9 @@ class TestEvents(base.BaseTestCase):
     def test_cinder_and_failures(self):
         event = self.parser.parse(CTX + 'POST http://h:8776/v3/P/volumes',
                                   's')
-        self.assertEqual(('cinder_post', 'P/volumes'), (event[1], event[6]))
+        self.assertEqual(('cinder_post',
+                          logevents.Target('volumes', 'P', None)),
+                         (event[1], event[6]))
         event = self.parser.parse(
             CTX + 'http://h:8776/v3/P/volumes returned with HTTP 413', 's')
         self.assertEqual(('cinder_status', 413), (event[1], event[6]))
