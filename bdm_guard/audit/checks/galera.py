@@ -126,57 +126,59 @@ def check_galera_writers(inputs):
             sync = None
     if sync is None:
         return []
-    result = []
-    for section, active, mode in _multi_writers(inputs):
-        where = '%s %s' % (section.kind, section.name)
-        writer = _SINGLE_WRITER % where
-        if not sync & 1:
-            result.append(fnd.Finding(
-                'multi_writer_galera_without_causal_reads', 'high',
-                inputs.haproxy.path, section.line,
-                '%s sends connections to %d Galera nodes at once (balance '
-                '%s) and no causal reads are set (wsrep_sync_wait in '
-                'galera.cnf, [database] mysql_wsrep_sync_wait in cinder.conf)'
-                '. Galera applies writes on the other nodes asynchronously, '
-                'so a volume row written through one node can be missing '
-                'when read through another: GET /volumes/<id> answers 404 '
-                'right after the 202, or cinder-scheduler\'s update finds no '
-                'row ("Volume ... could not be found") and the volume goes '
-                'to error.%s %s' % (where, len(active), mode,
-                                    ' "balance source" does not help: each '
-                                    'controller\'s services hash to a '
-                                    'different node.' if mode == 'source'
-                                    else '', LAB_FIGURES),
-                'Best (measured): %s. Otherwise set %s in cinder.conf and '
-                'nova.conf, or wsrep_sync_wait = 3 in galera.cnf [mysqld]; '
-                'value 1 (reads only) is not enough.' % (writer, _SYNC_WAIT)))
-        elif not sync & 2:
-            from_galera = inputs.galera is not None and sync_line
-            result.append(fnd.Finding(
-                'galera_causal_reads_miss_writes', 'medium',
-                inputs.galera.path if from_galera else inputs.haproxy.path,
-                sync_line if from_galera else section.line,
-                'wsrep_sync_wait = %d covers reads only, and %s writes to '
-                '%d Galera nodes: an UPDATE or DELETE of a fresh volume row '
-                'on a lagging node matches no row, which cinder reports as '
-                '"Volume ... could not be found" (cinder-scheduler\'s '
-                'UPDATE misses the new volume).' % (sync, where,
-                                                    len(active)),
-                'Best (measured): %s. Otherwise set wsrep_sync_wait = 3 '
-                '(bit 2 covers UPDATE/DELETE).' % writer))
-        else:
-            result.append(fnd.Finding(
-                'multi_writer_galera_deadlocks', 'medium',
-                inputs.haproxy.path, section.line,
-                '%s writes to %d Galera nodes. Causal reads are on '
-                '(wsrep_sync_wait = %d), so fresh rows are found, but '
-                'concurrent writers still conflict: cinder\'s quota_usages '
-                'updates fail with DBDeadlock ("DB exceeded retry limit") '
-                'and POST /volumes answers 500. %s'
-                % (where, len(active), sync, LAB_FIGURES),
-                'Best (measured): %s; the single writer had no deadlocks '
-                'at all.' % writer))
-    return result
+    return [_writers_finding(inputs, section, active, mode, sync, sync_line)
+            for section, active, mode in _multi_writers(inputs)]
+
+
+def _writers_finding(inputs, section, active, mode, sync, sync_line):
+    """The finding for one multi-writer Galera backend."""
+    where = '%s %s' % (section.kind, section.name)
+    writer = _SINGLE_WRITER % where
+    if not sync & 1:
+        return fnd.Finding(
+            'multi_writer_galera_without_causal_reads', 'high',
+            inputs.haproxy.path, section.line,
+            '%s sends connections to %d Galera nodes at once (balance '
+            '%s) and no causal reads are set (wsrep_sync_wait in '
+            'galera.cnf, [database] mysql_wsrep_sync_wait in cinder.conf)'
+            '. Galera applies writes on the other nodes asynchronously, '
+            'so a volume row written through one node can be missing '
+            'when read through another: GET /volumes/<id> answers 404 '
+            'right after the 202, or cinder-scheduler\'s update finds no '
+            'row ("Volume ... could not be found") and the volume goes '
+            'to error.%s %s' % (where, len(active), mode,
+                                ' "balance source" does not help: each '
+                                'controller\'s services hash to a '
+                                'different node.' if mode == 'source'
+                                else '', LAB_FIGURES),
+            'Best (measured): %s. Otherwise set %s in cinder.conf and '
+            'nova.conf, or wsrep_sync_wait = 3 in galera.cnf [mysqld]; '
+            'value 1 (reads only) is not enough.' % (writer, _SYNC_WAIT))
+    if not sync & 2:
+        from_galera = inputs.galera is not None and sync_line
+        return fnd.Finding(
+            'galera_causal_reads_miss_writes', 'medium',
+            inputs.galera.path if from_galera else inputs.haproxy.path,
+            sync_line if from_galera else section.line,
+            'wsrep_sync_wait = %d covers reads only, and %s writes to '
+            '%d Galera nodes: an UPDATE or DELETE of a fresh volume row '
+            'on a lagging node matches no row, which cinder reports as '
+            '"Volume ... could not be found" (cinder-scheduler\'s '
+            'UPDATE misses the new volume).' % (sync, where,
+                                                len(active)),
+            'Best (measured): %s. Otherwise set wsrep_sync_wait = 3 '
+            '(bit 2 covers UPDATE/DELETE).' % writer)
+    return fnd.Finding(
+        'multi_writer_galera_deadlocks', 'medium',
+        inputs.haproxy.path, section.line,
+        '%s writes to %d Galera nodes. Causal reads are on '
+        '(wsrep_sync_wait = %d), so fresh rows are found, but '
+        'concurrent writers still conflict: cinder\'s quota_usages '
+        'updates fail with DBDeadlock ("DB exceeded retry limit") '
+        'and POST /volumes answers 500. %s'
+        % (where, len(active), sync, LAB_FIGURES),
+        'Best (measured): %s; the single writer had no deadlocks '
+        'at all.' % writer)
 
 
 def check_service_causal_reads(inputs):
