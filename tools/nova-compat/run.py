@@ -59,13 +59,23 @@ DOCKERFILE = os.path.join(REPO, 'tools', 'kolla',
 #: What the unit tests need beyond bdm-guard and nova.
 TEST_DEPS = ('stestr', 'oslotest', 'fixtures', 'requests-mock', 'testtools')
 
-#: The module of the real-nova lab's one-boot entry point (branch
-#: real-nova, ``bdm_guard_lab/nova/``). It is expected to provide
-#: ``python -m <module> --launcher --lost-response --read-lag S`` that boots
-#: one server from a new volume through ``bdm-guard-nova-compute`` against
-#: real cinder and exits 0 when the server is ACTIVE with one volume and
-#: nothing leaked. None until that entry point exists.
+#: The hook for one real-nova boot per release: the module of the real-nova
+#: lab's one-boot entry point (``bdm_guard_lab/nova/``, being built on
+#: branch real-nova). Contract: ``python -m <module> --launcher
+#: --lost-response --read-lag S``, run with the release's venv python (with
+#: the lab's extra requirements installed into that venv by
+#: :data:`REAL_NOVA_DEPS`), boots one server from a new volume through the
+#: launcher's install path against real cinder, the first create's response
+#: lost and cinder-api's reads lagging S seconds behind its writes, and
+#: exits 0 when the server is ACTIVE with exactly one volume and nothing
+#: leaked (no extra volume, no attachment, no reservation). None until that
+#: entry point is on main: then the boot result is "not wired" with
+#: :data:`REAL_NOVA_MISSING` as the reason.
 REAL_NOVA_BOOT = None
+#: What the boot needs in a release venv besides nova (the lab's cinder).
+REAL_NOVA_DEPS = ('cinder==29.0.0', 'openstack-placement')
+REAL_NOVA_MISSING = ('no one-boot entry point on main (the real-nova lab '
+                     'is on branch real-nova, nova 34 only)')
 
 UNIT_RUNNER = r'''
 import json, sys, unittest
@@ -260,10 +270,14 @@ def kolla_layer(venv, constraints, release, log):
     return problems
 
 
-def real_nova_boot(venv, release, log):
+def real_nova_boot(venv, constraints, log):
     if REAL_NOVA_BOOT is None:
-        return 'not wired: no real-nova boot entry point on main'
-    code = run([os.path.join(venv, 'bin', 'python'), '-m', REAL_NOVA_BOOT,
+        return 'not wired: %s' % REAL_NOVA_MISSING
+    python = os.path.join(venv, 'bin', 'python')
+    if run([python, '-m', 'pip', 'install', '--quiet', '-c', constraints,
+            *REAL_NOVA_DEPS], log):
+        return 'FAILED (installing %s)' % ', '.join(REAL_NOVA_DEPS)
+    code = run([python, '-m', REAL_NOVA_BOOT,
                 '--launcher', '--lost-response', '--read-lag', '3'], log,
                cwd=REPO)
     return 'ok' if code == 0 else 'FAILED (exit %d)' % code
@@ -285,7 +299,7 @@ def one_release(release, workdir, wheel):
         row['tests'] = unit_tests(venv, log)
         row['packaging'] = (installed_checks(venv, release, log) +
                             kolla_layer(venv, constraints, release, log))
-        row['boot'] = real_nova_boot(venv, release, log)
+        row['boot'] = real_nova_boot(venv, constraints, log)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         row['error'] = str(exc)
         return row
