@@ -166,7 +166,8 @@ def install_bdm_guard(venv, constraints, wheel, log):
 
 
 def unit_tests(venv, log):
-    out = tempfile.mktemp(suffix='.json')
+    with tempfile.NamedTemporaryFile(suffix='.json', delete=False) as f:
+        out = f.name
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
     env.pop('PYTHONPATH', None)
     run([os.path.join(venv, 'bin', 'python'), '-c', UNIT_RUNNER, out], log,
