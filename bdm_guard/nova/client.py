@@ -13,8 +13,8 @@
 """nova's cinder connection and configuration, for bdm-guard.
 
 The same endpoint, keystoneauth session, auth and global request id as
-``nova.volume.cinder.cinderclient()`` (nova 34), so a guarded nova-compute
-talks to cinder exactly as the stock one does, through
+``nova.volume.cinder.cinderclient()`` (nova 29 to 34), so a guarded
+nova-compute talks to cinder exactly as the stock one does, through
 :class:`bdm_guard.cinder.VolumeClient`. The patch series adds the same helper
 to nova itself (``nova.volume.cinder.volume_client``).
 """
@@ -26,6 +26,7 @@ from nova.volume import cinder as nova_cinder
 from oslo_log import log as logging
 
 from bdm_guard import cinder
+from bdm_guard.nova import guard
 from bdm_guard import opts
 
 LOG = logging.getLogger(__name__)
@@ -41,6 +42,21 @@ def nova_conf():
     :returns: ``nova.conf.CONF``.
     """
     return opts.get_conf(nova.conf.CONF)
+
+
+def cinder_session():
+    """nova's own keystoneauth session for cinder, where the release keeps it.
+
+    nova 29 to 32 load it once into ``nova.volume.cinder._SESSION``; nova 33
+    and later keep it in ``nova.service_auth`` (see
+    :data:`bdm_guard.nova.guard.SUPPORTED_NOVA`).
+    """
+    where = guard.active_release().cinder_session
+    if where == guard.CINDER_MODULE_SESSION:
+        nova_cinder._load_session()
+        return nova_cinder._SESSION
+    return service_auth.get_service_auth_session(
+        nova.conf.cinder.cinder_group.name)
 
 
 def volume_client(context):
@@ -60,8 +76,7 @@ def volume_client(context):
     version = nova_cinder.cinder_client.get_volume_api_from_url(url)
     if version != '3':
         raise nova_exception.UnsupportedCinderAPIVersion(version=version)
-    session = service_auth.get_service_auth_session(
-        nova.conf.cinder.cinder_group.name)
+    session = cinder_session()
     return cinder.VolumeClient(
         session, auth=auth, endpoint_override=url,
         region_name=service_parameters.get('region_name'),

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Drop-in replacements for nova 34's volume create and wait.
+"""Drop-in replacements for nova 29-34's volume create and wait.
 
 Each function has the arguments of the nova method it replaces (the object
 first) and nova's semantics: the same return values and nova's exceptions.
@@ -22,7 +22,10 @@ They behave as nova with the patch series in ``patches/nova`` does:
   ``DriverVolumeBlockDevice._create_volume``.
 
 ``sleep`` and ``clock`` are keyword-only extras for tests; nova never passes
-them.
+them. Without ``sleep`` they sleep as the running nova release's own wait loop
+does (:meth:`bdm_guard.nova.guard.NovaRelease.sleep`: eventlet's
+``greenthread.sleep`` on nova 29 to 31, ``time.sleep`` from 32 on), looked up
+at each call, so that under eventlet monkey patching every wait is green.
 """
 
 import time
@@ -36,6 +39,7 @@ from bdm_guard import create
 from bdm_guard import exception
 from bdm_guard.internal.create import cleanup
 from bdm_guard.nova import client as nova_client
+from bdm_guard.nova import guard
 from bdm_guard import wait
 
 LOG = logging.getLogger(__name__)
@@ -44,7 +48,8 @@ LOG = logging.getLogger(__name__)
 def _volume_not_created(volume_id, exc):
     """nova's VolumeNotCreated for a failed wait, with cinder's reason.
 
-    nova 34's ``msg_fmt`` has no ``reason``; the patch series adds it. Both
+    nova 29 to 34's ``msg_fmt`` has no ``reason``; the patch series adds it.
+    Both
     carry the reason in the message.
     """
     reason = exc.kwargs.get('reason') or exc.msg
@@ -58,8 +63,13 @@ def _volume_not_created(volume_id, exc):
     return nova_exception.VolumeNotCreated(message=message, **kwargs)
 
 
+def _sleep(sleep):
+    """``sleep``, or the running release's, resolved now (not at import)."""
+    return sleep if sleep is not None else guard.active_release().sleep()
+
+
 def await_block_device_map_created(manager, context, vol_id, *,
-                                   sleep=time.sleep, clock=time.monotonic):
+                                   sleep=None, clock=time.monotonic):
     """Wait for a volume created for a block device mapping.
 
     :param manager: the ``ComputeManager`` (unused: the wait talks to cinder
@@ -73,6 +83,7 @@ def await_block_device_map_created(manager, context, vol_id, *,
         block_device_allocate_retries_interval`` or ``[bdm_guard]
         base_deadline``, whichever is longer.
     """
+    sleep = _sleep(sleep)
     conf = nova_client.nova_conf()
     client = nova_client.volume_client(context)
     try:
@@ -138,7 +149,7 @@ def _legacy_create(driver_bdm, context, instance, volume_api, client, size,
 
 
 def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
-                          wait_func=None, *, sleep=time.sleep,
+                          wait_func=None, *, sleep=None,
                           clock=time.monotonic, **create_kwargs):
     """Create the volume of a block device mapping, once, and attach-ready.
 
@@ -163,6 +174,7 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
         the volume is deleted when ``delete_on_termination`` is set, or
         handed back when cinder cannot delete it yet.
     """
+    sleep = _sleep(sleep)
     av_zone = nova_block_device._get_volume_create_az_value(instance)
     delete = bool(driver_bdm['delete_on_termination'])
     client = nova_client.volume_client(context)

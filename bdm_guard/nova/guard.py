@@ -10,17 +10,36 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Install bdm-guard into an unpatched nova 34, all or nothing.
+"""Install bdm-guard into an unpatched nova 29 to 34, all or nothing.
 
-:func:`check` verifies the nova version (``importlib.metadata``) and the
-signature (``inspect.signature``) of every nova function the guard replaces
-or calls; :func:`install` runs it, and only when nothing is wrong replaces
-both methods. A nova that already carries the patch series is left alone.
+:data:`SUPPORTED_NOVA` is the table of nova releases whose code the drop-ins
+were checked against, with what differs between them. :func:`check`
+verifies the nova version (``importlib.metadata``), picks the release's row,
+and verifies the signature (``inspect.signature``) of every nova function the
+guard replaces or calls *on that release*, and how that release's wait loop
+sleeps; :func:`install` runs it, and only when nothing is wrong replaces both
+methods. A nova that already carries the patch series is left alone.
+
+The differences between the releases, each handled by one column:
+
+* ``cinder_session``: nova 29 to 32 keep the cinder keystoneauth session in
+  ``nova.volume.cinder._SESSION`` (``_load_session()``); nova 33 moved it to
+  ``nova.service_auth.get_service_auth_session('cinder')``.
+* ``wait_sleep``: nova 29 to 31 sleep in the wait loop with eventlet's
+  ``greenthread.sleep``; nova 32 switched to ``time.sleep`` (green under
+  eventlet monkey patching, native otherwise). The drop-in sleeps the same
+  way, looked up when it sleeps (:meth:`NovaRelease.sleep`), so it always
+  honours the monkey patching nova applied at start.
+* ``concurrency``: nova-compute 29 to 33 monkey-patch with eventlet by
+  default; nova 34 starts nova-compute on native threads unless
+  ``OS_NOVA_DISABLE_EVENTLET_PATCHING`` or ``[DEFAULT] concurrency_backend``
+  says otherwise. Documentation only: the sleep above follows either.
 """
 
 import dataclasses
 import importlib.metadata
 import inspect
+import time
 
 from oslo_log import log as logging
 
@@ -28,14 +47,70 @@ from bdm_guard import exception
 
 LOG = logging.getLogger(__name__)
 
-#: nova releases whose code the drop-ins were checked against.
-SUPPORTED_NOVA = ('34.',)
+#: ``cinder_session`` values.
+CINDER_MODULE_SESSION = 'nova.volume.cinder._SESSION'
+SERVICE_AUTH_SESSION = 'nova.service_auth.get_service_auth_session'
+
+#: ``wait_sleep`` values: how nova's own ``_await_block_device_map_created``
+#: sleeps between two GETs.
+EVENTLET_SLEEP = 'eventlet.greenthread.sleep'
+TIME_SLEEP = 'time.sleep'
+
+
+@dataclasses.dataclass(frozen=True)
+class NovaRelease:
+    """One nova release the drop-ins were checked against.
+
+    :ivar series: the major version, ``'29'``.
+    :ivar name: the OpenStack release, ``'2024.1'``.
+    :ivar checked: the nova version whose code was read and tested.
+    :ivar cinder_session: where nova keeps its cinder session.
+    :ivar wait_sleep: how nova's wait loop sleeps.
+    :ivar concurrency: nova-compute's default concurrency model.
+    """
+
+    series: str
+    name: str
+    checked: str
+    cinder_session: str
+    wait_sleep: str
+    concurrency: str
+
+    def sleep(self):
+        """The sleep function to use now, as this release's nova would.
+
+        Looked up at each call, never bound at import time: ``time.sleep``
+        is eventlet's green sleep once nova-compute has monkey-patched, and
+        a reference taken before that would block every green thread.
+        """
+        if self.wait_sleep == EVENTLET_SLEEP:
+            from eventlet import greenthread
+            return greenthread.sleep
+        return time.sleep
+
+
+#: nova releases whose code the drop-ins were checked against, by major
+#: version.
+SUPPORTED_NOVA = {r.series: r for r in (
+    NovaRelease('29', '2024.1', '29.4.0', CINDER_MODULE_SESSION,
+                EVENTLET_SLEEP, 'eventlet'),
+    NovaRelease('30', '2024.2', '30.3.0', CINDER_MODULE_SESSION,
+                EVENTLET_SLEEP, 'eventlet'),
+    NovaRelease('31', '2025.1', '31.3.1', CINDER_MODULE_SESSION,
+                EVENTLET_SLEEP, 'eventlet'),
+    NovaRelease('32', '2025.2', '32.2.1', CINDER_MODULE_SESSION,
+                TIME_SLEEP, 'eventlet'),
+    NovaRelease('33', '2026.1', '33.0.2', SERVICE_AUTH_SESSION,
+                TIME_SLEEP, 'eventlet'),
+    NovaRelease('34', '2026.2', '34.0.0', SERVICE_AUTH_SESSION,
+                TIME_SLEEP, 'threading'),
+)}
 
 _P = inspect.Parameter
 _POS = _P.POSITIONAL_OR_KEYWORD
 
 #: ``(module, attribute path, [(parameter, kind, default)])`` for every nova
-#: function the guard replaces (the first two) or calls.
+#: function the guard replaces (the first two) or calls, on every release.
 EXPECTED = (
     ('nova.compute.manager', 'ComputeManager._await_block_device_map_created',
      [('self', _POS, _P.empty), ('context', _POS, _P.empty),
@@ -49,10 +124,21 @@ EXPECTED = (
      [('instance', _POS, _P.empty)]),
     ('nova.volume.cinder', '_get_cinderclient_parameters',
      [('context', _POS, _P.empty)]),
-    ('nova.service_auth', 'get_service_auth_session',
-     [('conf_group', _POS, _P.empty), ('auth', _POS, None)]),
 )
 _REPLACED = EXPECTED[:2]
+
+#: The same, for what differs by ``cinder_session``. ``None`` for a module
+#: attribute that must exist (not a function).
+EXPECTED_SESSION = {
+    CINDER_MODULE_SESSION: (
+        ('nova.volume.cinder', '_load_session', []),
+        ('nova.volume.cinder', '_SESSION', None),
+    ),
+    SERVICE_AUTH_SESSION: (
+        ('nova.service_auth', 'get_service_auth_session',
+         [('conf_group', _POS, _P.empty), ('auth', _POS, None)]),
+    ),
+}
 
 
 @dataclasses.dataclass
@@ -64,12 +150,14 @@ class Installed:
     :ivar nova_version: nova's version string.
     :ivar version: bdm-guard's version string.
     :ivar replaced: ``module:attribute`` of each replaced method.
+    :ivar release: the :class:`NovaRelease` row in use.
     """
 
     mode: str
     nova_version: str
     version: str
     replaced: list
+    release: NovaRelease = None
 
 
 def _version(dist):
@@ -97,36 +185,97 @@ def is_patched():
     return hasattr(nova_cinder, 'volume_client')
 
 
+def _supported_text():
+    return ', '.join('%s.x (%s)' % (r.series, r.name)
+                     for r in SUPPORTED_NOVA.values())
+
+
+def release(nova_version=None):
+    """The :data:`SUPPORTED_NOVA` row of the installed nova.
+
+    :param nova_version: a version string; default the installed nova's.
+    :raises bdm_guard.exception.NovaIncompatible: nova is missing or of a
+        release not in the table (the reason says why).
+    """
+    nova_version = nova_version or _version('nova')
+    if nova_version is None:
+        raise exception.NovaIncompatible(reason='nova is not installed')
+    series = nova_version.split('.', 1)[0]
+    row = SUPPORTED_NOVA.get(series)
+    if row is not None:
+        return row
+    majors = sorted(int(s) for s in SUPPORTED_NOVA)
+    if series.isdigit() and int(series) < majors[0]:
+        why = ('it is older than the oldest release checked, and no longer '
+               'installs from PyPI on a Python bdm-guard supports')
+    else:
+        why = ('its code has not been checked against the drop-ins '
+               '(signatures, session handling, how it sleeps)')
+    raise exception.NovaIncompatible(
+        reason='nova %s is not supported: %s (supported: %s)' % (
+            nova_version, why, _supported_text()))
+
+
+def _problems(expected):
+    problems = []
+    for module_name, path, shape in expected:
+        try:
+            obj = _resolve(module_name, path)
+            found = None if shape is None else _shape(obj)
+        except (ImportError, AttributeError) as exc:
+            problems.append('%s.%s is missing (%s)' % (module_name, path,
+                                                       exc))
+            continue
+        if found != shape:
+            problems.append('%s.%s has signature (%s), expected (%s)' % (
+                module_name, path, ', '.join(p[0] for p in found),
+                ', '.join(p[0] for p in shape)))
+    return problems
+
+
+def _sleep_problems(row):
+    """Whether nova's wait loop sleeps as the table says it does."""
+    from nova.compute import manager
+    uses_eventlet = getattr(manager, 'greenthread', None) is not None
+    if uses_eventlet == (row.wait_sleep == EVENTLET_SLEEP):
+        return []
+    return ['nova.compute.manager %s eventlet greenthread, but nova %s.x '
+            'was checked to sleep with %s' % (
+                'imports' if uses_eventlet else 'no longer imports',
+                row.series, row.wait_sleep)]
+
+
 def check():
     """Verify that this nova can be guarded; change nothing.
 
     :returns: nova's version string.
     :raises bdm_guard.exception.NovaIncompatible: nova is missing, of an
-        unsupported release, or one of :data:`EXPECTED` is missing or has
-        another signature; the message lists every problem.
+        unsupported release, or one of :data:`EXPECTED` (and of
+        :data:`EXPECTED_SESSION` for the release) is missing or has
+        another signature, or its wait loop sleeps otherwise than the
+        release's row says; the message lists every problem.
     """
     nova_version = _version('nova')
-    if nova_version is None:
-        raise exception.NovaIncompatible(reason='nova is not installed')
-    if not nova_version.startswith(SUPPORTED_NOVA):
-        raise exception.NovaIncompatible(
-            reason='nova %s is not supported (supported: %s)' % (
-                nova_version, ', '.join(v + 'x' for v in SUPPORTED_NOVA)))
-    problems = []
-    for module_name, path, expected in EXPECTED:
-        try:
-            found = _shape(_resolve(module_name, path))
-        except (ImportError, AttributeError) as exc:
-            problems.append('%s.%s is missing (%s)' % (module_name, path,
-                                                       exc))
-            continue
-        if found != expected:
-            problems.append('%s.%s has signature (%s), expected (%s)' % (
-                module_name, path, ', '.join(p[0] for p in found),
-                ', '.join(p[0] for p in expected)))
+    row = release(nova_version)
+    problems = _problems(EXPECTED + EXPECTED_SESSION[row.cinder_session])
+    if not problems:
+        problems = _sleep_problems(row)
     if problems:
-        raise exception.NovaIncompatible(reason='; '.join(problems))
+        raise exception.NovaIncompatible(reason='nova %s (%s.x, %s): %s' % (
+            nova_version, row.series, row.name, '; '.join(problems)))
     return nova_version
+
+
+#: The row :func:`install` chose, once it has run.
+_ACTIVE = []
+
+
+def active_release():
+    """The release row in use: :func:`install`'s, else the installed nova's.
+
+    :raises bdm_guard.exception.NovaIncompatible: see :func:`release`.
+    """
+    return _ACTIVE[0] if _ACTIVE else release()
 
 
 def _await_block_device_map_created(self, context, vol_id):
@@ -156,11 +305,12 @@ def install(mode='launcher'):
     :raises bdm_guard.exception.NovaIncompatible: see :func:`check`.
     """
     nova_version = check()
+    row = release(nova_version)
     from bdm_guard.nova import client
     client.nova_conf()
     version = _version('bdm-guard') or 'unknown'
     if is_patched():
-        return Installed('patched', nova_version, version, [])
+        return Installed('patched', nova_version, version, [], row)
     targets = []
     for (module_name, path, _), new in zip(_REPLACED, _REPLACEMENTS):
         owner_path, name = path.rsplit('.', 1)
@@ -171,7 +321,9 @@ def install(mode='launcher'):
         if current is not new:
             _ORIGINALS[label] = (owner, name, current)
             setattr(owner, name, new)
-    return Installed(mode, nova_version, version, [t[3] for t in targets])
+    _ACTIVE[:] = [row]
+    return Installed(mode, nova_version, version, [t[3] for t in targets],
+                     row)
 
 
 def uninstall():
@@ -184,4 +336,5 @@ def uninstall():
         setattr(owner, name, original)
         del _ORIGINALS[label]
         restored.append(label)
+    _ACTIVE[:] = []
     return restored

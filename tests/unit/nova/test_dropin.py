@@ -10,11 +10,13 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The nova drop-ins, with nova 34's real code over a fake cinder on HTTP."""
+"""The nova drop-ins, with the installed nova's real code (34 by default, 29
+to 34 under ``tox -e nova-compat``) over a fake cinder on HTTP."""
 
 import unittest
 from unittest import mock
 
+import fixtures
 from oslo_config import fixture as config_fixture
 from oslotest import base
 
@@ -32,6 +34,7 @@ try:
     from nova.volume import cinder as nova_cinder
 
     from bdm_guard.nova import dropin
+    from bdm_guard.nova import guard
 except ImportError as exc:
     SKIP = ('nova is not importable (%s): install nova==34.0.0 (the [nova] '
             'extra) to run the nova integration tests' % exc)
@@ -59,6 +62,10 @@ class NovaTestCase(base.BaseTestCase):
             fake_cinder.PROJECT, '%(project_id)s'), group='cinder')
         service_auth.reset_globals()
         self.addCleanup(service_auth.reset_globals)
+        if guard.release().cinder_session == guard.CINDER_MODULE_SESSION:
+            # nova 29-32 cache their cinder session in the module.
+            self.useFixture(fixtures.MonkeyPatch(
+                'nova.volume.cinder._SESSION', None))
         self.context = nova_context.RequestContext(
             'user', fake_cinder.PROJECT,
             auth_token='user:%s' % fake_cinder.PROJECT)
@@ -125,6 +132,22 @@ class TestAwait(NovaTestCase):
         self.wait(vid)
 
         self.assertLess(self.clock.now, 8.0)
+
+    def test_sleeps_as_the_release_does(self):
+        # No sleep passed, as nova calls it: the drop-in sleeps with the
+        # function the release's own wait loop uses, looked up at call time
+        # (so eventlet's monkey patching, applied at start, is honoured).
+        row = guard.release()
+        self.useFixture(fixtures.MonkeyPatch(row.wait_sleep,
+                                             self.clock.sleep))
+        fake = self.fake(ready_after=5.0)
+        vid = fake.add_volume()
+
+        dropin.await_block_device_map_created(
+            mock.sentinel.manager, self.context, vid, clock=self.clock)
+
+        self.assertGreaterEqual(self.clock.now, 5.0)
+        self.assertTrue(self.clock.sleeps)
 
     def test_never_found(self):
         self.fake()

@@ -10,11 +10,15 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""bdm_guard.nova.guard and the launcher, on the real nova 34 code."""
+"""bdm_guard.nova.guard and the launcher, on the real code of the installed
+nova (34 in the default envs; 29 to 34 under ``tox -e nova-compat``)."""
 
+import dataclasses
 import importlib.metadata
 import inspect
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -34,8 +38,10 @@ try:
 except ImportError as exc:
     SKIP = ('nova is not importable (%s): install nova==34.0.0 (the [nova] '
             'extra) to run the nova integration tests' % exc)
+    NOVA = None
 else:
     SKIP = None
+    NOVA = importlib.metadata.version('nova')
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -66,14 +72,57 @@ class TestCheck(base.BaseTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'importlib.metadata.version', version))
 
-    def test_nova_34(self):
-        self.assertTrue(guard.check().startswith('34.'))
+    def test_installed_release(self):
+        self.assertEqual(NOVA, guard.check())
+        self.assertEqual(NOVA.split('.')[0], guard.release().series)
 
     def test_other_release(self):
         self.versions['nova'] = '35.0.0'
         exc = self.assertRaises(exception.NovaIncompatible, guard.check)
-        self.assertIn('nova 35.0.0 is not supported', str(exc))
+        self.assertIn('nova 35.0.0 is not supported: its code has not been '
+                      'checked', str(exc))
+        self.assertIn('34.x (2026.2)', str(exc))
         self.assertIn('Nothing was changed', str(exc))
+
+    def test_older_release(self):
+        self.versions['nova'] = '28.3.1'
+        exc = self.assertRaises(exception.NovaIncompatible, guard.check)
+        self.assertIn('nova 28.3.1 is not supported: it is older than the '
+                      'oldest release checked', str(exc))
+        self.assertIn('29.x (2024.1)', str(exc))
+
+    def test_rows_are_checked_against_the_code(self):
+        # The installed code faked as a release that keeps its cinder
+        # session elsewhere: that row's expectations fail, by name.
+        mine = guard.release()
+        other = [r for r in guard.SUPPORTED_NOVA.values()
+                 if r.cinder_session != mine.cinder_session][-1]
+        self.versions['nova'] = other.checked
+        exc = self.assertRaises(exception.NovaIncompatible, guard.check)
+        missing = guard.EXPECTED_SESSION[other.cinder_session][0][1]
+        self.assertIn('nova %s (%s.x, %s): ' % (other.checked, other.series,
+                                                other.name), str(exc))
+        self.assertIn('%s is missing' % missing, str(exc))
+
+    def test_sleep_style_is_checked_against_the_code(self):
+        mine = guard.release()
+        other = [r for r in guard.SUPPORTED_NOVA.values()
+                 if r.wait_sleep != mine.wait_sleep
+                 and r.cinder_session == mine.cinder_session]
+        if not other:
+            # 33 and 34 share a session kind and a sleep: fake the other
+            # sleep on the installed row instead.
+            other = [dataclasses.replace(
+                mine, wait_sleep=(guard.TIME_SLEEP
+                                  if mine.wait_sleep == guard.EVENTLET_SLEEP
+                                  else guard.EVENTLET_SLEEP))]
+            self.useFixture(fixtures.MonkeyPatch(
+                'bdm_guard.nova.guard.SUPPORTED_NOVA',
+                dict(guard.SUPPORTED_NOVA, **{mine.series: other[0]})))
+        self.versions['nova'] = other[0].checked
+        exc = self.assertRaises(exception.NovaIncompatible, guard.check)
+        self.assertIn('was checked to sleep with %s' % other[0].wait_sleep,
+                      str(exc))
 
     def test_not_installed(self):
         self.versions['nova'] = None
@@ -213,7 +262,8 @@ class TestLauncher(base.BaseTestCase):
 
         self.assertRegex(log, r'INFO bdm_guard\.nova\.launcher .* '
                               r'bdm-guard \S+ is active in nova-compute '
-                              r'34\.\S+ \(mode: launcher\); guarded: '
+                              + re.escape(NOVA) +
+                              r' \(mode: launcher\); guarded: '
                               r'nova\.compute\.manager:ComputeManager\.'
                               r'_await_block_device_map_created, '
                               r'nova\.virt\.block_device:'
@@ -233,3 +283,89 @@ class TestLauncher(base.BaseTestCase):
         self.assertIn('bdm-guard-nova-compute: This nova cannot be guarded: '
                       'nova 35.0.0 is not supported', stderr)
         self.assertEqual('', log)
+
+
+_PROBE = '''
+import json
+import sys
+import time
+
+# As the launcher does: nova's own start-up applies the release's
+# concurrency model (eventlet monkey patching or native threads) first.
+from nova.cmd import compute  # noqa
+
+from bdm_guard.nova import dropin
+from bdm_guard.nova import guard
+
+installed = guard.install()
+try:
+    import eventlet.patcher
+    patched = eventlet.patcher.is_monkey_patched('time')
+except ImportError:
+    patched = False
+sleep = dropin._sleep(None)
+ran = []
+if patched:
+    import eventlet
+    eventlet.spawn(ran.append, 1)
+    sleep(0)
+json.dump({'series': installed.release.series, 'patched': patched,
+           'sleep': '%s.%s' % (sleep.__module__, sleep.__name__),
+           'is_time_sleep': sleep is time.sleep,
+           'cooperative': bool(ran)}, sys.stdout)
+'''
+
+
+@unittest.skipIf(SKIP, SKIP)
+class TestConcurrency(base.BaseTestCase):
+    """The drop-in's waits follow the concurrency model nova starts with."""
+
+    def _probe(self, disable_eventlet=None):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [REPO] + sys.path[1:]))
+        env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
+        if disable_eventlet is not None:
+            env['OS_NOVA_DISABLE_EVENTLET_PATCHING'] = disable_eventlet
+        proc = subprocess.run([sys.executable, '-c', _PROBE], env=env,
+                              cwd=self.useFixture(fixtures.TempDir()).path,
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(0, proc.returncode, proc.stderr)
+        return json.loads(proc.stdout)
+
+    def _assert_model(self, found, eventlet):
+        # What time.sleep is depends on the release: os-brick (imported by
+        # nova.cmd.compute from 31 on) replaces it with a wrapper around the
+        # sleep of its import time, after nova's monkey patching. So the
+        # checks are on behaviour, not on names.
+        if eventlet:
+            # Green: another green thread runs while the drop-in sleeps.
+            self.assertEqual((True, True),
+                             (found['patched'], found['cooperative']),
+                             found)
+        else:
+            self.assertEqual((False, True),
+                             (found['patched'], found['is_time_sleep']),
+                             found)
+            self.assertNotIn('eventlet', found['sleep'])
+
+    def test_default_model(self):
+        row = guard.release()
+        found = self._probe()
+
+        self.assertEqual(row.series, found['series'])
+        self._assert_model(found, row.concurrency == 'eventlet')
+
+    def test_other_model(self):
+        row = guard.release()
+        if row.wait_sleep == guard.EVENTLET_SLEEP:
+            # nova 29-31 without monkey patching (only nova's own tests run
+            # so): nova's wait still sleeps with greenthread.sleep, and so
+            # does the drop-in.
+            found = self._probe('true')
+            self.assertEqual((False, 'eventlet.greenthread.sleep'),
+                             (found['patched'], found['sleep']))
+            return
+        eventlet = row.concurrency != 'eventlet'
+        found = self._probe('false' if eventlet else 'true')
+
+        self._assert_model(found, eventlet)
