@@ -90,12 +90,29 @@ def durations(conf, name, size_gb, image_backed):
     return create_s, download_s
 
 
+def identity(volume):
+    """What a volume's durations are drawn for: its name, else its request.
+
+    nova names the volumes of image mappings ``''``; the lab's nova then
+    sends a stable ``X-OpenStack-Request-ID`` per server (cinder keeps it as
+    the context's ``global_request_id``), so the same server's volume takes
+    the same time in every arm.
+
+    :param volume: a cinder ``Volume`` object.
+    :returns: a str.
+    """
+    if volume.display_name:
+        return volume.display_name
+    context = getattr(volume, '_context', None)
+    return getattr(context, 'global_request_id', None) or volume.id
+
+
 class LabVolumeDriver(fake_driver.FakeLoggingVolumeDriver):
     """FakeLoggingVolumeDriver with create and image-copy durations."""
 
     def create_volume(self, volume):
         """Create a volume, taking ``create_seconds``."""
-        create_s, _ = durations(cfg.CONF, volume.display_name, volume.size,
+        create_s, _ = durations(cfg.CONF, identity(volume), volume.size,
                                 False)
         time.sleep(create_s)
         return super().create_volume(volume)
@@ -119,7 +136,7 @@ class LabVolumeDriver(fake_driver.FakeLoggingVolumeDriver):
                              disable_sparse=False):
         """Fetch the image's metadata and take the download time."""
         image_service.show(context, image_id)
-        _, download_s = durations(cfg.CONF, volume.display_name, volume.size,
+        _, download_s = durations(cfg.CONF, identity(volume), volume.size,
                                   True)
         LOG.info('Copying image %(image)s to volume %(volume)s for '
                  '%(s).2f s.', {'image': image_id, 'volume': volume.id,

@@ -94,6 +94,10 @@ class CinderService(fixtures.Fixture):
     :param cinder_path: a folder put first on the child's ``PYTHONPATH``
         whose ``cinder`` package replaces the installed one (see
         :class:`bdm_guard_lab.cinder.patched.PatchedCinder`), or None.
+    :param service_requests: treat every request as a service's (cinder's
+        ``API.is_service_request``), so that nova can delete in-use
+        attachments without a keystone catalog to look nova up in (the
+        lab's real nova, :mod:`bdm_guard_lab.nova`).
 
     The child's state (logs, database) lives in a temporary folder removed
     on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
@@ -110,7 +114,7 @@ class CinderService(fixtures.Fixture):
     def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
                  create_jitter=0.5, time_scale=1.0, seed=0,
                  db_connection=None, debug=False, start_timeout=120.0,
-                 cinder_path=None):
+                 cinder_path=None, service_requests=False):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
@@ -124,6 +128,7 @@ class CinderService(fixtures.Fixture):
         self.image_id = IMAGE_ID
         self.process = None
         self.cinder_path = cinder_path
+        self.service_requests = service_requests
         self.read_your_writes = False
         self.stats_file = None
         self._db_stats = None
@@ -138,7 +143,8 @@ class CinderService(fixtures.Fixture):
             'db_connection': self.db_connection or 'sqlite:///%s' %
             os.path.join(state, 'cinder.sqlite'),
             'log_file': self.log_file, 'debug': self.debug, 'lab': self.lab,
-            'stats_file': os.path.join(state, 'db-stats.json')}
+            'stats_file': os.path.join(state, 'db-stats.json'),
+            'service_requests': self.service_requests}
         self.stats_file = settings['stats_file']
         path = os.path.join(state, 'settings.json')
         with open(path, 'w') as stream:
