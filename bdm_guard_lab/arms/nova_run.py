@@ -40,6 +40,7 @@ import contextlib
 import re
 import time
 
+import fixtures
 from oslo_log import log as logging
 
 from bdm_guard_lab.arms import metrics
@@ -166,6 +167,18 @@ def summarize(records, volumes, left, proxy, *, project_id, wall_s):
     }
 
 
+def _enter(stack, fixture):
+    """``stack.enter_context(fixture)``, raising the fixture's own error.
+
+    A fixture whose ``setUp`` fails raises ``MultipleExceptions``; the lab's
+    callers expect the :class:`bdm_guard_lab.exception.LabError` inside.
+    """
+    try:
+        return stack.enter_context(fixture)
+    except fixtures.MultipleExceptions as exc:
+        raise exc.args[0][1]
+
+
 def _nova_progress(tracker):
     def report(event):
         tracker.phase = event['phase']
@@ -201,7 +214,8 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
     :returns: :func:`summarize`'s figures plus ``arm``, ``nova`` (what runs:
         ``guard`` mode and replaced methods, or the applied patches),
         ``server_records``; with ``galera`` the DB figures. For a patched
-        arm whose series does not apply: ``{'arm', 'error', 'servers'}``.
+        arm whose series does not apply, every figure of :data:`KEYS` but
+        ``servers`` is None and ``arm_error`` names the patch.
     :raises ValueError: unknown arm.
     :raises bdm_guard_lab.exception.LabError: cinder or nova did not start.
     """
@@ -221,24 +235,25 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         nova_path, about = None, {}
         if arm == 'patched':
             try:
-                copy = stack.enter_context(patched_nova.PatchedNova(
-                    nova_series))
+                copy = _enter(stack, patched_nova.PatchedNova(nova_series))
             except exception.PatchDoesNotApply as exc:
                 LOG.error('%s', exc)
-                return {'arm': arm, 'error': str(exc), 'servers': total}
+                tracker.set_phase('done')
+                return dict(dict.fromkeys(KEYS), arm=arm, servers=total,
+                            arm_error=str(exc))
             nova_path = copy.path
             about['patches'] = copy.applied
-        svc = stack.enter_context(cinder_service.CinderService(
+        svc = _enter(stack, cinder_service.CinderService(
             create_seconds=scenario.create_seconds,
             create_jitter=scenario.create_jitter,
             download_seconds_per_gib=scenario.download_seconds_per_gib,
             time_scale=time_scale, seed=scenario.seed, service_requests=True,
             debug=debug, **db))
-        prox = stack.enter_context(lab_proxy.FaultProxy(
+        prox = _enter(stack, lab_proxy.FaultProxy(
             svc.base_url, scenario, time_scale=time_scale,
             project_id=svc.project_id))
         tracker.set_phase('starting nova')
-        nova = stack.enter_context(nova_service.NovaService(
+        nova = _enter(stack, nova_service.NovaService(
             '%s/v3/%%(project_id)s' % prox.base_url, svc.project_id,
             mode=arm, computes=computes_for(total), nova_path=nova_path,
             debug=debug))

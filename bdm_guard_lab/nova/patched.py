@@ -76,7 +76,7 @@ class PatchedNova(fixtures.Fixture):
     The package is mirrored with symbolic links; the files the series
     changes (tests excluded: the lab runs nova's installed functional
     framework) are copied, and each patch is applied in ``series`` order
-    with ``git apply --include=nova/* --exclude=nova/tests/*``. Put
+    with ``git apply --exclude=nova/tests/* --include=nova/*``. Put
     :attr:`path` first on the nova child's ``PYTHONPATH``.
 
     :param folder: the series folder; default the source tree's
@@ -112,7 +112,7 @@ class PatchedNova(fixtures.Fixture):
                     os.unlink(path)
                     shutil.copyfile(os.path.join(source, name[5:]), path)
             done = subprocess.run(
-                [git, 'apply', '--include=nova/*', '--exclude=nova/tests/*',
+                [git, 'apply', '--exclude=nova/tests/*', '--include=nova/*',
                  patch], cwd=self.path, capture_output=True, text=True)
             if done.returncode:
                 raise exception.PatchDoesNotApply(
