@@ -58,6 +58,12 @@ lab_opts = [
     cfg.FloatOpt('time_scale', default=1.0, min=0.001,
                  help='Factor applied to every duration.'),
     cfg.IntOpt('seed', default=0, help='Seed of the per-volume durations.'),
+    cfg.FloatOpt('capacity_gb', default=0.0, min=0.0,
+                 help='Total and free capacity (GiB) the backend reports to '
+                      "cinder's scheduler; 0 means infinite. A volume larger "
+                      "than it fails in cinder's scheduler (no valid "
+                      'backend): status "error" with a user message, as on a '
+                      'full backend.'),
 ]
 
 
@@ -109,6 +115,15 @@ def identity(volume):
 
 class LabVolumeDriver(fake_driver.FakeLoggingVolumeDriver):
     """FakeLoggingVolumeDriver with create and image-copy durations."""
+
+    def _update_volume_stats(self):
+        """cinder's fake stats, with ``capacity_gb`` when it is set."""
+        super()._update_volume_stats()
+        capacity = cfg.CONF[GROUP].capacity_gb
+        if capacity:
+            for pool in self._stats['pools']:
+                pool.update(total_capacity_gb=capacity,
+                            free_capacity_gb=capacity, reserved_percentage=0)
 
     def create_volume(self, volume):
         """Create a volume, taking ``create_seconds``."""

@@ -94,6 +94,8 @@ class CinderService(fixtures.Fixture):
     :param cinder_path: a folder put first on the child's ``PYTHONPATH``
         whose ``cinder`` package replaces the installed one (see
         :class:`bdm_guard_lab.cinder.patched.PatchedCinder`), or None.
+    :param capacity_gb: the backend's capacity (GiB) as the scheduler
+        sees it; 0: infinite. Larger volumes end in ``error``.
     :param service_requests: treat every request as a service's (cinder's
         ``API.is_service_request``), so that nova can delete in-use
         attachments without a keystone catalog to look nova up in (the
@@ -114,12 +116,13 @@ class CinderService(fixtures.Fixture):
     def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
                  create_jitter=0.5, time_scale=1.0, seed=0,
                  db_connection=None, debug=False, start_timeout=120.0,
-                 cinder_path=None, service_requests=False):
+                 cinder_path=None, service_requests=False, capacity_gb=0.0):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
                     'create_jitter': create_jitter,
-                    'time_scale': time_scale, 'seed': seed}
+                    'time_scale': time_scale, 'seed': seed,
+                    'capacity_gb': capacity_gb}
         self.db_connection = db_connection
         self.debug = debug
         self.start_timeout = start_timeout

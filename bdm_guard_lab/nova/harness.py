@@ -42,11 +42,11 @@ if _MODE == 'launcher':
 
 import fixtures  # noqa: E402
 from nova import context as nova_context  # noqa: E402
+from nova import test  # noqa: E402
 from nova.tests import fixtures as nova_fixtures  # noqa: E402
 from nova.tests.functional.api import client as api_client  # noqa: E402
 from nova.tests.functional import fixtures as func_fixtures  # noqa: E402
 from nova.tests.functional import integrated_helpers  # noqa: E402
-from nova import test  # noqa: E402
 
 LOG = std_logging.getLogger(__name__)
 
