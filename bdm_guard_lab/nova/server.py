@@ -36,11 +36,14 @@ Protocol (JSON lines): the single argument is a JSON settings file (see
 ``{"event": "ready", ...}`` once the services run, then for each command
 read from stdin (``{"cmd": "boot"}``, ``{"cmd": "delete"}``,
 ``{"cmd": "stop"}``) progress events and one answer event. It also exits
-when stdin closes or its parent goes away.
+when stdin closes. ``SIGUSR2`` dumps every thread's stack to stderr (the
+``stderr.log`` next to ``nova.log``).
 """
 
+import faulthandler
 import json
 import os
+import signal
 import sys
 
 
@@ -57,6 +60,8 @@ def main(argv=None):
     with open(argv[0]) as settings_file:
         settings = json.load(settings_file)
     out = _protocol_stream()
+    # ``kill -USR2 <pid>`` writes every thread's stack to stderr.log.
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     # First, as nova.cmd.compute does: nova 34's services run on native
     # threads (OS_NOVA_DISABLE_EVENTLET_PATCHING, set by the parent, keeps
     # nova's test package from applying eventlet), and the choice must be
