@@ -160,9 +160,9 @@ class FaultProxy(fixtures.Fixture):
     of faults by kind), :attr:`requests` (Counter of ``(method, route)``),
     :meth:`gets_for` (volume GETs per volume id), :attr:`available_at`
     (volume id -> cinder's ``updated_at`` of the first ``available`` answer
-    to a GET of it, epoch seconds) and :attr:`attached_at` (volume id ->
-    ``time.time()`` when the first ``POST /attachments`` for it arrived:
-    the moment a nova-compute went on with the attach).
+    to a GET of it or a list, epoch seconds) and :attr:`attached_at`
+    (volume id -> ``time.time()`` when the first ``POST /attachments`` for
+    it arrived: the moment a nova-compute went on with the attach).
 
     A volume's identity, which the fault draws are keyed by, is its name;
     for an unnamed volume (nova names image-backed ones ``''``) it is the
@@ -277,7 +277,8 @@ class FaultProxy(fixtures.Fixture):
         if method == 'POST' and path == '/attachments' and status < 300:
             self._observe_attachment(body)
             return
-        if method == 'GET' and status == 200 and _VOLUME_PATH.match(path):
+        if method == 'GET' and status == 200 and (
+                _VOLUME_PATH.match(path) or path == '/volumes/detail'):
             self._observe_available(data)
             return
         if not (method == 'POST' and path == '/volumes' and status == 202):
@@ -301,15 +302,21 @@ class FaultProxy(fixtures.Fixture):
             self.attached_at.setdefault(volume_id, time.time())
 
     def _observe_available(self, data):
+        """Note the ``available`` volumes of a GET's or a list's answer."""
         try:
-            volume = json.loads(data)['volume']
-            if volume['status'] != 'available':
-                return
-            when = faults.timestamp(volume['updated_at'])
-        except (ValueError, KeyError, TypeError):
+            body = json.loads(data)
+            volumes = body.get('volumes') or [body['volume']]
+        except (ValueError, KeyError, TypeError, AttributeError):
             return
-        with self.lock:
-            self.available_at.setdefault(volume['id'], when)
+        for volume in volumes:
+            try:
+                if volume['status'] != 'available':
+                    continue
+                when = faults.timestamp(volume['updated_at'])
+            except (KeyError, TypeError, ValueError):
+                continue
+            with self.lock:
+                self.available_at.setdefault(volume['id'], when)
 
     def apply_lag(self, path, status, data, at=None):
         """Hide young volumes from GETs and lists (read-after-write lag).
