@@ -25,3 +25,8 @@ class InvalidScenario(exception.InvalidInput):
 
 class SimulationError(exception.BdmGuardException):
     msg_fmt = 'The simulation cannot go on: %(reason)s'
+
+
+class PatchDoesNotApply(LabError):
+    msg_fmt = ('%(patch)s of %(series)s does not apply to the installed '
+               '%(project)s: %(reason)s')

@@ -13,11 +13,14 @@
 """The benchmark matrix: ``python -m bdm_guard_lab.bench.matrix --out
 results/``.
 
-Runs both arms of :mod:`bdm_guard_lab.arms.run` for every N in ``--volumes``
-(10, 50, 200) and every profile in ``--scenario`` (none, seed, harsh) on real
-cinder, and writes ``bench.json`` (every figure, and the guard/stock
-ratios of :func:`ratios`) and ``bench.png`` (success share, leaked volumes
-and GETs per boot, both arms) to ``--out``.
+In nova mode (the default) it runs the nova arms of
+:mod:`bdm_guard_lab.arms.nova_run` (stock, launcher, patched: servers
+booted through real nova 34) for every N in ``--volumes`` (default 10, 50)
+and every profile in ``--scenario`` (none, seed, harsh) on real cinder;
+``--mode library`` runs both arms of :mod:`bdm_guard_lab.arms.run` (default
+N 10, 50, 200). It writes ``bench.json`` (every figure, and the guarded /
+stock ratios of :func:`ratios`) and ``bench.png`` (success share, leaked
+volumes and GETs per boot, every arm) to ``--out``.
 """
 
 import argparse
@@ -28,6 +31,7 @@ import sys
 import time
 
 from bdm_guard import exception
+from bdm_guard_lab.arms import nova_run
 from bdm_guard_lab.arms import run as arms
 from bdm_guard_lab.faults import scenario as lab_scenario
 
@@ -39,7 +43,20 @@ from bdm_guard_lab.faults import scenario as lab_scenario
 DEFAULT_TIME_SCALE = 0.5
 
 
-def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None):
+#: Per mode: the arms, the default N, and how to read a row's successes,
+#: boots and GETs per successful boot.
+MODES = {
+    'nova': {'arms': nova_run.ARMS, 'volumes': [10, 50],
+             'ok': lambda r: r['active'] or 0, 'boots': lambda r: r['servers'],
+             'gets_ok': lambda r: r.get('gets_per_ok_boot')},
+    'library': {'arms': arms.ARMS, 'volumes': [10, 50, 200],
+                'ok': lambda r: r['succeeded'], 'boots': lambda r: r['boots'],
+                'gets_ok': lambda r: r.get('gets_per_success')},
+}
+
+
+def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None,
+               mode='nova'):
     """Run every (scenario, N, arm).
 
     :param volumes: list of N.
@@ -47,6 +64,7 @@ def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None):
     :param time_scale: real seconds per scenario second.
     :param seed: override every scenario's seed.
     :param log: ``log(text)`` for progress lines.
+    :param mode: ``nova`` (servers through real nova) or ``library``.
     :returns: a list of result rows (dicts with ``scenario``, ``volumes``,
         ``arm`` and the arm's figures).
     :raises bdm_guard_lab.exception.InvalidScenario: a bad scenario.
@@ -57,8 +75,26 @@ def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None):
     rows = []
     for scen in loaded:
         for count in volumes:
-            for arm in arms.ARMS:
+            for arm in MODES[mode]['arms']:
                 started = time.monotonic()
+                if mode == 'nova':
+                    figures = nova_run.run_arm(arm, scen, servers=count,
+                                               time_scale=time_scale)
+                    figures.pop('server_records', None)
+                    rows.append(dict(figures, scenario=scen.name,
+                                     volumes=count, arm=arm))
+                    if log:
+                        log('%-6s N=%-4d %-8s ACTIVE %s/%d leaked %s dup %s '
+                            'left %s GETs/boot %s (%.0f s)%s' % (
+                                scen.name, count, arm, figures['active'],
+                                count, figures['leaked'],
+                                figures['duplicates'],
+                                figures['left_after_delete'],
+                                figures['gets_per_boot'],
+                                time.monotonic() - started,
+                                ' ' + figures['arm_error']
+                                if figures.get('arm_error') else ''))
+                    continue
                 figures = arms.run_arm(arm, scen, volumes=count,
                                        time_scale=time_scale)
                 rows.append(dict(scenario=scen.name, volumes=count, arm=arm,
@@ -73,17 +109,21 @@ def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None):
     return rows
 
 
-def ratios(rows):
-    """Guard against stock for every (scenario, N) that ran both arms.
+def ratios(rows, mode='library'):
+    """Guarded arms against stock for every (scenario, N) that ran both.
 
     :param rows: :func:`run_matrix` rows.
+    :param mode: ``library`` (arm ``guard``) or ``nova`` (arms ``launcher``
+        and ``patched``, one entry each, with ``arm``).
     :returns: a list of dicts: ``scenario``, ``volumes``,
-        ``gets_per_success_ratio`` (guard / stock, volume GETs per
+        ``gets_per_success_ratio`` (guarded / stock, volume GETs per
         successful boot; None when an arm had no success),
-        ``lag_p95_pct`` (``{'stock': x, 'guard': y}``, detection lag p95 in
-        percent of the creation time) and ``lag_p95_s`` (the same in
-        seconds).
+        ``lag_p95_pct`` (library mode: ``{'stock': x, 'guard': y}``,
+        detection lag p95 in percent of the creation time) and
+        ``lag_p95_s`` (the p95 in seconds, per arm).
     """
+    if mode == 'nova':
+        return _nova_ratios(rows)
     index = {(r['scenario'], r['volumes'], r['arm']): r for r in rows}
     out = []
     for scen, count in dict.fromkeys((r['scenario'], r['volumes'])
@@ -107,11 +147,36 @@ def ratios(rows):
     return out
 
 
-def plot(rows, path):
+def _nova_ratios(rows):
+    index = {(r['scenario'], r['volumes'], r['arm']): r for r in rows}
+    out = []
+    for scen, count in dict.fromkeys((r['scenario'], r['volumes'])
+                                     for r in rows):
+        stock = index.get((scen, count, 'stock'))
+        for arm in ('launcher', 'patched'):
+            guarded = index.get((scen, count, arm))
+            if not stock or not guarded:
+                continue
+            ratio = None
+            if stock.get('gets_per_ok_boot') and guarded.get(
+                    'gets_per_ok_boot'):
+                ratio = round(guarded['gets_per_ok_boot'] /
+                              stock['gets_per_ok_boot'], 2)
+            out.append({
+                'scenario': scen, 'volumes': count, 'arm': arm,
+                'gets_per_success_ratio': ratio,
+                'lag_p95_s': {a: r.get('detect_lag_p95_s')
+                              for a, r in (('stock', stock), (arm, guarded))},
+            })
+    return out
+
+
+def plot(rows, path, mode='library'):
     """Write a PNG: success share, leaked volumes, GETs per boot.
 
     :param rows: :func:`run_matrix` rows.
     :param path: the PNG file.
+    :param mode: ``library`` or ``nova`` (which arms, which figures).
     """
     import matplotlib
     matplotlib.use('Agg')
@@ -120,15 +185,18 @@ def plot(rows, path):
     cases = list(dict.fromkeys((r['scenario'], r['volumes']) for r in rows))
     labels = ['%s\nN=%d' % case for case in cases]
     index = {(r['scenario'], r['volumes'], r['arm']): r for r in rows}
+    ok, boots = MODES[mode]['ok'], MODES[mode]['boots']
     panels = (('boots succeeded (%)',
-               lambda r: 100.0 * r['succeeded'] / r['boots']),
-              ('leaked volumes', lambda r: r['leaked']),
-              ('volume GETs per boot', lambda r: r['gets_per_boot']))
+               lambda r: 100.0 * ok(r) / boots(r)),
+              ('leaked volumes', lambda r: r['leaked'] or 0),
+              ('volume GETs per boot', lambda r: r['gets_per_boot'] or 0))
     fig, axes = pyplot.subplots(len(panels), 1, figsize=(10, 9),
                                 sharex=True)
-    width = 0.38
+    names = MODES[mode]['arms']
+    width = 0.8 / len(names)
     for axis, (title, value) in zip(axes, panels):
-        for offset, arm in ((-width / 2, 'stock'), (width / 2, 'guard')):
+        for number, arm in enumerate(names):
+            offset = (number - (len(names) - 1) / 2.0) * width
             heights = [value(index[case + (arm,)])
                        if case + (arm,) in index else 0 for case in cases]
             axis.bar([i + offset for i in range(len(cases))], heights,
@@ -138,8 +206,8 @@ def plot(rows, path):
     axes[0].legend(loc='lower left')
     axes[-1].set_xticks(range(len(cases)))
     axes[-1].set_xticklabels(labels)
-    fig.suptitle('bdm-guard lab: stock nova 34 vs bdm-guard on real cinder '
-                 '29')
+    fig.suptitle('bdm-guard lab (%s mode): stock nova 34 vs bdm-guard on '
+                 'real cinder 29' % mode)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     pyplot.close(fig)
@@ -151,8 +219,12 @@ def main(argv=None):
         ).splitlines()[0])
     parser.add_argument('--out', default='results',
                         help='Folder for bench.json and bench.png.')
+    parser.add_argument('--mode', choices=sorted(MODES), default='nova',
+                        help='nova: servers through real nova (default); '
+                             'library: the library-level arms.')
     parser.add_argument('--volumes', type=int, nargs='+',
-                        default=[10, 50, 200])
+                        help='N values (default: nova 10 50; library 10 '
+                             '50 200).')
     parser.add_argument('--scenario', nargs='+',
                         default=['none', 'seed', 'harsh'])
     parser.add_argument('--time-scale', type=float,
@@ -163,18 +235,25 @@ def main(argv=None):
         std_logging.getLogger(name).setLevel(std_logging.CRITICAL)
     started = time.monotonic()
     try:
-        rows = run_matrix(args.volumes, args.scenario,
-                          time_scale=args.time_scale, seed=args.seed,
+        rows = run_matrix(args.volumes or MODES[args.mode]['volumes'],
+                          args.scenario, time_scale=args.time_scale,
+                          seed=args.seed, mode=args.mode,
                           log=lambda text: print(text, file=sys.stderr,
                                                  flush=True))
     except exception.BdmGuardException as exc:
         print('bench: %s' % exc, file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    result = {'time_scale': args.time_scale,
+    result = {'time_scale': args.time_scale, 'mode': args.mode,
               'wall_s': round(time.monotonic() - started, 1),
-              'rows': rows, 'ratios': ratios(rows)}
+              'rows': rows, 'ratios': ratios(rows, args.mode)}
     for item in result['ratios']:
+        if args.mode == 'nova':
+            print('%-6s N=%-4d %s/stock GETs per ACTIVE boot %s; lag p95 '
+                  '(s) %s' % (item['scenario'], item['volumes'],
+                              item['arm'], item['gets_per_success_ratio'],
+                              item['lag_p95_s']), file=sys.stderr)
+            continue
         print('%-6s N=%-4d guard/stock GETs per successful boot %s; '
               'lag p95 %% of creation time: stock %s, guard %s' % (
                   item['scenario'], item['volumes'],
@@ -183,7 +262,7 @@ def main(argv=None):
               file=sys.stderr)
     with open(os.path.join(args.out, 'bench.json'), 'w') as stream:
         json.dump(result, stream, indent=2, sort_keys=True)
-    plot(rows, os.path.join(args.out, 'bench.png'))
+    plot(rows, os.path.join(args.out, 'bench.png'), args.mode)
     print('wrote %s (%.0f s)' % (os.path.join(args.out, 'bench.json'),
                                  result['wall_s']), file=sys.stderr)
     return 0

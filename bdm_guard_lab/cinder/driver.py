@@ -58,6 +58,12 @@ lab_opts = [
     cfg.FloatOpt('time_scale', default=1.0, min=0.001,
                  help='Factor applied to every duration.'),
     cfg.IntOpt('seed', default=0, help='Seed of the per-volume durations.'),
+    cfg.FloatOpt('capacity_gb', default=0.0, min=0.0,
+                 help='Total and free capacity (GiB) the backend reports to '
+                      "cinder's scheduler; 0 means infinite. A volume larger "
+                      "than it fails in cinder's scheduler (no valid "
+                      'backend): status "error" with a user message, as on a '
+                      'full backend.'),
 ]
 
 
@@ -90,12 +96,38 @@ def durations(conf, name, size_gb, image_backed):
     return create_s, download_s
 
 
+def identity(volume):
+    """What a volume's durations are drawn for: its name, else its request.
+
+    nova names the volumes of image mappings ``''``; the lab's nova then
+    sends a stable ``X-OpenStack-Request-ID`` per server (cinder keeps it as
+    the context's ``global_request_id``), so the same server's volume takes
+    the same time in every arm.
+
+    :param volume: a cinder ``Volume`` object.
+    :returns: a str.
+    """
+    if volume.display_name:
+        return volume.display_name
+    context = getattr(volume, '_context', None)
+    return getattr(context, 'global_request_id', None) or volume.id
+
+
 class LabVolumeDriver(fake_driver.FakeLoggingVolumeDriver):
     """FakeLoggingVolumeDriver with create and image-copy durations."""
 
+    def _update_volume_stats(self):
+        """cinder's fake stats, with ``capacity_gb`` when it is set."""
+        super()._update_volume_stats()
+        capacity = cfg.CONF[GROUP].capacity_gb
+        if capacity:
+            for pool in self._stats['pools']:
+                pool.update(total_capacity_gb=capacity,
+                            free_capacity_gb=capacity, reserved_percentage=0)
+
     def create_volume(self, volume):
         """Create a volume, taking ``create_seconds``."""
-        create_s, _ = durations(cfg.CONF, volume.display_name, volume.size,
+        create_s, _ = durations(cfg.CONF, identity(volume), volume.size,
                                 False)
         time.sleep(create_s)
         return super().create_volume(volume)
@@ -119,7 +151,7 @@ class LabVolumeDriver(fake_driver.FakeLoggingVolumeDriver):
                              disable_sparse=False):
         """Fetch the image's metadata and take the download time."""
         image_service.show(context, image_id)
-        _, download_s = durations(cfg.CONF, volume.display_name, volume.size,
+        _, download_s = durations(cfg.CONF, identity(volume), volume.size,
                                   True)
         LOG.info('Copying image %(image)s to volume %(volume)s for '
                  '%(s).2f s.', {'image': image_id, 'volume': volume.id,

@@ -94,6 +94,12 @@ class CinderService(fixtures.Fixture):
     :param cinder_path: a folder put first on the child's ``PYTHONPATH``
         whose ``cinder`` package replaces the installed one (see
         :class:`bdm_guard_lab.cinder.patched.PatchedCinder`), or None.
+    :param capacity_gb: the backend's capacity (GiB) as the scheduler
+        sees it; 0: infinite. Larger volumes end in ``error``.
+    :param service_requests: treat every request as a service's (cinder's
+        ``API.is_service_request``), so that nova can delete in-use
+        attachments without a keystone catalog to look nova up in (the
+        lab's real nova, :mod:`bdm_guard_lab.nova`).
 
     The child's state (logs, database) lives in a temporary folder removed
     on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
@@ -110,12 +116,13 @@ class CinderService(fixtures.Fixture):
     def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
                  create_jitter=0.5, time_scale=1.0, seed=0,
                  db_connection=None, debug=False, start_timeout=120.0,
-                 cinder_path=None):
+                 cinder_path=None, service_requests=False, capacity_gb=0.0):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
                     'create_jitter': create_jitter,
-                    'time_scale': time_scale, 'seed': seed}
+                    'time_scale': time_scale, 'seed': seed,
+                    'capacity_gb': capacity_gb}
         self.db_connection = db_connection
         self.debug = debug
         self.start_timeout = start_timeout
@@ -124,6 +131,7 @@ class CinderService(fixtures.Fixture):
         self.image_id = IMAGE_ID
         self.process = None
         self.cinder_path = cinder_path
+        self.service_requests = service_requests
         self.read_your_writes = False
         self.stats_file = None
         self._db_stats = None
@@ -138,7 +146,8 @@ class CinderService(fixtures.Fixture):
             'db_connection': self.db_connection or 'sqlite:///%s' %
             os.path.join(state, 'cinder.sqlite'),
             'log_file': self.log_file, 'debug': self.debug, 'lab': self.lab,
-            'stats_file': os.path.join(state, 'db-stats.json')}
+            'stats_file': os.path.join(state, 'db-stats.json'),
+            'service_requests': self.service_requests}
         self.stats_file = settings['stats_file']
         path = os.path.join(state, 'settings.json')
         with open(path, 'w') as stream:

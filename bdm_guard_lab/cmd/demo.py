@@ -10,16 +10,23 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``bdm-guard demo``: stock nova and bdm-guard on real cinder, side by side.
+"""``bdm-guard demo``: servers booted through real nova on real cinder.
 
-Runs both arms of :mod:`bdm_guard_lab.arms.run` over the same scenario and
-seed,
-each against a fresh in-process cinder 29 behind the fault proxy, and prints
-the figures side by side. With ``-f json`` the output is
+The default mode (``--mode nova``) runs the arms of
+:mod:`bdm_guard_lab.arms.nova_run` -- ``stock``, ``launcher`` and
+``patched`` nova 34 -- over the same scenario and seed, each with a fresh
+cinder 29 behind the fault proxy and a fresh nova, and prints the figures
+side by side. With ``-f json`` the output is ``{"arms": {"<arm>": {...}},
+"scenario": str, "seed": int}``.
+
+``--mode library`` runs the library-level arms of
+:mod:`bdm_guard_lab.arms.run` (nova's create and wait functions against
+bdm-guard's ``create_and_wait``); its ``-f json`` output is
 ``{"stock": {...}, "guard": {...}}``. Needs the ``lab`` extra.
 """
 
 import contextlib
+import json
 import logging as std_logging
 import sys
 import warnings
@@ -30,6 +37,7 @@ from oslo_log import log as logging
 
 from bdm_guard import exception
 from bdm_guard_lab.arms import metrics
+from bdm_guard_lab.arms import nova_run
 from bdm_guard_lab.arms import run as arms
 from bdm_guard_lab.db import lagging_galera as galera_lab
 from bdm_guard_lab.faults import scenario as lab_scenario
@@ -59,6 +67,28 @@ ROWS = (
         '%s: %d' % kv for kv in r['faults_injected'].items()) or '-'),
 )
 
+
+#: The rows of the nova mode's table.
+NOVA_ROWS = (
+    ('servers ACTIVE', lambda r: '%d / %d' % (r['active'], r['servers'])),
+    ('servers ERROR', lambda r: r['error']),
+    ('faults (server fault [cause])', lambda r: '\n'.join(
+        '%d x %s' % (n, reason) for reason, n in r['faults'].items()) or '-'),
+    ('volumes after boot', lambda r: r['volumes']),
+    ('duplicates', lambda r: r['duplicates']),
+    ('leaked (no ACTIVE server)', lambda r: r['leaked']),
+    ('volumes in error', lambda r: r['in_error']),
+    ('left after delete', lambda r: r['left_after_delete']),
+    ('GETs per boot', lambda r: r['gets_per_boot']),
+    ('GETs per ACTIVE boot', lambda r: _na(r['gets_per_ok_boot'])),
+    ('detection lag p50 / p95 (s)', lambda r: '%s / %s' % (
+        _na(r['detect_lag_p50_s']), _na(r['detect_lag_p95_s']))),
+    ('boot to ACTIVE p50 / p95 (s)', lambda r: '%s / %s' % (
+        _na(r['boot_seconds_p50']), _na(r['boot_seconds_p95']))),
+    ('wall time (s)', lambda r: r['wall_s']),
+    ('faults injected', lambda r: '\n'.join(
+        '%s: %d' % kv for kv in r['faults_injected'].items()) or '-'),
+)
 
 #: Extra rows with ``--db galera`` (the default table is unchanged).
 GALERA_ROWS = (
@@ -132,18 +162,29 @@ def _quiet(verbose):
 
 
 class Demo(show.ShowOne):
-    """Bulk boot on real cinder under faults: stock nova vs bdm-guard.
+    """Bulk boot from image onto new volumes, real nova on real cinder.
 
-    Starts cinder 29 (API, scheduler, volume manager) on 127.0.0.1 behind a
-    fault-injecting proxy, boots --volumes image-backed volumes at once
-    with nova's own code (stock) and with bdm-guard (guard), and reads the
-    volume counts from cinder's API. Each arm gets a fresh cinder.
+    Starts, for each arm, a fresh cinder 29 (API, scheduler, volume manager)
+    on 127.0.0.1 behind a fault-injecting proxy and a fresh nova 34 (API,
+    conductor, scheduler, computes with the fake virt driver) whose cinder
+    is the proxy; boots --volumes servers at once through nova's API, reads
+    the servers from nova and the volumes from cinder, deletes every server
+    and counts the volumes left. Arms: stock nova, nova with the bdm-guard
+    launcher's drop-in, nova with patches/nova. --mode library runs the
+    library-level comparison instead.
     """
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
-            '--volumes', type=int, metavar='N',
+            '--mode', choices=('nova', 'library'), default='nova',
+            help='nova: servers booted through real nova 34 services (arms '
+                 'stock, launcher, patched). library: nova\'s create and '
+                 'wait functions called directly vs bdm-guard\'s '
+                 'create_and_wait (arms stock, guard). Default: '
+                 '%(default)s.')
+        parser.add_argument(
+            '--volumes', '--servers', type=int, metavar='N', dest='volumes',
             help='Boots at once, one new volume each (default: the '
                  'scenario\'s, 50 for the packaged ones).')
         parser.add_argument(
@@ -156,16 +197,18 @@ class Demo(show.ShowOne):
         parser.add_argument(
             '--time-scale', type=float, default=DEFAULT_TIME_SCALE,
             metavar='FACTOR',
-            help='Real seconds per scenario second, applied to every '
-                 'duration in both arms: cinder\'s create and download '
-                 'times, the proxy\'s delays and the clients\' clocks '
-                 '(default: %(default)s).')
+            help='Real seconds per scenario second, applied to cinder\'s '
+                 'create and download times and the proxy\'s delays; in '
+                 'library mode also to the clients\' clocks (nova\'s own '
+                 'clocks always run in real time; default: %(default)s).')
         parser.add_argument(
-            '--arm', action='append', choices=arms.ARMS,
-            help='Run only this arm (repeat); default both.')
+            '--arm', action='append',
+            choices=sorted(set(arms.ARMS) | set(nova_run.ARMS)),
+            help='Run only this arm (repeat); default all of the mode\'s '
+                 '(nova: stock, launcher, patched; library: stock, guard).')
         parser.add_argument(
             '--model-stock', action='store_true',
-            help='Run the line-for-line model of nova '
+            help='Library mode: run the line-for-line model of nova '
                  '(bdm_guard_lab.arms.stock_model) '
                  'for the stock arm even when nova is importable.')
         parser.add_argument(
@@ -173,9 +216,9 @@ class Demo(show.ShowOne):
             help='cinder\'s database. galera: a 3-node MariaDB Galera '
                  'cluster on loopback behind haproxy (balance roundrobin), '
                  'node 3 lagging during the boots instead of the '
-                 'scenario\'s simulated lag; the guard arm\'s cinder '
-                 'carries patches/cinder. Needs the bindep "functional" '
-                 'profile (default: %(default)s).')
+                 'scenario\'s simulated lag; the guarded arms\' cinder '
+                 '(guard, launcher, patched) carries patches/cinder. Needs '
+                 'the bindep "functional" profile (default: %(default)s).')
         parser.add_argument(
             '--lag-seconds', type=float,
             default=galera_lab.DEFAULT_LAG_SECONDS, metavar='SECONDS',
@@ -184,9 +227,25 @@ class Demo(show.ShowOne):
         parser.add_argument(
             '--cinder-series', metavar='DIR',
             help='With --db galera: the cinder patch series applied to a '
-                 'copy of the installed cinder for the guard arm (default: '
-                 'the source tree\'s patches/cinder).')
+                 'copy of the installed cinder for the guarded arms '
+                 '(default: the source tree\'s patches/cinder).')
+        parser.add_argument(
+            '--nova-series', metavar='DIR',
+            help='Nova mode: the nova patch series (a folder with a '
+                 '"series" file) applied to a copy of the installed nova '
+                 'for the patched arm (default: the source tree\'s '
+                 'patches/nova).')
         return parser
+
+    def _arms(self, args):
+        known = nova_run.ARMS if args.mode == 'nova' else arms.ARMS
+        chosen = tuple(dict.fromkeys(args.arm or known))
+        wrong = [a for a in chosen if a not in known]
+        if wrong:
+            raise exception.InvalidInput(
+                reason='--arm %s is not an arm of --mode %s (%s)' % (
+                    ', '.join(wrong), args.mode, ', '.join(known)))
+        return chosen
 
     def take_action(self, args):
         if args.volumes is not None and not 1 <= args.volumes <= 1000:
@@ -197,7 +256,7 @@ class Demo(show.ShowOne):
         scenario = lab_scenario.load(args.scenario)
         if args.seed is not None:
             scenario = scenario.with_seed(args.seed)
-        chosen = tuple(dict.fromkeys(args.arm or arms.ARMS))
+        chosen = self._arms(args)
         progress = ProgressLine(sys.stderr)
         results = {}
         with contextlib.ExitStack() as stack:
@@ -213,14 +272,24 @@ class Demo(show.ShowOne):
                     galera_lab.GaleraLab(lag_seconds=args.lag_seconds,
                                          series_dir=args.cinder_series)))
             for arm in chosen:
-                results[arm] = arms.run_arm(
-                    arm, scenario, volumes=args.volumes,
-                    time_scale=args.time_scale, progress=progress,
-                    use_nova=not args.model_stock, galera=galera)
+                if args.mode == 'nova':
+                    results[arm] = nova_run.run_arm(
+                        arm, scenario, servers=args.volumes,
+                        time_scale=args.time_scale, progress=progress,
+                        galera=galera, nova_series=args.nova_series)
+                    results[arm].pop('server_records', None)
+                else:
+                    results[arm] = arms.run_arm(
+                        arm, scenario, volumes=args.volumes,
+                        time_scale=args.time_scale, progress=progress,
+                        use_nova=not args.model_stock, galera=galera)
         self.results = results
+        self.scenario = scenario
         return chosen, tuple(ArmColumn(results[a]) for a in chosen)
 
     def produce_output(self, args, column_names, data):
+        if args.mode == 'nova':
+            return self._nova_output(args, column_names)
         if args.formatter != 'table':
             return super().produce_output(args, column_names, data)
         header = ['figure'] + ['%s (%s)' % (a, self.results[a].get(
@@ -231,3 +300,40 @@ class Demo(show.ShowOne):
                 for label, get in ROWS + extra]
         self.formatter.emit_list(header, rows, self.app.stdout, args)
         return 0
+
+    def _nova_output(self, args, column_names):
+        if args.formatter == 'json':
+            json.dump({'arms': self.results, 'scenario': self.scenario.name,
+                       'seed': self.scenario.seed}, self.app.stdout,
+                      indent=2 if getattr(args, 'noindent', False) is False
+                      else None, sort_keys=True)
+            self.app.stdout.write('\n')
+            return 0
+        header = ['figure'] + ['%s (%s)' % (a, _nova_label(self.results[a]))
+                               for a in column_names]
+        failed = {a: self.results[a]['arm_error'] for a in column_names
+                  if self.results[a].get('arm_error')}
+        extra = GALERA_ROWS if any('db_rereads' in self.results[a]
+                                   for a in column_names) else ()
+        rows = []
+        for label, get in NOVA_ROWS + extra:
+            rows.append([label] + [
+                ('did not run' if a in failed else get(self.results[a]))
+                for a in column_names])
+        if failed:
+            rows.append(['arm error'] + [failed.get(a, '-')
+                                         for a in column_names])
+        self.formatter.emit_list(header, rows, self.app.stdout, args)
+        return 0
+
+
+def _nova_label(figures):
+    """What ran in a nova arm, for the table's header."""
+    about = figures.get('nova') or {}
+    if figures.get('arm_error'):
+        return 'series does not apply'
+    if about.get('patches'):
+        return 'nova 34 + %d patches' % len(about['patches'])
+    if about.get('guard'):
+        return 'nova 34 + bdm-guard %s' % about['guard']
+    return 'nova 34'

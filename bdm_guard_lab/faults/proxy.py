@@ -101,7 +101,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         proxy = self.server.proxy
         split = urllib.parse.urlsplit(self.path)
         path = proxy.api_path(split.path)
-        decision = proxy.decide(self.command, path, split.query, body)
+        request_id = self.headers.get('X-OpenStack-Request-ID')
+        decision = proxy.decide(self.command, path, split.query, body,
+                                request_id)
         fault = decision.fault
         if fault in ('lost_request', 'reset'):
             faults.drop(self, reset=(fault == 'reset'))
@@ -115,7 +117,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         started = time.monotonic()
         status, reason, headers, data = self._forward(body)
-        proxy.observe(self.command, path, status, data, body)
+        proxy.observe(self.command, path, status, data, body, request_id)
         if fault == 'lost_response':
             faults.drop(self, reset=True)
             return
@@ -156,7 +158,16 @@ class FaultProxy(fixtures.Fixture):
     After ``setUp``: ``base_url``, ``endpoint``
     (``http://127.0.0.1:<port>/v3/<project>``), :attr:`injected` (Counter
     of faults by kind), :attr:`requests` (Counter of ``(method, route)``),
-    :meth:`gets_for` (volume GETs per volume id).
+    :meth:`gets_for` (volume GETs per volume id), :attr:`available_at`
+    (volume id -> cinder's ``updated_at`` of the first ``available`` answer
+    to a GET of it or a list, epoch seconds) and :attr:`attached_at`
+    (volume id -> ``time.time()`` when the first ``POST /attachments`` for
+    it arrived: the moment a nova-compute went on with the attach).
+
+    A volume's identity, which the fault draws are keyed by, is its name;
+    for an unnamed volume (nova names image-backed ones ``''``) it is the
+    request's ``X-OpenStack-Request-ID``: the lab's nova sends a stable one
+    per server, which nova passes on to cinder as the global request id.
     """
 
     def __init__(self, target, scenario, *, time_scale=1.0, project_id=None):
@@ -172,6 +183,8 @@ class FaultProxy(fixtures.Fixture):
         self.volume_gets = collections.Counter()
         self.created = {}           # volume id -> monotonic creation time
         self.names = {}             # volume id -> volume name
+        self.available_at = {}
+        self.attached_at = {}
         self.seen = collections.Counter()   # request identity -> count
 
     def _setUp(self):
@@ -197,22 +210,34 @@ class FaultProxy(fixtures.Fixture):
             return '/' + (parts[3] if len(parts) > 3 else '')
         return path
 
-    def _identity(self, method, path, query, body):
+    @staticmethod
+    def _posted_name(body, request_id):
+        """The name of the volume a ``POST /volumes`` body asks for.
+
+        :returns: the name, else ``request_id`` for an unnamed volume, else
+            None.
+        """
+        try:
+            name = json.loads(body)['volume'].get('name')
+        except (ValueError, KeyError, TypeError, AttributeError):
+            name = None
+        return name or request_id or name
+
+    def _identity(self, method, path, query, body, request_id=None):
         match = _VOLUME_PATH.match(path)
         if match:
             volume_id = match.group(1)
             return '%s %s' % (method, self.names.get(volume_id, volume_id))
         if method == 'POST' and body:
-            try:
-                name = json.loads(body)['volume'].get('name')
-            except (ValueError, KeyError, TypeError, AttributeError):
-                name = None
-            return 'POST %s' % name
+            return 'POST %s' % self._posted_name(
+                body, request_id if path == '/volumes' else None)
         return '%s %s?%s' % (method, path, query)
 
-    def decide(self, method, path, query, body):
+    def decide(self, method, path, query, body, request_id=None):
         """Choose the fault (or none) for one request; count it.
 
+        :param request_id: the request's ``X-OpenStack-Request-ID``, or
+            None.
         :returns: a :class:`bdm_guard_lab.faults.wire.Decision`.
         """
         with self.lock:
@@ -221,7 +246,7 @@ class FaultProxy(fixtures.Fixture):
             match = _VOLUME_PATH.match(path)
             if method == 'GET' and match:
                 self.volume_gets[match.group(1)] += 1
-            identity = self._identity(method, path, query, body)
+            identity = self._identity(method, path, query, body, request_id)
             self.seen[identity] += 1
             count = self.seen[identity]
             for index, rule in enumerate(self.scenario.rules):
@@ -234,15 +259,28 @@ class FaultProxy(fixtures.Fixture):
                     return faults.Decision(rule.fault, rule, identity, count)
             return faults.Decision(None, None, identity, count)
 
-    def observe(self, method, path, status, data, body):
+    def observe(self, method, path, status, data, body, request_id=None):
         """Learn volume ids, names and creation times from cinder's answers.
+
+        Also notes when a volume was first seen ``available`` and when its
+        first attachment was asked for (:attr:`available_at`,
+        :attr:`attached_at`).
 
         :param method: the request's method.
         :param path: the API path.
         :param status: cinder's HTTP status.
         :param data: cinder's response body (bytes).
         :param body: the request body (bytes or None).
+        :param request_id: the request's ``X-OpenStack-Request-ID``, or
+            None.
         """
+        if method == 'POST' and path == '/attachments' and status < 300:
+            self._observe_attachment(body)
+            return
+        if method == 'GET' and status == 200 and (
+                _VOLUME_PATH.match(path) or path == '/volumes/detail'):
+            self._observe_available(data)
+            return
         if not (method == 'POST' and path == '/volumes' and status == 202):
             return
         try:
@@ -251,7 +289,34 @@ class FaultProxy(fixtures.Fixture):
             return
         with self.lock:
             self.created.setdefault(volume['id'], time.monotonic())
-            self.names[volume['id']] = volume.get('name') or volume['id']
+            self.names[volume['id']] = (
+                volume.get('name') or self._posted_name(body, request_id)
+                or volume['id'])
+
+    def _observe_attachment(self, body):
+        try:
+            volume_id = json.loads(body)['attachment']['volume_uuid']
+        except (ValueError, KeyError, TypeError):
+            return
+        with self.lock:
+            self.attached_at.setdefault(volume_id, time.time())
+
+    def _observe_available(self, data):
+        """Note the ``available`` volumes of a GET's or a list's answer."""
+        try:
+            body = json.loads(data)
+            volumes = body.get('volumes') or [body['volume']]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return
+        for volume in volumes:
+            try:
+                if volume['status'] != 'available':
+                    continue
+                when = faults.timestamp(volume['updated_at'])
+            except (KeyError, TypeError, ValueError):
+                continue
+            with self.lock:
+                self.available_at.setdefault(volume['id'], when)
 
     def apply_lag(self, path, status, data, at=None):
         """Hide young volumes from GETs and lists (read-after-write lag).
@@ -275,3 +340,5 @@ class FaultProxy(fixtures.Fixture):
                 counter.clear()
             self.created.clear()
             self.names.clear()
+            self.available_at.clear()
+            self.attached_at.clear()

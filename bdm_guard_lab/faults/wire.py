@@ -102,6 +102,18 @@ def send_haproxy_page(handler, status):
     handler.wfile.write(data)
 
 
+def timestamp(text):
+    """Epoch seconds of one of cinder's ISO 8601 times (UTC if naive).
+
+    :raises ValueError: not an ISO 8601 time.
+    :raises TypeError: not a str.
+    """
+    when = datetime.datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.timestamp()
+
+
 def _age(proxy, volume, at):
     """The volume's age (seconds) when the read arrived at the proxy."""
     born = proxy.created.get(volume.get('id'))

@@ -1,0 +1,173 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The nova arms' figures, the proxy's request-id identity, the protocol."""
+
+import collections
+import json
+import os
+import types
+
+import fixtures
+import testtools
+
+from bdm_guard_lab.arms import nova_run
+from bdm_guard_lab import exception
+from bdm_guard_lab.faults import proxy as lab_proxy
+from bdm_guard_lab.faults import scenario as lab_scenario
+from bdm_guard_lab.nova import patched
+from bdm_guard_lab.nova import protocol
+
+PROJECT = 'p'
+
+
+def _volume(vid, status='in-use'):
+    return {'id': vid, 'status': status,
+            'os-vol-tenant-attr:tenant_id': PROJECT}
+
+
+def _proxy(names, gets=None, available=None, attached=None):
+    return types.SimpleNamespace(
+        names=names, volume_gets=collections.Counter(gets or {}),
+        available_at=available or {}, attached_at=attached or {},
+        injected=collections.Counter(), requests=collections.Counter())
+
+
+class TestSummarize(testtools.TestCase):
+
+    def test_figures(self):
+        records = [
+            {'name': 'a', 'status': 'ACTIVE', 'volumes': ['v1'],
+             'posted_at': 100.0, 'active_at': 130.0},
+            {'name': 'b', 'status': 'ERROR', 'volumes': [],
+             'posted_at': 100.0,
+             'fault_message': 'Build of instance 6c5c4997-6cdb-46dd-a712-'
+                              'b382cf3588b2 aborted: Failure prepping '
+                              'block device.',
+             'fault_details': 'Traceback\nnova.exception.VolumeNotCreated: '
+                              'x\n'},
+        ]
+        volumes = [_volume('v1'), _volume('v2', 'available'),
+                   _volume('v3', 'error'),
+                   dict(_volume('other'),
+                        **{'os-vol-tenant-attr:tenant_id': 'q'})]
+        proxy = _proxy({'v1': 'req-a', 'v2': 'req-a', 'v3': 'req-b'},
+                       gets={'v1': 4, 'v3': 2},
+                       available={'v1': 110.0}, attached={'v1': 112.5})
+        figures = nova_run.summarize(records, volumes, [_volume('v2')],
+                                     proxy, project_id=PROJECT, wall_s=31.0)
+        self.assertEqual(2, figures['servers'])
+        self.assertEqual(1, figures['active'])
+        self.assertEqual(1, figures['error'])
+        self.assertEqual(
+            {'Build of instance <uuid> aborted: Failure prepping block '
+             'device. [VolumeNotCreated]': 1}, figures['faults'])
+        self.assertEqual(3, figures['volumes'])
+        self.assertEqual(1, figures['duplicates'])
+        self.assertEqual(2, figures['leaked'])
+        self.assertEqual(1, figures['left_after_delete'])
+        self.assertEqual(1, figures['in_error'])
+        self.assertEqual(3.0, figures['gets_per_boot'])
+        self.assertEqual(4.0, figures['gets_per_ok_boot'])
+        self.assertEqual(2.5, figures['detect_lag_p50_s'])
+        self.assertEqual(30.0, figures['boot_seconds_p95'])
+        for key in nova_run.KEYS:
+            self.assertIn(key, figures)
+
+    def test_no_active_server(self):
+        records = [{'name': 'a', 'id': None, 'posted_at': 1.0,
+                    'post_error': 'boom'}]
+        figures = nova_run.summarize(records, [], [], _proxy({}),
+                                     project_id=PROJECT, wall_s=1.0)
+        self.assertIsNone(figures['gets_per_ok_boot'])
+        self.assertIsNone(figures['boot_seconds_p50'])
+        self.assertEqual({'POST /servers failed: boom': 1},
+                         figures['faults'])
+
+    def test_computes(self):
+        self.assertEqual(1, nova_run.computes_for(1))
+        self.assertEqual(1, nova_run.computes_for(8))
+        self.assertEqual(2, nova_run.computes_for(9))
+        self.assertEqual(7, nova_run.computes_for(50))
+
+
+class TestRequestIdIdentity(testtools.TestCase):
+    """nova's unnamed volumes are known by the request id it forwards."""
+
+    def setUp(self):
+        super().setUp()
+        scen = lab_scenario.parse({'name': 't', 'seed': 1, 'rules': [
+            {'fault': 'lost_response', 'probability': 1.0, 'times': 1}]})
+        self.proxy = lab_proxy.FaultProxy('http://127.0.0.1:1', scen)
+
+    def test_unnamed_volume_takes_the_request_id(self):
+        body = json.dumps({'volume': {'name': '', 'size': 1}}).encode()
+        first = self.proxy.decide('POST', '/volumes', '', body, 'req-1')
+        again = self.proxy.decide('POST', '/volumes', '', body, 'req-1')
+        other = self.proxy.decide('POST', '/volumes', '', body, 'req-2')
+        self.assertEqual('lost_response', first.fault)
+        self.assertIsNone(again.fault)       # times: 1 per identity
+        self.assertEqual('lost_response', other.fault)
+        self.proxy.observe('POST', '/volumes', 202, json.dumps(
+            {'volume': {'id': 'v1', 'name': ''}}).encode(), body, 'req-1')
+        self.assertEqual('req-1', self.proxy.names['v1'])
+
+    def test_named_volume_keeps_its_name(self):
+        body = json.dumps({'volume': {'name': 'lab-boot-0001'}}).encode()
+        decision = self.proxy.decide('POST', '/volumes', '', body, 'req-1')
+        self.assertEqual('POST lab-boot-0001', decision.identity)
+
+    def test_available_and_attachment_times(self):
+        self.proxy.observe('GET', '/volumes/%s' % ('1' * 36), 200, json.dumps(
+            {'volume': {'id': 'v1', 'status': 'creating',
+                        'updated_at': '2026-01-01T00:00:00'}}).encode(), None)
+        self.assertEqual({}, self.proxy.available_at)
+        self.proxy.observe('GET', '/volumes/%s' % ('1' * 36), 200, json.dumps(
+            {'volume': {'id': 'v1', 'status': 'available',
+                        'updated_at': '2026-01-01T00:00:10'}}).encode(), None)
+        self.proxy.observe('POST', '/attachments', 200, b'{}', json.dumps(
+            {'attachment': {'volume_uuid': 'v1'}}).encode())
+        self.assertEqual(1767225610.0, self.proxy.available_at['v1'])
+        self.assertIn('v1', self.proxy.attached_at)
+
+
+class TestProtocol(testtools.TestCase):
+
+    def test_round_trip(self):
+        line = protocol.encode('booted', servers=[{'name': 'a'}])
+        self.assertEqual({'event': 'booted', 'servers': [{'name': 'a'}]},
+                         protocol.decode(line))
+        self.assertEqual({'cmd': 'boot', 'args': {'servers': 2}},
+                         json.loads(protocol.command('boot', servers=2)))
+
+    def test_not_an_event(self):
+        self.assertRaises(ValueError, protocol.decode, '{"x": 1}')
+        self.assertRaises(ValueError, protocol.decode, 'not json')
+
+
+class TestSeries(testtools.TestCase):
+
+    def test_reads_series_in_order(self):
+        folder = self.useFixture(fixtures.TempDir()).path
+        for name in ('0002-b.patch', '0001-a.patch'):
+            open(os.path.join(folder, name), 'w').close()
+        with open(os.path.join(folder, 'series'), 'w') as stream:
+            stream.write('# comment\n0002-b.patch\n\n0001-a.patch\n')
+        self.assertEqual(['0002-b.patch', '0001-a.patch'],
+                         [os.path.basename(p)
+                          for p in patched.read_series(folder)])
+
+    def test_missing_patch(self):
+        folder = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(folder, 'series'), 'w') as stream:
+            stream.write('0001-a.patch\n')
+        self.assertRaises(exception.LabError, patched.read_series, folder)
