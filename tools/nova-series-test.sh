@@ -246,6 +246,18 @@ for path in sys.argv[1:]:
 EOF
 }
 
+reno_lint() {
+    local dir=$WORK/reno
+    rm -rf "$dir"
+    mkdir -p "$dir/releasenotes/notes"
+    cp "$@" "$dir/releasenotes/notes/"
+    (cd "$dir" && git init --quiet && git add --all \
+        && git -c user.name=nova-series-test \
+               -c user.email=nova-series-test@localhost \
+               commit --quiet --message notes \
+        && "$VENV/bin/reno" lint)
+}
+
 check_patch() {
     local name=${PATCH%.patch}
     local changed py=() notes=() filters=() ffilters=() conf_changed=0
@@ -283,7 +295,9 @@ check_patch() {
     if [ ${#notes[@]} -gt 0 ]; then
         step "$name: linting ${#notes[@]} release notes"
         check_notes "${notes[@]}" || die "$PATCH: a release note is invalid"
-        "$VENV/bin/reno" lint > "$RESULTS/$name-reno.log" 2>&1 \
+        # nova 34's own notes do not pass reno lint from the one-commit
+        # sdist (two notes share a UID), so lint the new notes on their own.
+        reno_lint "${notes[@]}" > "$RESULTS/$name-reno.log" 2>&1 \
             || { tail -20 "$RESULTS/$name-reno.log" >&2
                  die "$PATCH: reno lint failed"; }
         summary+=("reno lint ok (${#notes[@]} new)")
