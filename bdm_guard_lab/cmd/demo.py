@@ -313,8 +313,9 @@ class Demo(show.ShowOne):
                                for a in column_names]
         failed = {a: self.results[a]['arm_error'] for a in column_names
                   if self.results[a].get('arm_error')}
-        extra = GALERA_ROWS if any('db_rereads' in self.results[a]
-                                   for a in column_names) else ()
+        # NOVA_ROWS already counts the volumes in error.
+        extra = GALERA_ROWS[1:] if any('db_rereads' in self.results[a]
+                                       for a in column_names) else ()
         rows = []
         for label, get in NOVA_ROWS + extra:
             rows.append([label] + [
