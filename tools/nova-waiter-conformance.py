@@ -125,8 +125,8 @@ def check(case, outcome, polls, lag, message):
     expect = case.get('expect', {})
     misses = []
     if expect.get('outcome') != outcome:
-        misses.append('outcome %s, expected %s' % (outcome,
-                                                    expect.get('outcome')))
+        misses.append('outcome %s, expected %s'
+                      % (outcome, expect.get('outcome')))
     if 'max_polls' in expect and polls > expect['max_polls']:
         misses.append('%d polls > %d' % (polls, expect['max_polls']))
     if ('detect_within_s' in expect and lag is not None and
