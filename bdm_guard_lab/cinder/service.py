@@ -94,6 +94,9 @@ class CinderService(fixtures.Fixture):
     :param cinder_path: a folder put first on the child's ``PYTHONPATH``
         whose ``cinder`` package replaces the installed one (see
         :class:`bdm_guard_lab.cinder.patched.PatchedCinder`), or None.
+    :param notification_url: an oslo.messaging transport URL (the lab's
+        :class:`bdm_guard_lab.broker.RabbitMQ`): cinder sends its
+        notifications there with driver ``messagingv2``; None: none sent.
 
     The child's state (logs, database) lives in a temporary folder removed
     on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
@@ -110,7 +113,7 @@ class CinderService(fixtures.Fixture):
     def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
                  create_jitter=0.5, time_scale=1.0, seed=0,
                  db_connection=None, debug=False, start_timeout=120.0,
-                 cinder_path=None):
+                 cinder_path=None, notification_url=None):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
@@ -124,6 +127,7 @@ class CinderService(fixtures.Fixture):
         self.image_id = IMAGE_ID
         self.process = None
         self.cinder_path = cinder_path
+        self.notification_url = notification_url
         self.read_your_writes = False
         self.stats_file = None
         self._db_stats = None
@@ -138,7 +142,8 @@ class CinderService(fixtures.Fixture):
             'db_connection': self.db_connection or 'sqlite:///%s' %
             os.path.join(state, 'cinder.sqlite'),
             'log_file': self.log_file, 'debug': self.debug, 'lab': self.lab,
-            'stats_file': os.path.join(state, 'db-stats.json')}
+            'stats_file': os.path.join(state, 'db-stats.json'),
+            'notification_url': self.notification_url}
         self.stats_file = settings['stats_file']
         path = os.path.join(state, 'settings.json')
         with open(path, 'w') as stream:

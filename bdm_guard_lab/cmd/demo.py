@@ -162,7 +162,9 @@ class Demo(show.ShowOne):
                  '(default: %(default)s).')
         parser.add_argument(
             '--arm', action='append', choices=arms.ARMS,
-            help='Run only this arm (repeat); default both.')
+            help='Run only this arm (repeat); default stock and guard. '
+                 'events: guard woken by cinder\'s notifications through '
+                 'a real RabbitMQ (bindep profile "demo").')
         parser.add_argument(
             '--model-stock', action='store_true',
             help='Run the line-for-line model of nova '
@@ -197,7 +199,7 @@ class Demo(show.ShowOne):
         scenario = lab_scenario.load(args.scenario)
         if args.seed is not None:
             scenario = scenario.with_seed(args.seed)
-        chosen = tuple(dict.fromkeys(args.arm or arms.ARMS))
+        chosen = tuple(dict.fromkeys(args.arm or arms.DEFAULT_ARMS))
         progress = ProgressLine(sys.stderr)
         results = {}
         with contextlib.ExitStack() as stack:

@@ -107,10 +107,13 @@ class Watch:
         schedule after an event the next GET did not confirm.
     :param time_scale: real seconds per second of the waiter's clock (1.0
         except in the lab's scaled runs).
+    :param wait: ``wait(event, seconds) -> bool``, how a sleep waits on the
+        news (default :meth:`threading.Event.wait`; tests pass one on a
+        virtual clock).
     """
 
     def __init__(self, registry, project_id, backstop_interval,
-                 confirm_intervals, time_scale=1.0):
+                 confirm_intervals, time_scale=1.0, wait=None):
         self.registry = registry
         self.project_id = project_id
         self.backstop_interval = backstop_interval
@@ -125,6 +128,7 @@ class Watch:
         self.wakes = 0
         self.synced = None
         self._news = threading.Event()
+        self._wait = wait or (lambda event, seconds: event.wait(seconds))
         self._lock = threading.Lock()
 
     def __enter__(self):
@@ -184,7 +188,7 @@ class Watch:
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` of the waiter's clock, or until there is news."""
-        if self._news.wait(max(0.0, seconds) * self.time_scale):
+        if self._wait(self._news, max(0.0, seconds) * self.time_scale):
             self.wakes += 1
         self._news.clear()
 
