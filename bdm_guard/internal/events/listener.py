@@ -177,6 +177,7 @@ class Listener:
         self.stopping = threading.Event()
         self.kick = threading.Event()
         self.thread = None
+        self.started = False
 
     def received(self, priority, event_type, payload):
         """Every notification the pool gets (the listener's thread)."""
@@ -213,6 +214,7 @@ class Listener:
                   'topic': self.group.topic, 'pool': self.pool})
         # Blocks until the broker answers (oslo.messaging retries).
         self.listener.start()
+        self.started = True
 
     def _run(self):
         try:
@@ -220,6 +222,9 @@ class Listener:
         except Exception:  # noqa: B902 - the waits poll instead
             LOG.exception('The notification listener did not start; waits '
                           'poll on the schedule.')
+            return
+        if self.stopping.is_set():
+            self._stop_listener()
             return
         last = None
         while not self.stopping.is_set():
@@ -255,14 +260,21 @@ class Listener:
         self.kick.set()
 
     def stop(self, timeout=10.0):
-        """Stop pinging and listening (best effort)."""
+        """Stop pinging and listening (best effort, never blocks long).
+
+        A listener still connecting (the broker never answered) is left to
+        its daemon thread, which stops it if the broker ever answers.
+        """
         self.stopping.set()
         self.kick.set()
         if self.thread is not None:
             self.thread.join(timeout)
-        if self.listener is not None:
-            try:
-                self.listener.stop()
-                self.listener.wait()
-            except Exception:  # noqa: B902 - stopping anyway
-                LOG.debug('Listener stop failed.', exc_info=True)
+        if self.started:
+            self._stop_listener()
+
+    def _stop_listener(self):
+        try:
+            self.listener.stop()
+            self.listener.wait()
+        except Exception:  # noqa: B902 - stopping anyway
+            LOG.debug('Listener stop failed.', exc_info=True)
