@@ -129,8 +129,8 @@ def create_and_wait(client, size_gb: int, *, idempotency_key: str,
                     allocate_retries: typing.Optional[int] = None,
                     allocate_retries_interval: typing.Optional[float] = None,
                     rng: typing.Optional[random.Random] = None,
-                    waker=None, **create_kwargs) -> typing.Tuple[CreateResult,
-                                                     typing.Any]:
+                    waker=None, **create_kwargs
+                    ) -> typing.Tuple[CreateResult, typing.Any]:
     """Create a volume idempotently, wait until it is available, clean up.
 
     Unlike nova 34, which deletes the volume only on ``VolumeNotCreated``

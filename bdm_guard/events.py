@@ -91,14 +91,16 @@ class EventSource:
 
     @property
     def healthy(self) -> bool:
-        """Whether the listener provably delivers (its last pings came back).
-        """
+        """Whether the listener provably delivers (its pings come back)."""
         return self._health()[0]
 
     @property
     def counts(self) -> typing.Mapping[str, int]:
-        """Events ``routed`` to a wait, ``kept`` for one, ``dropped``, and
-        waits that ``missed`` one."""
+        """The listener's counters.
+
+        :returns: events ``routed`` to a wait, ``kept`` for one not bound
+            yet, ``dropped``, and waits that ``missed`` one.
+        """
         return dict(self.registry.counts)
 
     def start(self) -> 'EventSource':

@@ -155,9 +155,11 @@ class RabbitMQ(fixtures.Fixture):
         process.stop_process(proc, timeout=20)
 
     def restart_app(self):
-        """Stop and start the RabbitMQ application (the Erlang node stays):
-        connections drop and transient queues and their messages are lost,
-        as in a broker restart."""
+        """Stop and start the RabbitMQ application; the Erlang node stays.
+
+        Connections drop, and transient queues and their messages are
+        lost, as in a broker restart.
+        """
         self.ctl('stop_app')
         self.ctl('start_app')
 

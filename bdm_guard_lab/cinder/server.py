@@ -17,9 +17,10 @@ scheduler and volume manager in one process, the way cinder's own functional
 tests do (``cinder/tests/functional/functional_helpers.py``): fake RPC
 transport (``fake:/``, which only works inside one process), noauth, the
 lab's volume driver and image service; with a ``notification_url`` in the
-settings, notifications (driver ``messagingv2``) go to that broker. It eventlet-monkey-patches itself
-(cinder's default concurrency), which is why it is a child process: the
-clients under test (bdm-guard, nova) must run on plain threads.
+settings, notifications (driver ``messagingv2``) go to that broker. It
+eventlet-monkey-patches itself (cinder's default concurrency), which is why
+it is a child process: the clients under test (bdm-guard, nova) must run on
+plain threads.
 
 Protocol: the single argument is a JSON file with the settings (see
 :class:`bdm_guard_lab.cinder.service.CinderService`); once serving, one line

@@ -69,7 +69,8 @@ def until(predicate, timeout=30.0):
 
 
 @testtools.skipUnless(broker.installed(), 'rabbitmq-server not installed')
-class EventFaultTest(testtools.TestCase):
+class EventLabTest(testtools.TestCase):
+    """A broker, a cinder notifying on it, and an event source, per class."""
 
     @classmethod
     def setUpClass(cls):
@@ -143,6 +144,9 @@ class EventFaultTest(testtools.TestCase):
         self.assertLess(boot['lag'], BACKSTOP + 1.5)
         self.assertLessEqual(boot['deadline'], 60.0 + 20.0 * SIZE_GB)
 
+
+class EventFaultTest(EventLabTest):
+
     def test_events_wake_the_wait(self):
         boot = self.boot()
         self.assertLessEqual(boot['gets'], 2)
@@ -159,20 +163,6 @@ class EventFaultTest(testtools.TestCase):
         # Polling on the schedule: found within one 1 s cap.
         self.assertLess(boot['lag'], 1.5)
         self.assertGreater(boot['gets'], 2)
-
-    def test_broker_restarts_mid_wait(self):
-        def restart(watch):
-            until(lambda: watch.volume_id is not None)
-            self.rabbit.restart_app()
-
-        boot = self.boot(watch_hook=restart)
-        self.assert_not_slower_than_polling(boot)
-        # The listener reconnects and proves itself again; the next wait
-        # is event-driven.
-        self.assertTrue(self.source.wait_healthy(60))
-        again = self.boot()
-        self.assertLess(again['lag'], 0.5)
-        self.assertLessEqual(again['gets'], 2)
 
     def _binding(self, bind):
         conn = amqp.Connection('127.0.0.1:%d' % self.rabbit.port,
@@ -258,6 +248,29 @@ class EventFaultTest(testtools.TestCase):
         self.assertLess(boot['lag'], 1.5)
         self.rabbit.clear_policy('blackhole')
         self.assertTrue(self.source.wait_healthy(30))
+
+
+class BrokerRestartTest(EventLabTest):
+    """The broker restart, alone with its broker and cinder.
+
+    A restart leaves the lab's cinder (under eventlet, its notifier
+    reconnecting) unable to schedule for a while, which would fail the
+    tests after it for reasons of the lab.
+    """
+
+    def test_broker_restarts_mid_wait(self):
+        def restart(watch):
+            until(lambda: watch.volume_id is not None)
+            self.rabbit.restart_app()
+
+        boot = self.boot(watch_hook=restart)
+        self.assert_not_slower_than_polling(boot)
+        # The listener reconnects and proves itself again; the next wait
+        # is event-driven.
+        self.assertTrue(self.source.wait_healthy(60))
+        again = self.boot()
+        self.assertLess(again['lag'], 0.5)
+        self.assertLessEqual(again['gets'], 2)
 
 
 def cinder_service_time(text):
