@@ -170,7 +170,7 @@ class _Env:
                       for _ in range(workload.hosts)]
 
 
-def run_arm(arm, workload, faults, seed=0, conf=None):
+def run_arm(arm, workload, faults, seed=0, conf=None, cinders=None):
     """Simulate every boot of ``workload`` with one arm.
 
     :param arm: ``"stock"`` or ``"guard"``.
@@ -179,6 +179,8 @@ def run_arm(arm, workload, faults, seed=0, conf=None):
     :param seed: int; the same seed gives the same boots, volume timings
         and per-boot fault draws in both arms.
     :param conf: a ConfigOpts for the guard arm (defaults if None).
+    :param cinders: a dict that gets ``{arm: SimCinder}`` (for the fan-out
+        figures), or None.
     :returns: the arm's summary dict (see
         :func:`bdm_guard_lab.sim.metrics.summarize`), with ``rate``, the
         requests that reached cinder-api in each virtual second.
@@ -219,7 +221,8 @@ def run_arm(arm, workload, faults, seed=0, conf=None):
              's.', {'n': len(boots), 'arm': arm, 'v': env.sim.now,
                     'w': wall})
     summary = sim_metrics.summarize(boots, env.cinder, wall)
-    summary['_cinder'] = env.cinder
+    if cinders is not None:
+        cinders[arm] = env.cinder
     return summary
 
 
@@ -229,13 +232,15 @@ def simulate(workload, faults, seed=0, arms=DEFAULT_ARMS, conf=None):
     ``mean_rps`` is then taken over the same window for every arm: from
     virtual time 0 to the end of the longest arm.
 
-    :returns: ``{arm: summary}`` in the order of ``arms``.
+    :returns: ``{arm: summary}`` in the order of ``arms``; with the
+        ``events`` arm, its summary has ``fanout``
+        (:func:`bdm_guard_lab.sim.events.fanout`).
     :raises bdm_guard.exception.InvalidInput: unknown arm.
     """
-    results = {arm: run_arm(arm, workload, faults, seed, conf)
+    cinders = {}
+    results = {arm: run_arm(arm, workload, faults, seed, conf, cinders)
                for arm in arms}
     sim_metrics.common_mean(results)
-    cinders = {arm: results[arm].pop('_cinder') for arm in arms}
     if 'events' in results:
         conf = conf or default_conf()
         results['events']['fanout'] = sim_events.fanout(

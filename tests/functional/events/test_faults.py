@@ -37,6 +37,7 @@ from bdm_guard import events
 from bdm_guard import opts
 from bdm_guard_lab import broker
 from bdm_guard_lab.cinder import service as cinder_service
+from bdm_guard_lab.faults import tcp
 from bdm_guard_lab import process
 from tests.functional import fixtures as lab
 
@@ -238,16 +239,20 @@ class EventFaultTest(EventLabTest):
         self.assertEqual(0, self.faults.proxy.gets_for([theirs]))
 
     def test_connects_but_never_delivers(self):
-        # The broker accepts every connection and publish but keeps
-        # nothing for this pool: its own pings stop coming back.
-        self.rabbit.set_policy('blackhole', '^%s$' % self.source.pool,
-                               {'max-length': 0}, priority=10)
-        self.addCleanup(self.rabbit.clear_policy, 'blackhole')
-        self.assertTrue(until(lambda: not self.source.healthy, 10))
-        boot = self.boot()
+        # A listener whose broker connection stays up but brings nothing
+        # back (a mute relay on the wire): its own pings stop coming back.
+        relay = self.useFixture(tcp.MuteRelay(self.rabbit.port))
+        conf = events_conf('rabbit://guest:guest@127.0.0.1:%d/'
+                           % relay.port)
+        mute = events.EventSource(conf).start()
+        self.addCleanup(mute.stop)
+        self.assertTrue(mute.wait_healthy(60))
+        relay.mute = True
+        self.assertTrue(until(lambda: not mute.healthy, 10 * PING))
+        boot = self.boot(source=mute, conf=conf)
+        # Polling on the schedule: found within one 1 s cap.
         self.assertLess(boot['lag'], 1.5)
-        self.rabbit.clear_policy('blackhole')
-        self.assertTrue(self.source.wait_healthy(30))
+        self.assertGreater(boot['gets'], 2)
 
 
 class BrokerRestartTest(EventLabTest):
