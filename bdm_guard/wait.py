@@ -308,6 +308,9 @@ def wait_for_volume(client, volume_id: str, *,
     deadline = retry.Deadline(clock, budget, start=start)
     waker = waker or poll.SleepWaker(sleep)
     stretch = getattr(waker, 'backstop', None)
+    if (getattr(waker, 'bind', None) is not None
+            and getattr(waker, 'volume_id', None) is None):
+        waker.bind(volume_id)
     waiter = Waiter(
         poll.PollSource(client, volume_id, group.pending_statuses,
                         group.not_found_grace, created, clock, deadline),

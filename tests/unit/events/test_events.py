@@ -195,6 +195,15 @@ class TestEventWait(EventWaitTest):
             report = self.wait(vid, waker)
         self.assertEqual('available', report.volume['status'])
 
+    def test_unbound_watch_is_bound_by_the_wait(self):
+        vid = self.fake.add_volume(
+            timeline=[(0, 'creating'), (12, 'available')])
+        self.script.at(12.01, watch_mod.ENDED, vid)
+        with self.watch() as waker:
+            self.wait(vid, waker)
+            self.assertEqual(vid, waker.volume_id)
+        self.assertEqual(1, self.gets())
+
     def test_pre_registration_replays_events(self):
         self.fake.ready_after = 8.0
         with self.watch() as waker:
