@@ -94,8 +94,11 @@ class RabbitMQ(fixtures.Fixture):
             'RABBITMQ_DIST_PORT': str(dist),
             'ERL_EPMD_ADDRESS': '127.0.0.1',
             'ERL_EPMD_PORT': str(epmd),
+            # Loopback only; no scheduler busy-waiting, which burns the
+            # CPU cinder and the clients under test need on a small box.
             'RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS':
-                '-kernel inet_dist_use_interface {127,0,0,1}',
+                '-kernel inet_dist_use_interface {127,0,0,1} '
+                '+sbwt none +sbwtdcpu none +sbwtdio none',
             'RABBITMQ_CTL_ERL_ARGS':
                 '-kernel inet_dist_use_interface {127,0,0,1}',
             'RABBITMQ_CONFIG_FILE': os.path.join(self.dir, 'rabbitmq'),
