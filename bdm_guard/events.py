@@ -154,6 +154,16 @@ class EventSource:
         return self.registry.add(self._watch(project_id, time_scale),
                                  volume_id)
 
+    def find(self, volume_id: str) -> typing.Optional[Watch]:
+        """A watch already bound to ``volume_id`` in this process, or None.
+
+        nova's create path takes the watch before the POST; its wait
+        function, given only the volume id, finds the same watch here.
+        """
+        with self.registry.lock:
+            group = self.registry.watches.get(volume_id)
+            return next(iter(group)) if group else None
+
 
 def get_source(conf=None) -> typing.Optional[EventSource]:
     """The process's one started :class:`EventSource`, or None.
