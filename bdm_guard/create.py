@@ -129,8 +129,8 @@ def create_and_wait(client, size_gb: int, *, idempotency_key: str,
                     allocate_retries: typing.Optional[int] = None,
                     allocate_retries_interval: typing.Optional[float] = None,
                     rng: typing.Optional[random.Random] = None,
-                    **create_kwargs) -> typing.Tuple[CreateResult,
-                                                     typing.Any]:
+                    waker=None, **create_kwargs
+                    ) -> typing.Tuple[CreateResult, typing.Any]:
     """Create a volume idempotently, wait until it is available, clean up.
 
     Unlike nova 34, which deletes the volume only on ``VolumeNotCreated``
@@ -160,6 +160,11 @@ def create_and_wait(client, size_gb: int, *, idempotency_key: str,
     :param allocate_retries_interval: nova's
         ``block_device_allocate_retries_interval`` (seconds).
     :param rng: a :class:`random.Random` for the poll jitter.
+    :param waker: passed to :func:`bdm_guard.wait.wait_for_volume`; an
+        unbound :class:`bdm_guard.events.Watch` (from
+        :meth:`bdm_guard.events.EventSource.expect`, taken before this call
+        so that no notification about the new volume is missed) is bound to
+        the volume once the create returns its id.
     :param create_kwargs: the other :func:`create_volume` arguments
         (``image_id``, ``snapshot_id``, ``source_volid``, ``name``,
         ``resume``...).
@@ -189,11 +194,14 @@ def create_and_wait(client, size_gb: int, *, idempotency_key: str,
                 created_at=created_at, conf=conf, sleep=sleep, clock=clock,
                 on_status=on_status, allocate_retries=allocate_retries,
                 allocate_retries_interval=allocate_retries_interval,
-                rng=rng)
+                rng=rng, waker=waker)
 
     result = flow.Creator(client, request, conf, sleep, clock,
                           resume=create_kwargs.get('resume', False)).run()
     volume_id = result.volume['id']
+    bind = getattr(waker, 'bind', None)
+    if bind is not None:
+        bind(volume_id)
     try:
         report = wait_func(volume_id, result.created_at)
     except Exception as exc:

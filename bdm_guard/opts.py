@@ -242,13 +242,85 @@ _db_opts = [
 ]
 
 
+EVENTS_GROUP = 'bdm_guard_events'
+
+_events_opts = [
+    cfg.StrOpt('transport_url',
+               default=None, secret=True,
+               help='oslo.messaging transport URL of the bus cinder sends '
+                    'its notifications on (cinder\'s '
+                    '[oslo_messaging_notifications] transport_url, or its '
+                    '[DEFAULT] transport_url when that is unset), e.g. '
+                    'rabbit://user:password@rabbit1:5672/. Unset (the '
+                    'default): no listener is started and every wait polls '
+                    'on the [bdm_guard] schedule alone, exactly as without '
+                    'this feature. Never logged (its password is masked). '
+                    'Needs cinder\'s [oslo_messaging_notifications] driver '
+                    '= messagingv2.'),
+    cfg.StrOpt('exchange',
+               default='openstack',
+               help='The exchange cinder publishes on (cinder\'s '
+                    'control_exchange, "openstack" by default).'),
+    cfg.StrOpt('topic',
+               default='notifications',
+               help='The notification topic cinder publishes on (cinder\'s '
+                    '[oslo_messaging_notifications] topics, "notifications" '
+                    'by default). The listener binds to <topic>.info and '
+                    '<topic>.error.'),
+    cfg.StrOpt('pool',
+               default=None,
+               help='Name of this host\'s listener pool: its own queue on '
+                    'the broker, which gets a full copy of every '
+                    'notification on the topic. Unset: "bdm_guard-" followed '
+                    'by the host name. It must differ between hosts (two '
+                    'hosts sharing a pool split the notifications between '
+                    'them, and their waits fall back to polling) and must '
+                    'start with "bdm_guard-" for the queue expiry policy '
+                    '(see queue_expiry) to match it.'),
+    cfg.IntOpt('queue_expiry',
+               default=600, min=0, max=604800,
+               help='Seconds a pool queue with no consumer lives on the '
+                    'broker before RabbitMQ deletes it (the "expires" key '
+                    'of a policy on the queues matching "^bdm_guard-"), so '
+                    'that a stopped or removed compute host leaves no queue '
+                    'collecting every create notification of the cloud. '
+                    'oslo.messaging declares notification queues without '
+                    'arguments, so the expiry is a broker policy: '
+                    'bdm_guard.events.queue_policy() gives it, and the '
+                    'admin guide shows the rabbitmqctl command. 0: no '
+                    'expiry.'),
+    cfg.FloatOpt('backstop_interval',
+                 default=60.0, min=5.0, max=600.0,
+                 help='While the listener is healthy, the longest a wait '
+                      'goes without a volume GET, in seconds: the backstop '
+                      'that catches what cinder announces with no '
+                      'notification (a failure inside cinder-volume without '
+                      'the volume.create.error change, a lost message). A '
+                      'wait never polls less often than the [bdm_guard] '
+                      'schedule would when the listener is down, has never '
+                      'received its own ping, or missed a notification the '
+                      'wait expected; its deadline is the [bdm_guard] one '
+                      'in every case.'),
+    cfg.FloatOpt('ping_interval',
+                 default=5.0, min=0.1, max=300.0,
+                 help='Seconds between two self-pings: the listener sends a '
+                      'notification to itself through the broker (on the '
+                      'topic bdm_guard_ping.<pool>, so only this host\'s '
+                      'queue gets it). It is healthy while its last ping came '
+                      'back less than 2.5 x ping_interval ago; a broker that '
+                      'accepts the connection but delivers nothing is '
+                      'detected within that time.'),
+]
+
+
 def register_opts(conf):
-    """Register the ``[bdm_guard]`` and ``[bdm_guard_db]`` options.
+    """Register the ``[bdm_guard]``, ``[bdm_guard_db]`` and events options.
 
     :param conf: an :class:`oslo_config.cfg.ConfigOpts` instance.
     """
     conf.register_opts(ALL_OPTS, group=GROUP)
     conf.register_opts(_db_opts, group=DB_GROUP)
+    conf.register_opts(_events_opts, group=EVENTS_GROUP)
 
 
 def get_conf(conf=None):
@@ -265,7 +337,8 @@ def get_conf(conf=None):
     if conf is None:
         conf = cfg.ConfigOpts()
         conf([], project='bdm_guard', default_config_files=[])
-    if GROUP not in conf or DB_GROUP not in conf:
+    if (GROUP not in conf or DB_GROUP not in conf
+            or EVENTS_GROUP not in conf):
         register_opts(conf)
     return conf
 
@@ -277,4 +350,5 @@ def list_opts():
         change them freely.
     """
     return [(GROUP, copy.deepcopy(ALL_OPTS)),
-            (DB_GROUP, copy.deepcopy(_db_opts))]
+            (DB_GROUP, copy.deepcopy(_db_opts)),
+            (EVENTS_GROUP, copy.deepcopy(_events_opts))]

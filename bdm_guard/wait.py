@@ -164,6 +164,9 @@ class Waiter:
         """One look at the volume (tenacity's attempt)."""
         observation = self.source.observe()
         self.report.polls = self.source.polls
+        observed = getattr(self.waker, 'observed', None)
+        if observed is not None:
+            observed(observation)
         if observation.cause == oc.AUTH:
             self.unauthorized += 1
             if self.unauthorized >= UNAUTHORIZED_LIMIT:
@@ -266,7 +269,11 @@ def wait_for_volume(client, volume_id: str, *,
         that brought no status (``not_found``, ``not_sent``, ``unknown``,
         ``server_error``, ``auth``, ``throttled``, ``malformed``).
     :param waker: a :class:`bdm_guard.internal.wait.poll.Waker` to sleep on
-        between polls (an event source); None sleeps with ``sleep``.
+        between polls; None sleeps with ``sleep``. An event waker
+        (:class:`bdm_guard.events.Watch`, which also has ``backstop`` and
+        ``observed``) wakes the wait on cinder's notifications and
+        lengthens the intervals to its backstop while its listener is
+        healthy; the deadline is the same.
     :param per_gib_floor: seconds per GiB the per-GiB allowance never goes
         below (nova's ``reimage_timeout_per_gb``), or None. Without
         ``size_gb`` the size is read from the volume once it is seen in a
@@ -300,12 +307,16 @@ def wait_for_volume(client, volume_id: str, *,
     created = start if created_at is None else created_at
     deadline = retry.Deadline(clock, budget, start=start)
     waker = waker or poll.SleepWaker(sleep)
+    stretch = getattr(waker, 'backstop', None)
+    if (getattr(waker, 'bind', None) is not None
+            and getattr(waker, 'volume_id', None) is None):
+        waker.bind(volume_id)
     waiter = Waiter(
         poll.PollSource(client, volume_id, group.pending_statuses,
                         group.not_found_grace, created, clock, deadline),
         waker,
         schedule.wait_status_backoff(conf, clock, start, deadline,
-                                     rng or random.Random()),
+                                     rng or random.Random(), stretch),
         deadline, clock, on_status=on_status, on_retry=on_retry,
         budget_for=None if size_gb is not None else functools.partial(
             schedule.wait_deadline, conf,
@@ -316,8 +327,8 @@ def wait_for_volume(client, volume_id: str, *,
     if created_at is not None:
         # Right after a create the volume is "creating": the first GET at
         # once would only say so.
-        waker.sleep(deadline.cap(created + group.poll_initial_interval
-                                 - clock()))
+        first = created + group.poll_initial_interval - clock()
+        waker.sleep(deadline.cap(stretch(first) if stretch else first))
     final = waiter.run()
     if final.state == poll.AVAILABLE:
         return waiter.report

@@ -36,6 +36,7 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 
 from bdm_guard import create
+from bdm_guard import events
 from bdm_guard import exception
 from bdm_guard.internal.create import cleanup
 from bdm_guard.nova import client as nova_client
@@ -86,9 +87,17 @@ def await_block_device_map_created(manager, context, vol_id, *,
     sleep = _sleep(sleep)
     conf = nova_client.nova_conf()
     client = nova_client.volume_client(context)
+    # With [bdm_guard_events] transport_url: the watch the create path took
+    # before its POST, or a new one for a volume created elsewhere.
+    source = events.get_source(conf)
+    waker = own = None
+    if source is not None:
+        waker = source.find(vol_id)
+        if waker is None:
+            waker = own = source.watch(vol_id, context.project_id)
     try:
         report = wait.wait_for_volume(
-            client, vol_id, conf=conf, sleep=sleep, clock=clock,
+            client, vol_id, conf=conf, sleep=sleep, clock=clock, waker=waker,
             allocate_retries=conf.block_device_allocate_retries,
             allocate_retries_interval=(
                 conf.block_device_allocate_retries_interval),
@@ -98,6 +107,9 @@ def await_block_device_map_created(manager, context, vol_id, *,
         LOG.warning('Volume id: %(vol_id)s was not created: %(reason)s',
                     {'vol_id': vol_id, 'reason': exc.msg})
         raise _volume_not_created(vol_id, exc) from exc
+    finally:
+        if own is not None:
+            own.close()
     return report.polls
 
 
@@ -196,15 +208,20 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
                 return wait_func(context, volume_id)
             return None
 
+        source = events.get_source(nova_client.nova_conf())
+        watch = source.expect(context.project_id) if source else None
         try:
             result, _ = create.create_and_wait(
                 client, size, idempotency_key=key, delete_on_failure=delete,
                 wait_func=nova_wait, conf=nova_client.nova_conf(),
                 sleep=sleep, clock=clock, name=name, description=description,
-                volume_type=driver_bdm.volume_type,
+                volume_type=driver_bdm.volume_type, waker=watch,
                 availability_zone=av_zone, **kwargs)
         except exception.BdmGuardException as exc:
             raise _nova_error(exc) from exc
+        finally:
+            if watch is not None:
+                watch.close()
         volume_id = result.volume['id']
     attachment = volume_api.attachment_create(context, volume_id,
                                               instance.uuid)

@@ -22,6 +22,8 @@ each), waits for cinder to settle and reads the figures from cinder's API
 (:mod:`bdm_guard_lab.arms.nova_stock`).
 * ``guard``: :func:`bdm_guard.create.create_and_wait` with
   :func:`bdm_guard.create.key_for_bdm`.
+* ``events``: ``guard`` woken by cinder's notifications through a real
+  RabbitMQ (:mod:`bdm_guard_lab.arms.events`).
 
 Both arms run on the same scaled clock: the lab's cinder and proxy divide
 every duration by ``1 / time_scale`` and each client sleeps ``seconds x
@@ -47,7 +49,9 @@ from bdm_guard_lab.faults import proxy as lab_proxy
 
 LOG = logging.getLogger(__name__)
 
-ARMS = ('stock', 'guard')
+ARMS = ('stock', 'guard', 'events')
+#: The arms the demo runs when none is chosen (``events`` needs RabbitMQ).
+DEFAULT_ARMS = ('stock', 'guard')
 _NAMESPACE = uuid.UUID('3b0c7a4e-2f55-5d1e-9a43-7c1d2b6f8e10')
 #: nova 34 defaults (nova/conf/compute.py).
 NOVA_ALLOCATE_RETRIES = 60
@@ -218,18 +222,26 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
         lag = galera.lag
     tracker = Progress(arm, total, progress)
     tracker.report()
+    lab = contextlib.ExitStack()
+    if arm == 'events':
+        from bdm_guard_lab.arms import events as events_arm  # noqa: H306
+        events_lab = lab.enter_context(events_arm.EventsLab(conf))
+        db['notification_url'] = events_lab.url
     svc = cinder_service.CinderService(
         create_seconds=scenario.create_seconds,
         create_jitter=scenario.create_jitter,
         download_seconds_per_gib=scenario.download_seconds_per_gib,
         time_scale=time_scale, seed=scenario.seed, **db)
-    with svc:
+    with lab, svc:
         prox = lab_proxy.FaultProxy(svc.base_url, scenario,
                                     time_scale=time_scale,
                                     project_id=svc.project_id)
         with prox:
             if arm == 'stock':
                 runner = _stock(svc, prox, time_scale, use_nova)
+            elif arm == 'events':
+                runner = events_lab.runner(svc, prox, scenario.seed,
+                                           time_scale)
             else:
                 runner = GuardArm(svc, prox, scenario.seed,
                                   time_scale=time_scale, conf=conf)
@@ -260,6 +272,8 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
                                         project_id=svc.project_id)
     if arm == 'stock':
         figures['stock_impl'] = runner.kind
+    if arm == 'events':
+        figures.update(events_lab.figures())
     if galera is not None:
         figures.update(metrics.db_figures(found, svc.read_your_writes,
                                           svc.db_stats()))

@@ -16,9 +16,11 @@ Runs cinder 29's real API (``cinder.service.WSGIService('osapi_volume')``),
 scheduler and volume manager in one process, the way cinder's own functional
 tests do (``cinder/tests/functional/functional_helpers.py``): fake RPC
 transport (``fake:/``, which only works inside one process), noauth, the
-lab's volume driver and image service. It eventlet-monkey-patches itself
-(cinder's default concurrency), which is why it is a child process: the
-clients under test (bdm-guard, nova) must run on plain threads.
+lab's volume driver and image service; with a ``notification_url`` in the
+settings, notifications (driver ``messagingv2``) go to that broker. It
+eventlet-monkey-patches itself (cinder's default concurrency), which is why
+it is a child process: the clients under test (bdm-guard, nova) must run on
+plain threads.
 
 Protocol: the single argument is a JSON file with the settings (see
 :class:`bdm_guard_lab.cinder.service.CinderService`); once serving, one line
@@ -112,7 +114,11 @@ def _overrides(settings):
         ('backend_url', 'file://' + os.path.join(state, 'coordination'),
          'coordination'),
         ('policy_file', os.path.join(state, 'no-policy.yaml'), 'oslo_policy'),
-        ('driver', ['noop'], 'oslo_messaging_notifications'),
+        # With a broker: cinder's notifications on it (RPC stays fake:/).
+        ('driver', ['messagingv2' if settings.get('notification_url')
+                    else 'noop'], 'oslo_messaging_notifications'),
+        ('transport_url', settings.get('notification_url'),
+         'oslo_messaging_notifications'),
         ('log_file', settings.get('log_file'), None),
         ('debug', bool(settings.get('debug')), None),
     ]

@@ -100,6 +100,9 @@ class CinderService(fixtures.Fixture):
         ``API.is_service_request``), so that nova can delete in-use
         attachments without a keystone catalog to look nova up in (the
         lab's real nova, :mod:`bdm_guard_lab.nova`).
+    :param notification_url: an oslo.messaging transport URL (the lab's
+        :class:`bdm_guard_lab.broker.RabbitMQ`): cinder sends its
+        notifications there with driver ``messagingv2``; None: none sent.
 
     The child's state (logs, database) lives in a temporary folder removed
     on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
@@ -116,7 +119,8 @@ class CinderService(fixtures.Fixture):
     def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
                  create_jitter=0.5, time_scale=1.0, seed=0,
                  db_connection=None, debug=False, start_timeout=120.0,
-                 cinder_path=None, service_requests=False, capacity_gb=0.0):
+                 cinder_path=None, service_requests=False, capacity_gb=0.0,
+                 notification_url=None):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
@@ -132,6 +136,7 @@ class CinderService(fixtures.Fixture):
         self.process = None
         self.cinder_path = cinder_path
         self.service_requests = service_requests
+        self.notification_url = notification_url
         self.read_your_writes = False
         self.stats_file = None
         self._db_stats = None
@@ -147,7 +152,8 @@ class CinderService(fixtures.Fixture):
             os.path.join(state, 'cinder.sqlite'),
             'log_file': self.log_file, 'debug': self.debug, 'lab': self.lab,
             'stats_file': os.path.join(state, 'db-stats.json'),
-            'service_requests': self.service_requests}
+            'service_requests': self.service_requests,
+            'notification_url': self.notification_url}
         self.stats_file = settings['stats_file']
         path = os.path.join(state, 'settings.json')
         with open(path, 'w') as stream:

@@ -205,7 +205,9 @@ class Demo(show.ShowOne):
             '--arm', action='append',
             choices=sorted(set(arms.ARMS) | set(nova_run.ARMS)),
             help='Run only this arm (repeat); default all of the mode\'s '
-                 '(nova: stock, launcher, patched; library: stock, guard).')
+                 '(nova: stock, launcher, patched; library: stock, guard; '
+                 'library mode also has events: guard woken by cinder\'s '
+                 'notifications through a real RabbitMQ).')
         parser.add_argument(
             '--model-stock', action='store_true',
             help='Library mode: run the line-for-line model of nova '
@@ -239,7 +241,8 @@ class Demo(show.ShowOne):
 
     def _arms(self, args):
         known = nova_run.ARMS if args.mode == 'nova' else arms.ARMS
-        chosen = tuple(dict.fromkeys(args.arm or known))
+        default = nova_run.ARMS if args.mode == 'nova' else arms.DEFAULT_ARMS
+        chosen = tuple(dict.fromkeys(args.arm or default))
         wrong = [a for a in chosen if a not in known]
         if wrong:
             raise exception.InvalidInput(

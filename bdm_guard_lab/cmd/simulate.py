@@ -179,7 +179,9 @@ class Simulate(show.ShowOne):
                  'timings are not used.')
         add('--seed', type=int, default=0, help='Random seed (%(default)s).')
         add('--arm', action='append', choices=sim_run.ARMS,
-            help='Run only this arm (repeat); default both.')
+            help='Run only this arm (repeat); default stock and guard. '
+                 'events: guard woken by simulated notifications, with '
+                 'the broker fan-out figures.')
         add('--creating-median', type=float,
             default=defaults.creating_median, metavar='SECONDS',
             help='Median time in "creating" (%(default)s s).')
@@ -220,7 +222,7 @@ class Simulate(show.ShowOne):
         conf = _conf(args.config_file)
         if args.plot:
             _check_plot(args.plot)
-        arms = tuple(dict.fromkeys(args.arm or sim_run.ARMS))
+        arms = tuple(dict.fromkeys(args.arm or sim_run.DEFAULT_ARMS))
         with _quiet(getattr(self.app.options, 'verbose_level', 1)):
             results = sim_run.simulate(workload, faults, seed=args.seed,
                                        arms=arms, conf=conf)
@@ -234,7 +236,8 @@ class Simulate(show.ShowOne):
                 raise exception.InvalidInput(
                     reason='cannot write %s: %s' % (args.plot, exc)) from None
         self.results = results
-        keep = set(sim_metrics.KEYS) | ({'rate'} if args.series else set())
+        keep = set(sim_metrics.KEYS) | {'fanout'} | (
+            {'rate'} if args.series else set())
         return (arms, tuple(ArmColumn({k: v for k, v in results[a].items()
                                        if k in keep}) for a in arms))
 
@@ -254,5 +257,11 @@ class Simulate(show.ShowOne):
                 row.append(_cell(sim_metrics.ratio(*values)
                                  if key in RATIO_KEYS else None))
             rows.append(row)
+        fanout = [self.results[a]['fanout'] for a in arms
+                  if 'fanout' in self.results[a]]
+        for key, value in (fanout[0].items() if fanout else ()):
+            rows.append(['fanout: %s' % key] + [
+                _cell(value) if 'fanout' in self.results[a] else '-'
+                for a in arms] + ([None] if both else []))
         self.formatter.emit_list(header, rows, self.app.stdout, args)
         return 0

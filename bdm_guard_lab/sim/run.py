@@ -16,8 +16,10 @@
 keystoneauth's blind connect retries, then
 ``_await_block_device_map_created``, then ``_call_wait_func``'s delete on
 ``VolumeNotCreated``); ``guard`` runs :func:`bdm_guard.create.
-create_and_wait`. Both are the real functions, unchanged, driven by
-:class:`bdm_guard_lab.sim.engine.Simulation`'s ``sleep`` and ``clock``.
+create_and_wait`; ``events`` runs it woken by simulated notifications
+(:mod:`bdm_guard_lab.sim.events`). All are the real functions, unchanged,
+driven by :class:`bdm_guard_lab.sim.engine.Simulation`'s ``sleep`` and
+``clock``.
 """
 
 import time
@@ -33,12 +35,15 @@ from bdm_guard_lab.arms import stock_model as stock
 from bdm_guard_lab import exception as lab_exception
 from bdm_guard_lab.sim import cinder as sim_cinder
 from bdm_guard_lab.sim import engine as sim
+from bdm_guard_lab.sim import events as sim_events
 from bdm_guard_lab.sim import metrics as sim_metrics
 from bdm_guard_lab.sim import model as sim_model
 
 LOG = logging.getLogger(__name__)
 
-ARMS = ('stock', 'guard')
+ARMS = ('stock', 'guard', 'events')
+#: The arms run when none is chosen.
+DEFAULT_ARMS = ('stock', 'guard')
 #: The image every boot copies (any UUID; the simulated glance is implicit).
 IMAGE_ID = '6018366c-f658-47a7-9ed3-4fe53a096533'
 
@@ -119,9 +124,20 @@ def stock_boot(env, boot, client):
     return None, volume_id
 
 
-def guard_boot(env, boot, client):
+def events_boot(env, boot, client):
+    """:func:`guard_boot` with an event watch taken before the POST."""
+    watch = sim_events.watch_for(
+        env, env.conf.bdm_guard_events.backstop_interval)
+    try:
+        return guard_boot(env, boot, client, waker=watch)
+    finally:
+        watch.close()
+
+
+def guard_boot(env, boot, client, waker=None):
     """bdm-guard's :func:`bdm_guard.create.create_and_wait` for one BDM.
 
+    :param waker: passed to ``create_and_wait`` (the events arm's watch).
     :returns: ``(reason or None, volume_id or None)``; the reason is the
         exception's class name.
     """
@@ -135,7 +151,8 @@ def guard_boot(env, boot, client):
             delete_on_failure=True, conf=env.conf, sleep=env.sim.sleep,
             clock=env.sim.clock, allocate_retries=work.allocate_retries,
             allocate_retries_interval=work.allocate_retries_interval,
-            rng=sim_model.stream(env.seed, boot.index, 'jitter'))
+            rng=sim_model.stream(env.seed, boot.index, 'jitter'),
+            waker=waker)
     except exception.BdmGuardException as exc:
         return type(exc).__name__, None
     return None, result.volume['id']
@@ -153,7 +170,7 @@ class _Env:
                       for _ in range(workload.hosts)]
 
 
-def run_arm(arm, workload, faults, seed=0, conf=None):
+def run_arm(arm, workload, faults, seed=0, conf=None, cinders=None):
     """Simulate every boot of ``workload`` with one arm.
 
     :param arm: ``"stock"`` or ``"guard"``.
@@ -162,6 +179,8 @@ def run_arm(arm, workload, faults, seed=0, conf=None):
     :param seed: int; the same seed gives the same boots, volume timings
         and per-boot fault draws in both arms.
     :param conf: a ConfigOpts for the guard arm (defaults if None).
+    :param cinders: a dict that gets ``{arm: SimCinder}`` (for the fan-out
+        figures), or None.
     :returns: the arm's summary dict (see
         :func:`bdm_guard_lab.sim.metrics.summarize`), with ``rate``, the
         requests that reached cinder-api in each virtual second.
@@ -169,7 +188,8 @@ def run_arm(arm, workload, faults, seed=0, conf=None):
     :raises bdm_guard_lab.exception.SimulationError: a boot never ended (a
         task left parked with nothing to wake it).
     """
-    funcs = {'stock': stock_boot, 'guard': guard_boot}
+    funcs = {'stock': stock_boot, 'guard': guard_boot,
+             'events': events_boot}
     if arm not in funcs:
         raise exception.InvalidInput(reason='unknown arm %r' % (arm,))
     env = _Env(workload, faults, seed, conf or default_conf())
@@ -200,19 +220,30 @@ def run_arm(arm, workload, faults, seed=0, conf=None):
     LOG.info('Simulated %(n)d %(arm)s boots: %(v).0f virtual s in %(w).1f '
              's.', {'n': len(boots), 'arm': arm, 'v': env.sim.now,
                     'w': wall})
-    return sim_metrics.summarize(boots, env.cinder, wall)
+    summary = sim_metrics.summarize(boots, env.cinder, wall)
+    if cinders is not None:
+        cinders[arm] = env.cinder
+    return summary
 
 
-def simulate(workload, faults, seed=0, arms=ARMS, conf=None):
+def simulate(workload, faults, seed=0, arms=DEFAULT_ARMS, conf=None):
     """Run each arm over the same boots, faults and seed.
 
     ``mean_rps`` is then taken over the same window for every arm: from
     virtual time 0 to the end of the longest arm.
 
-    :returns: ``{arm: summary}`` in the order of ``arms``.
+    :returns: ``{arm: summary}`` in the order of ``arms``; with the
+        ``events`` arm, its summary has ``fanout``
+        (:func:`bdm_guard_lab.sim.events.fanout`).
     :raises bdm_guard.exception.InvalidInput: unknown arm.
     """
-    results = {arm: run_arm(arm, workload, faults, seed, conf)
+    cinders = {}
+    results = {arm: run_arm(arm, workload, faults, seed, conf, cinders)
                for arm in arms}
     sim_metrics.common_mean(results)
+    if 'events' in results:
+        conf = conf or default_conf()
+        results['events']['fanout'] = sim_events.fanout(
+            cinders['events'], workload.hosts,
+            conf.bdm_guard_events.ping_interval, results)
     return results

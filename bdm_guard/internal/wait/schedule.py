@@ -130,14 +130,18 @@ class wait_status_backoff(tenacity.wait.wait_base):
     :param deadline: the :class:`bdm_guard.internal.retry.Deadline` the wait
         must end by.
     :param rng: a :class:`random.Random` for the jitter.
+    :param stretch: ``stretch(interval) -> seconds``, applied to each
+        interval before the deadline cuts it (an event source lengthens the
+        interval to its backstop while it is healthy); or None.
     """
 
-    def __init__(self, conf, clock, start, deadline, rng=None):
+    def __init__(self, conf, clock, start, deadline, rng=None, stretch=None):
         self.conf = conf.bdm_guard
         self.clock = clock
         self.start = start
         self.deadline = deadline
         self.rng = rng or random.Random()
+        self.stretch = stretch
         self.n = 0
 
     def reset(self):
@@ -172,4 +176,6 @@ class wait_status_backoff(tenacity.wait.wait_base):
             interval = cap
         if observation.retry_after:
             interval = max(interval, observation.retry_after)
+        if self.stretch is not None:
+            interval = self.stretch(interval)
         return self.deadline.cap(interval)
