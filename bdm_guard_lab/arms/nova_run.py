@@ -27,7 +27,10 @@ Arms (:data:`ARMS`):
   (``mode='launcher'``), as ``bdm-guard-nova-compute`` runs it;
 * ``patched``: nova with ``patches/nova`` applied to a copy
   (:class:`~bdm_guard_lab.nova.patched.PatchedNova`). A patch that does not
-  apply ends the arm with ``error`` set, naming the patch.
+  apply ends the arm with ``error`` set, naming the patch;
+* ``events``: the launcher, its waits woken by cinder's notifications
+  through a real RabbitMQ (:mod:`bdm_guard_lab.broker`), polling as the
+  backstop.
 
 Time: cinder's durations and the proxy's delays are multiplied by
 ``time_scale``; nova's own clocks run in real time (its wait interval is an
@@ -43,8 +46,11 @@ import time
 import fixtures
 from oslo_log import log as logging
 
+from bdm_guard import events as guard_events
+from bdm_guard import opts
 from bdm_guard_lab.arms import metrics
 from bdm_guard_lab.arms import run as library_arms
+from bdm_guard_lab import broker
 from bdm_guard_lab.cinder import service as cinder_service
 from bdm_guard_lab.db import lagging_galera as galera_lab
 from bdm_guard_lab import exception
@@ -188,6 +194,21 @@ def _nova_progress(tracker):
     return report
 
 
+def _broker(stack):
+    """Start the lab's RabbitMQ with the pool queues' expiry policy.
+
+    :returns: its transport URL.
+    """
+    rabbit = _enter(stack, broker.RabbitMQ())
+    conf = opts.get_conf(None)
+    conf.set_override('transport_url', rabbit.url, opts.EVENTS_GROUP)
+    policy = guard_events.queue_policy(conf)
+    if policy:
+        rabbit.set_policy(policy['name'], policy['pattern'],
+                          policy['definition'], policy['apply-to'])
+    return rabbit.url
+
+
 def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
             galera=None, settle_timeout=900.0, nova_series=None,
             debug=False):
@@ -243,6 +264,10 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
                             arm_error=str(exc))
             nova_path = copy.path
             about['patches'] = copy.applied
+        events_url = None
+        if arm == 'events':
+            events_url = _broker(stack)
+            db['notification_url'] = events_url
         svc = _enter(stack, cinder_service.CinderService(
             create_seconds=scenario.create_seconds,
             create_jitter=scenario.create_jitter,
@@ -256,7 +281,7 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         nova = _enter(stack, nova_service.NovaService(
             '%s/v3/%%(project_id)s' % prox.base_url, svc.project_id,
             mode=arm, computes=computes_for(total), nova_path=nova_path,
-            debug=debug))
+            debug=debug, events_url=events_url))
         about.update(nova.ready)
         about.pop('event', None)
         stack.enter_context(tracker.ticking())

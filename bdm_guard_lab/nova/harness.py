@@ -37,7 +37,7 @@ from bdm_guard_lab.nova import protocol
 # launcher installs the guard before nova.cmd.compute.main runs.
 _MODE = os.environ.get('BDM_GUARD_LAB_NOVA_MODE', 'stock')
 INSTALLED = None
-if _MODE == 'launcher':
+if _MODE in ('launcher', 'events'):
     from bdm_guard.nova import guard
 
     INSTALLED = guard.install(mode='launcher')
@@ -156,6 +156,11 @@ class _Case(integrated_helpers._IntegratedTestBase):
         self.flags(api_paste_config=settings['api_paste_config'],
                    group='wsgi')
         self.flags(compute_driver='fake.FakeDriver')
+        if settings.get('events_url'):
+            # The events arm: the drop-in's waits wake on cinder's
+            # notifications, polling as the backstop.
+            self.flags(transport_url=settings['events_url'],
+                       group='bdm_guard_events')
         # A burst of 50 servers needs a project quota that allows it (nova's
         # defaults: 10 instances, 20 cores), as any cloud that runs one.
         self.flags(instances=-1, cores=-1, ram=-1, group='quota')

@@ -41,7 +41,7 @@ from bdm_guard_lab import process
 LOG = logging.getLogger(__name__)
 
 #: The arms: which nova runs.
-MODES = ('stock', 'launcher', 'patched')
+MODES = ('stock', 'launcher', 'patched', 'events')
 
 
 def nova_etc_dir():
@@ -72,8 +72,11 @@ class NovaService(fixtures.Fixture):
     :param project_id: the project the lab's servers (and so their volumes)
         belong to.
     :param mode: ``stock``, ``launcher`` (bdm-guard installed as
-        ``bdm-guard-nova-compute`` installs it) or ``patched`` (give
-        ``nova_path``).
+        ``bdm-guard-nova-compute`` installs it), ``patched`` (give
+        ``nova_path``) or ``events`` (the launcher, with
+        ``[bdm_guard_events] transport_url`` set to ``events_url``).
+    :param events_url: the broker cinder sends its notifications to (the
+        ``events`` mode), or None.
     :param computes: nova-compute services to start (fake virt driver).
     :param nova_path: a folder put first on the child's ``PYTHONPATH`` whose
         ``nova`` package replaces the installed one, or None.
@@ -90,7 +93,7 @@ class NovaService(fixtures.Fixture):
 
     def __init__(self, endpoint_template, project_id, *, mode='stock',
                  computes=1, nova_path=None, debug=False,
-                 start_timeout=240.0):
+                 start_timeout=240.0, events_url=None):
         super().__init__()
         if mode not in MODES:
             raise ValueError('mode must be one of %s' % (MODES,))
@@ -99,6 +102,7 @@ class NovaService(fixtures.Fixture):
         self.mode = mode
         self.computes = computes
         self.nova_path = nova_path
+        self.events_url = events_url
         self.debug = debug
         self.start_timeout = start_timeout
         self.process = None
@@ -115,7 +119,7 @@ class NovaService(fixtures.Fixture):
                                                      'api-paste.ini'),
                     'project_id': self.project_id,
                     'computes': self.computes, 'log_file': self.log_file,
-                    'debug': self.debug}
+                    'debug': self.debug, 'events_url': self.events_url}
         path = os.path.join(state, 'settings.json')
         with open(path, 'w') as stream:
             json.dump(settings, stream)
