@@ -80,6 +80,10 @@ tests_for_file() {
         nova/conf/*)
             echo 'nova\.tests\.unit\.conf\.'
             echo 'nova\.tests\.unit\.test_conf\.' ;;
+        # test_compute is ~2000 tests; the series only changes its volume
+        # test case.
+        nova/tests/unit/compute/test_compute.py)
+            echo 'nova\.tests\.unit\.compute\.test_compute\.ComputeVolumeTestCase\.' ;;
         nova/tests/unit/*test_*.py)
             local module=${1%.py}
             module=${module//\//.}
