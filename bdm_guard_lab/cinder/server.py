@@ -40,6 +40,7 @@ import time  # noqa: E402
 
 from oslo_concurrency import lockutils  # noqa: E402
 from oslo_config import cfg  # noqa: E402
+from oslo_db import exception as db_exc  # noqa: E402
 from oslo_log import log as logging  # noqa: E402
 from oslo_messaging import opts as messaging_opts  # noqa: E402
 from oslo_policy import opts as policy_opts  # noqa: E402
@@ -167,6 +168,28 @@ class LabService(service.Service):
         super().report_state()
 
 
+def _create(binary, attempts=5):
+    """Create a LabService, again after a Galera conflict at start.
+
+    On a multi-writer Galera VIP, a service's first transactions right
+    after ``db_sync`` can reach a node that is still applying the new
+    schema and be aborted (``DBDeadlock``, error 1213). A deployment's
+    service manager restarts the service then; the lab tries again.
+
+    :raises oslo_db.exception.DBDeadlock: still after ``attempts``.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return LabService.create(binary=binary, host='lab',
+                                     coordination=(binary == 'cinder-volume'))
+        except db_exc.DBDeadlock:
+            if attempt == attempts:
+                raise
+            LOG.warning('Starting %s hit a Galera conflict (attempt %d); '
+                        'trying again.', binary, attempt)
+            time.sleep(1.0)
+
+
 def start(settings):
     """Start scheduler, volume manager and API; return the services."""
     os.makedirs(os.path.join(settings['state_dir'], 'locks'), exist_ok=True)
@@ -183,8 +206,7 @@ def start(settings):
         volume_api.API.is_service_request = staticmethod(lambda ctxt: True)
     services = []
     for binary in ('cinder-volume', 'cinder-scheduler'):
-        svc = LabService.create(binary=binary, host='lab',
-                                coordination=(binary == 'cinder-volume'))
+        svc = _create(binary)
         svc.start()
         services.append(svc)
     api = service.WSGIService('osapi_volume')
