@@ -22,9 +22,9 @@ side by side. With ``-f json`` the output is ``{"arms": {"<arm>": {...}},
 ``--mode library`` runs the library-level arms of
 :mod:`bdm_guard_lab.arms.run` (nova's create and wait functions against
 bdm-guard's ``create_and_wait``); its ``-f json`` output is
-``{"stock": {...}, "guard": {...}}``. With ``--db galera`` every arm runs once per database variant
-(:mod:`bdm_guard_lab.db.variants`), in columns and JSON keys named
-``<arm>/<variant>``. Needs the ``lab`` extra.
+``{"stock": {...}, "guard": {...}}``. With ``--db galera`` every arm runs
+once per database variant (:mod:`bdm_guard_lab.db.variants`), in columns
+and JSON keys named ``<arm>/<variant>``. Needs the ``lab`` extra.
 """
 
 import contextlib
