@@ -31,10 +31,23 @@ primary has every committed row. A miss is a ``None`` result, an exception in
 extra statement round per miss and no sleeping: a real NotFound stays
 NotFound and returns after one re-read. Every re-read is counted in
 :class:`Stats`. Options: ``[bdm_guard_db]`` in :mod:`bdm_guard.opts`.
+
+.. deprecated::
+   Configuration fixes the cases this module was written for, and it does
+   not beat configuration on any case OpenStack services have (measured in
+   ``doc/source/admin/database.rst``). On Galera, use a single-writer
+   haproxy backend, or ``[database] mysql_wsrep_sync_wait = 3`` with a
+   multi-writer VIP. On an async replica, read what was just written with
+   oslo.db's ``reader`` (the writer engine), as cinder and nova do: a
+   re-read on a miss repairs a missing row but returns an updated row old.
+   Creating :class:`EngineReadYourWrites` or :class:`FacadeReadYourWrites`
+   emits a ``DeprecationWarning``; the module will be removed in a later
+   release.
 """
 
 import functools
 
+from debtcollector import removals
 from oslo_log import log as logging
 import sqlalchemy.exc
 
@@ -49,7 +62,17 @@ older_than = db_base.older_than
 version_below = db_base.version_below
 _name = db_base._name
 
+DEPRECATION = (
+    'bdm_guard.db is deprecated: configuration fixes read-after-write lag '
+    'without code. On Galera, use a single-writer haproxy backend (the other '
+    'nodes "backup", as kolla-ansible and OpenStack-Ansible deploy it) or '
+    '[database] mysql_wsrep_sync_wait = 3; on an async replica, read what '
+    'was just written with oslo.db\'s reader (the writer engine). See '
+    'doc/source/admin/database.rst.')
 
+
+@removals.removed_class('EngineReadYourWrites', message=DEPRECATION,
+                        category=DeprecationWarning)
 class EngineReadYourWrites(db_base.ReadYourWritesBase):
     """Read-your-writes for plain SQLAlchemy engines.
 
@@ -147,6 +170,8 @@ class EngineReadYourWrites(db_base.ReadYourWritesBase):
             return result
 
 
+@removals.removed_class('FacadeReadYourWrites', message=DEPRECATION,
+                        category=DeprecationWarning)
 class FacadeReadYourWrites(db_base.ReadYourWritesBase):
     """Read-your-writes for oslo.db enginefacade users.
 

@@ -136,40 +136,77 @@ def summarize(boots, volumes, proxy, *, wall_s, time_scale, project_id):
     }
 
 
-def db_figures(volumes, read_your_writes, stats):
+def _ms(value):
+    return None if value is None else round(1000.0 * value, 1)
+
+
+def get_latency(latencies, lag=None):
+    """cinder-api ``GET /volumes/<id>`` latency, with and without lag.
+
+    :param latencies: ``[(monotonic start, seconds)]`` (the proxy's
+        ``get_latencies``).
+    :param lag: ``{'start': t0, 'end': t1}`` in ``time.monotonic()`` (the
+        lag window, :attr:`bdm_guard_lab.db.lagging_galera.GaleraLab.
+        last_lag`), or None (no lag: every GET counts as without).
+    :returns: ``{'get_ms_lag_p50', 'get_ms_lag_p95', 'get_ms_lag_max',
+        'get_ms_p50', 'get_ms_p95', 'get_ms_max', 'gets_lag', 'gets'}``:
+        milliseconds, for the GETs that cinder received while the node
+        lagged (``*_lag_*``) and after it caught up; None when there were
+        none.
+    """
+    start = (lag or {}).get('start')
+    end = (lag or {}).get('end')
+    during, after = [], []
+    for when, seconds in latencies:
+        if start is not None and end is not None and start <= when < end:
+            during.append(seconds)
+        elif end is None or when >= end:
+            after.append(seconds)
+    return {
+        'get_ms_lag_p50': _ms(percentile(during, 0.50)),
+        'get_ms_lag_p95': _ms(percentile(during, 0.95)),
+        'get_ms_lag_max': _ms(max(during) if during else None),
+        'get_ms_p50': _ms(percentile(after, 0.50)),
+        'get_ms_p95': _ms(percentile(after, 0.95)),
+        'get_ms_max': _ms(max(after) if after else None),
+        'gets_lag': len(during),
+        'gets': len(after),
+    }
+
+
+def db_figures(volumes, db_errors=None, latencies=(), lag=None,
+               variant=None):
     """The database figures of an arm on Galera.
 
     :param volumes: cinder's volume dicts after the run.
-    :param read_your_writes: the arm's cinder carries ``patches/cinder``.
-    :param stats: the :class:`bdm_guard.db.Stats` counters the patched
-        cinder wrote when it stopped (dict), or None.
-    :returns: ``{'volumes_in_error': int, 'volumes_stuck': int,
-        'db_rereads': int or None, 'db_stats': dict or None}``;
-        ``volumes_stuck`` are still ``creating``/``downloading`` after the
-        settle timeout; ``db_rereads`` counts the series' second attempts
-        (``rereads + rewrites``), None for a stock cinder.
+    :param db_errors: ``{'db_retry_limit': int, 'db_deadlocks': int}`` from
+        cinder's log (:func:`bdm_guard_lab.cinder.service.count_db_errors`),
+        or None.
+    :param latencies: the proxy's ``get_latencies``.
+    :param lag: the lag window (see :func:`get_latency`), or None.
+    :param variant: the :mod:`bdm_guard_lab.db.variants` name, or None.
+    :returns: a dict: ``db_variant``, ``volumes_in_error``,
+        ``volumes_stuck`` (still ``creating``/``downloading`` after the
+        settle timeout), ``db_retry_limit``, ``db_deadlocks`` and the
+        :func:`get_latency` figures.
     """
-    rereads = None
-    if read_your_writes and stats:
-        rereads = stats.get('rereads', 0) + stats.get('rewrites', 0)
-    elif read_your_writes:
-        rereads = 0
-    return {
+    figures = {
+        'db_variant': variant,
         'volumes_in_error': len([v for v in volumes
                                  if v.get('status') == 'error']),
         'volumes_stuck': len([v for v in volumes if v.get('status') in
                               ('creating', 'downloading')]),
-        'db_rereads': rereads,
-        'db_stats': stats if read_your_writes else None,
     }
+    figures.update(db_errors or {'db_retry_limit': None,
+                                 'db_deadlocks': None})
+    figures.update(get_latency(latencies, lag))
+    return figures
 
 
-def format_rereads(figures):
-    """The "DB re-reads" cell: ``-`` for stock, else totals and detail."""
-    stats = figures.get('db_stats')
-    if figures.get('db_rereads') is None or stats is None:
+def format_latency(figures, lagging):
+    """A GET latency cell: ``p50 / p95 (max)`` in ms, or ``-``."""
+    key = 'get_ms_lag_' if lagging else 'get_ms_'
+    if figures.get(key + 'p50') is None:
         return '-'
-    return '%d\n(reads %d/%d, writes %d/%d found)' % (
-        figures['db_rereads'], stats.get('rereads_found', 0),
-        stats.get('rereads', 0), stats.get('rewrites_found', 0),
-        stats.get('rewrites', 0))
+    return '%s / %s (%s)' % (figures[key + 'p50'], figures[key + 'p95'],
+                             figures[key + 'max'])

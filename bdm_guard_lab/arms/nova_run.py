@@ -53,6 +53,7 @@ from bdm_guard_lab.arms import run as library_arms
 from bdm_guard_lab import broker
 from bdm_guard_lab.cinder import service as cinder_service
 from bdm_guard_lab.db import lagging_galera as galera_lab
+from bdm_guard_lab.db import variants as galera_variants
 from bdm_guard_lab import exception
 from bdm_guard_lab.faults import proxy as lab_proxy
 from bdm_guard_lab.nova import patched as patched_nova
@@ -211,7 +212,7 @@ def _broker(stack):
 
 def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
             galera=None, settle_timeout=900.0, nova_series=None,
-            debug=False):
+            debug=False, db_variant=galera_variants.MULTI_WRITER.name):
     """Run one nova arm against a fresh cinder and a fresh nova.
 
     :param arm: one of :data:`ARMS`.
@@ -223,10 +224,11 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         phase)``; phases ``starting cinder``, ``starting nova``,
         ``posting``, ``booting``, ``settling``, ``deleting``, ``done``.
     :param galera: a started :class:`bdm_guard_lab.db.lagging_galera.
-        GaleraLab`: cinder on a fresh database through its haproxy, the
-        last node lagging during the boots (instead of the scenario's
-        simulated lag); the ``launcher`` and ``patched`` arms' cinder
-        carries ``patches/cinder``. None: sqlite.
+        GaleraLab`: stock cinder on a fresh database configured as
+        ``db_variant`` says, the last node lagging during the boots
+        (instead of the scenario's simulated lag). None: sqlite.
+    :param db_variant: with ``galera``, a
+        :data:`bdm_guard_lab.db.variants.NAMES` entry.
     :param settle_timeout: real seconds for every server to become ACTIVE
         or ERROR.
     :param nova_series: the nova series folder for ``patched`` (default the
@@ -243,14 +245,14 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
     if arm not in ARMS:
         raise ValueError('arm must be one of %s' % (ARMS,))
     total = servers or scenario.volumes
-    tracker = library_arms.Progress(arm, total, progress)
+    tracker = library_arms.Progress(
+        arm if galera is None else '%s/%s' % (arm, db_variant), total,
+        progress)
     tracker.report()
     db, lag = {}, contextlib.nullcontext
     if galera is not None:
         scenario = galera_lab.without_simulated_lag(scenario)
-        db = {'db_connection': galera.database('cinder_%s' % arm),
-              'cinder_path': galera.cinder_path(
-                  'stock' if arm == 'stock' else 'guard')}
+        db = galera.cinder_kwargs('cinder_%s' % arm, db_variant)
         lag = galera.lag
     with contextlib.ExitStack() as stack:
         nova_path, about = None, {}
@@ -304,8 +306,9 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
                             project_id=svc.project_id, wall_s=wall)
         if galera is not None:
             svc.stop()
-            figures.update(metrics.db_figures(found, svc.read_your_writes,
-                                              svc.db_stats()))
+            figures.update(metrics.db_figures(
+                found, svc.db_errors(), prox.get_latencies, galera.last_lag,
+                db_variant))
     tracker.set_phase('done')
     figures.update({'arm': arm, 'nova': about, 'server_records': records,
                     'servers_not_deleted': deleted['remaining']})

@@ -45,6 +45,7 @@ from bdm_guard_lab.arms import metrics
 from bdm_guard_lab.arms import nova_stock as nova_arm
 from bdm_guard_lab.cinder import service as cinder_service
 from bdm_guard_lab.db import lagging_galera as galera_lab
+from bdm_guard_lab.db import variants as galera_variants
 from bdm_guard_lab.faults import proxy as lab_proxy
 
 LOG = logging.getLogger(__name__)
@@ -180,7 +181,8 @@ def _stock(svc, proxy, time_scale, use_nova):
 
 
 def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
-            use_nova=True, conf=None, settle_timeout=None, galera=None):
+            use_nova=True, conf=None, settle_timeout=None, galera=None,
+            db_variant=galera_variants.MULTI_WRITER.name):
     """Run one arm of the comparison against a fresh cinder.
 
     :param arm: ``stock`` or ``guard``.
@@ -193,34 +195,37 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
     :param use_nova: run nova's real code for ``stock`` when importable.
     :param conf: bdm-guard options for ``guard`` (None: defaults).
     :param settle_timeout: real seconds to wait for cinder to settle
-        (default 600; 120 with ``galera``, where stock cinder leaves
-        volumes in ``creating`` for good).
+        (default 600; 60 with ``galera``, where stock cinder leaves
+        volumes in ``creating`` for good: by the time the clients have
+        given up, every create that can finish has).
     :param galera: a started
         :class:`bdm_guard_lab.db.lagging_galera.GaleraLab`:
-        cinder runs on a fresh database through its haproxy, the
-        ``guard`` arm's cinder carries ``patches/cinder``, the scenario's
-        ``visibility_lag`` rules give way to the real lag of its last node
-        during the boots. None: sqlite, as before.
+        cinder (stock) runs on a fresh database configured as
+        ``db_variant`` says, and the scenario's ``visibility_lag`` rules
+        give way to the real lag of its last node during the boots. None:
+        sqlite, as before.
+    :param db_variant: with ``galera``, a
+        :data:`bdm_guard_lab.db.variants.NAMES` entry.
     :returns: the figures (:func:`bdm_guard_lab.arms.metrics.summarize`) plus
         ``stock_impl`` (``nova`` or ``model``) for the stock arm, and with
         ``galera`` the DB figures
         (:func:`bdm_guard_lab.arms.metrics.db_figures`).
-    :raises ValueError: unknown arm.
+    :raises ValueError: unknown arm or database variant.
     :raises bdm_guard_lab.exception.LabError: cinder did not start.
     """
     if arm not in ARMS:
         raise ValueError('arm must be one of %s' % (ARMS,))
     total = volumes or scenario.volumes
     if settle_timeout is None:
-        settle_timeout = 600.0 if galera is None else 120.0
+        settle_timeout = 600.0 if galera is None else 60.0
     db = {}
     lag = contextlib.nullcontext
     if galera is not None:
         scenario = galera_lab.without_simulated_lag(scenario)
-        db = {'db_connection': galera.database('cinder_%s' % arm),
-              'cinder_path': galera.cinder_path(arm)}
+        db = galera.cinder_kwargs('cinder_%s' % arm, db_variant)
         lag = galera.lag
-    tracker = Progress(arm, total, progress)
+    label = arm if galera is None else '%s/%s' % (arm, db_variant)
+    tracker = Progress(label, total, progress)
     tracker.report()
     lab = contextlib.ExitStack()
     if arm == 'events':
@@ -275,6 +280,7 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
     if arm == 'events':
         figures.update(events_lab.figures())
     if galera is not None:
-        figures.update(metrics.db_figures(found, svc.read_your_writes,
-                                          svc.db_stats()))
+        figures.update(metrics.db_figures(
+            found, svc.db_errors(), prox.get_latencies, galera.last_lag,
+            db_variant))
     return figures

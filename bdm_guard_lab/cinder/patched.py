@@ -12,8 +12,10 @@
 
 """The installed cinder with ``patches/cinder`` applied, for the lab.
 
-The Galera demo's ``guard`` arm runs cinder with the series applied; this
-module builds that copy without touching site-packages.
+A lab cinder can run with a series applied (``CinderService(cinder_path=
+PatchedCinder(...).path)``); this module builds that copy without touching
+site-packages. The Galera demo no longer uses it: its arms run stock
+cinder in each database configuration (:mod:`bdm_guard_lab.db.variants`).
 """
 
 import glob

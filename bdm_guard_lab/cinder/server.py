@@ -42,6 +42,7 @@ import time  # noqa: E402
 
 from oslo_concurrency import lockutils  # noqa: E402
 from oslo_config import cfg  # noqa: E402
+from oslo_db import exception as db_exc  # noqa: E402
 from oslo_log import log as logging  # noqa: E402
 from oslo_messaging import opts as messaging_opts  # noqa: E402
 from oslo_policy import opts as policy_opts  # noqa: E402
@@ -124,6 +125,8 @@ def _overrides(settings):
     ]
     values.extend((name, value, lab_driver.GROUP)
                   for name, value in lab.items())
+    values.extend((name, value, 'database') for name, value in sorted(
+        settings.get('database_options', {}).items()))
     return values
 
 
@@ -143,6 +146,56 @@ def configure(settings):
     logging.setup(CONF, 'cinder')
 
 
+class LabService(service.Service):
+    """A cinder service that heartbeats its own row, several per process.
+
+    Cinder keeps a service's database id in the class attribute
+    ``cinder.service.Service.service_id``: one cinder-volume or
+    cinder-scheduler per process in a deployment. Here the volume service
+    and the scheduler share one process (the fake RPC transport needs it),
+    so the attribute holds the id of whichever was created last, and the
+    other one's ``report_state`` bumps that row instead of its own. The
+    other row then ages past ``service_down_time`` (60 s): "volume service
+    is down" and ``NoValidBackend`` for every create from 60 s after start.
+
+    Each heartbeat here first points the class attribute at this service's
+    own row (``origin_service_id``, which cinder sets per instance).
+    Cinder's ``report_state`` reads the attribute before its first database
+    call, and eventlet switches greenthreads only on I/O, so no other
+    service changes it in between. ``cinder.objects.cleanable`` also reads
+    it when a manager records a worker entry: there it names one of the two
+    services (only cinder's cleanup at service start reads it back, which
+    the lab never runs).
+    """
+
+    def report_state(self):
+        """Heartbeat this service's own row (see the class)."""
+        service.Service.service_id = self.origin_service_id
+        super().report_state()
+
+
+def _create(binary, attempts=5):
+    """Create a LabService, again after a Galera conflict at start.
+
+    On a multi-writer Galera VIP, a service's first transactions right
+    after ``db_sync`` can reach a node that is still applying the new
+    schema and be aborted (``DBDeadlock``, error 1213). A deployment's
+    service manager restarts the service then; the lab tries again.
+
+    :raises oslo_db.exception.DBDeadlock: still after ``attempts``.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return LabService.create(binary=binary, host='lab',
+                                     coordination=(binary == 'cinder-volume'))
+        except db_exc.DBDeadlock:
+            if attempt == attempts:
+                raise
+            LOG.warning('Starting %s hit a Galera conflict (attempt %d); '
+                        'trying again.', binary, attempt)
+            time.sleep(1.0)
+
+
 def start(settings):
     """Start scheduler, volume manager and API; return the services."""
     os.makedirs(os.path.join(settings['state_dir'], 'locks'), exist_ok=True)
@@ -159,8 +212,7 @@ def start(settings):
         volume_api.API.is_service_request = staticmethod(lambda ctxt: True)
     services = []
     for binary in ('cinder-volume', 'cinder-scheduler'):
-        svc = service.Service.create(binary=binary, host='lab',
-                                     coordination=(binary == 'cinder-volume'))
+        svc = _create(binary)
         svc.start()
         services.append(svc)
     api = service.WSGIService('osapi_volume')

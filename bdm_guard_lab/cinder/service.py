@@ -26,6 +26,7 @@ straight to cinder, never through the fault proxy).
 import importlib.util
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -52,6 +53,36 @@ USER_ID = 'f1a2b3c4-0000-4000-8000-00000000b0a7'
 #: cinder.tests.unit.fake_constants.IMAGE_ID, the 12 MB raw image of cinder's
 #: fake image service (see bdm_guard_lab.cinder.images).
 IMAGE_ID = 'e79161cd-5f9d-4007-8823-81a807a64332'
+
+#: oslo.db's ``wrap_db_retry`` gave up (``LOG.exception``, one record each).
+_RETRY_LIMIT = 'DB exceeded retry limit'
+#: A traceback's last line for a Galera write conflict or InnoDB deadlock
+#: (error 1213) that reached cinder's code as oslo.db's DBDeadlock (oslo.log
+#: prefixes every traceback line with the record's time and level).
+_DEADLOCK = re.compile(r'oslo_db\.exception\.DBDeadlock: ')
+
+
+def count_db_errors(path):
+    """Count the database write conflicts in a cinder log.
+
+    :param path: cinder's log file.
+    :returns: ``{'db_retry_limit': int, 'db_deadlocks': int}``: records of
+        oslo.db's "DB exceeded retry limit" (a DB API call that still
+        conflicted after its retries: a ``POST /volumes`` answering 500 or
+        a failed step of the create), and DBDeadlock tracebacks logged by
+        cinder (each logged failure once); both 0 when the log is missing.
+    """
+    counts = {'db_retry_limit': 0, 'db_deadlocks': 0}
+    try:
+        with open(path, errors='replace') as stream:
+            for line in stream:
+                if _RETRY_LIMIT in line:
+                    counts['db_retry_limit'] += 1
+                elif _DEADLOCK.search(line):
+                    counts['db_deadlocks'] += 1
+    except OSError:
+        pass
+    return counts
 
 
 def cinder_etc_dir():
@@ -103,6 +134,9 @@ class CinderService(fixtures.Fixture):
     :param notification_url: an oslo.messaging transport URL (the lab's
         :class:`bdm_guard_lab.broker.RabbitMQ`): cinder sends its
         notifications there with driver ``messagingv2``; None: none sent.
+    :param database_options: more ``[database]`` options of cinder.conf,
+        ``{name: value}`` (for example ``{'mysql_wsrep_sync_wait': 3}``),
+        or None.
 
     The child's state (logs, database) lives in a temporary folder removed
     on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
@@ -113,14 +147,14 @@ class CinderService(fixtures.Fixture):
     After ``setUp``: ``endpoint`` (``http://127.0.0.1:<port>/v3/<project>``),
     ``base_url``, ``project_id``, ``image_id``, ``log_file``,
     ``read_your_writes`` (the child's cinder carries ``patches/cinder``).
-    After ``stop``: :meth:`db_stats`.
+    After ``stop``: :meth:`db_stats`, :meth:`db_errors`.
     """
 
     def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
                  create_jitter=0.5, time_scale=1.0, seed=0,
                  db_connection=None, debug=False, start_timeout=120.0,
                  cinder_path=None, service_requests=False, capacity_gb=0.0,
-                 notification_url=None):
+                 notification_url=None, database_options=None):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
@@ -138,8 +172,10 @@ class CinderService(fixtures.Fixture):
         self.service_requests = service_requests
         self.notification_url = notification_url
         self.read_your_writes = False
+        self.database_options = dict(database_options or {})
         self.stats_file = None
         self._db_stats = None
+        self._db_errors = None
 
     def _setUp(self):
         state = self.useFixture(fixtures.TempDir()).path
@@ -151,6 +187,7 @@ class CinderService(fixtures.Fixture):
             'db_connection': self.db_connection or 'sqlite:///%s' %
             os.path.join(state, 'cinder.sqlite'),
             'log_file': self.log_file, 'debug': self.debug, 'lab': self.lab,
+            'database_options': self.database_options,
             'stats_file': os.path.join(state, 'db-stats.json'),
             'service_requests': self.service_requests,
             'notification_url': self.notification_url}
@@ -216,6 +253,7 @@ class CinderService(fixtures.Fixture):
             proc.stdout.close()
             # Read now: the state folder goes away with the fixture.
             self._db_stats = self._read_stats()
+            self._db_errors = count_db_errors(self.log_file)
 
     def db_stats(self):
         """The re-read counters the child wrote when it stopped.
@@ -225,6 +263,13 @@ class CinderService(fixtures.Fixture):
             the child has stopped.
         """
         return self._db_stats
+
+    def db_errors(self):
+        """The write conflicts in this cinder's log (:func:`count_db_errors`).
+
+        :returns: a dict, or None before the child has stopped.
+        """
+        return self._db_errors
 
     def _read_stats(self):
         try:

@@ -22,7 +22,9 @@ side by side. With ``-f json`` the output is ``{"arms": {"<arm>": {...}},
 ``--mode library`` runs the library-level arms of
 :mod:`bdm_guard_lab.arms.run` (nova's create and wait functions against
 bdm-guard's ``create_and_wait``); its ``-f json`` output is
-``{"stock": {...}, "guard": {...}}``. Needs the ``lab`` extra.
+``{"stock": {...}, "guard": {...}}``. With ``--db galera`` every arm runs
+once per database variant (:mod:`bdm_guard_lab.db.variants`), in columns
+and JSON keys named ``<arm>/<variant>``. Needs the ``lab`` extra.
 """
 
 import contextlib
@@ -40,6 +42,7 @@ from bdm_guard_lab.arms import metrics
 from bdm_guard_lab.arms import nova_run
 from bdm_guard_lab.arms import run as arms
 from bdm_guard_lab.db import lagging_galera as galera_lab
+from bdm_guard_lab.db import variants as galera_variants
 from bdm_guard_lab.faults import scenario as lab_scenario
 
 LOG = logging.getLogger(__name__)
@@ -94,7 +97,12 @@ NOVA_ROWS = (
 GALERA_ROWS = (
     ('volumes in error', lambda r: r['volumes_in_error']),
     ('volumes stuck creating', lambda r: r['volumes_stuck']),
-    ('DB re-reads', metrics.format_rereads),
+    ('DB exceeded retry limit', lambda r: _na(r['db_retry_limit'])),
+    ('DBDeadlock logged', lambda r: _na(r['db_deadlocks'])),
+    ('GET ms p50 / p95 (max), lag',
+     lambda r: metrics.format_latency(r, True)),
+    ('GET ms p50 / p95 (max), no lag',
+     lambda r: metrics.format_latency(r, False)),
 )
 
 
@@ -216,21 +224,22 @@ class Demo(show.ShowOne):
         parser.add_argument(
             '--db', choices=('sqlite', 'galera'), default='sqlite',
             help='cinder\'s database. galera: a 3-node MariaDB Galera '
-                 'cluster on loopback behind haproxy (balance roundrobin), '
-                 'node 3 lagging during the boots instead of the '
-                 'scenario\'s simulated lag; the guarded arms\' cinder '
-                 '(guard, launcher, patched) carries patches/cinder. Needs '
-                 'the bindep "functional" profile (default: %(default)s).')
+                 'cluster on loopback behind haproxy, node 3 lagging during '
+                 'the boots instead of the scenario\'s simulated lag; each '
+                 'arm runs once per --db-variant. Needs the bindep '
+                 '"functional" profile (default: %(default)s).')
+        parser.add_argument(
+            '--db-variant', action='append', choices=galera_variants.NAMES,
+            help='With --db galera: how cinder\'s database is configured '
+                 '(repeat). multi-writer: stock, haproxy roundrobin; '
+                 'sync-wait: [database] mysql_wsrep_sync_wait = 3; '
+                 'single-writer: haproxy sends everything to node 1, the '
+                 'others backup. Default: all three.')
         parser.add_argument(
             '--lag-seconds', type=float,
             default=galera_lab.DEFAULT_LAG_SECONDS, metavar='SECONDS',
             help='With --db galera: real seconds node 3 lags from the '
                  'start of each arm\'s boots (default: %(default)s).')
-        parser.add_argument(
-            '--cinder-series', metavar='DIR',
-            help='With --db galera: the cinder patch series applied to a '
-                 'copy of the installed cinder for the guarded arms '
-                 '(default: the source tree\'s patches/cinder).')
         parser.add_argument(
             '--nova-series', metavar='DIR',
             help='Nova mode: the nova patch series (a folder with a '
@@ -272,20 +281,26 @@ class Demo(show.ShowOne):
                         reason='--lag-seconds must be 1..25')
                 galera_lab.check_installed()
                 galera = stack.enter_context(galera_lab.running(
-                    galera_lab.GaleraLab(lag_seconds=args.lag_seconds,
-                                         series_dir=args.cinder_series)))
-            for arm in chosen:
+                    galera_lab.GaleraLab(lag_seconds=args.lag_seconds)))
+                chosen = tuple('%s/%s' % (arm, variant) for variant in dict
+                               .fromkeys(args.db_variant
+                                         or galera_variants.NAMES)
+                               for arm in chosen)
+            for column in chosen:
+                arm, _, variant = column.partition('/')
+                extra = {'galera': galera, 'db_variant': variant} if (
+                    variant) else {}
                 if args.mode == 'nova':
-                    results[arm] = nova_run.run_arm(
+                    results[column] = nova_run.run_arm(
                         arm, scenario, servers=args.volumes,
                         time_scale=args.time_scale, progress=progress,
-                        galera=galera, nova_series=args.nova_series)
-                    results[arm].pop('server_records', None)
+                        nova_series=args.nova_series, **extra)
+                    results[column].pop('server_records', None)
                 else:
-                    results[arm] = arms.run_arm(
+                    results[column] = arms.run_arm(
                         arm, scenario, volumes=args.volumes,
                         time_scale=args.time_scale, progress=progress,
-                        use_nova=not args.model_stock, galera=galera)
+                        use_nova=not args.model_stock, **extra)
         self.results = results
         self.scenario = scenario
         return chosen, tuple(ArmColumn(results[a]) for a in chosen)
@@ -297,7 +312,7 @@ class Demo(show.ShowOne):
             return super().produce_output(args, column_names, data)
         header = ['figure'] + ['%s (%s)' % (a, self.results[a].get(
             'stock_impl', 'bdm-guard')) for a in column_names]
-        extra = GALERA_ROWS if any('db_rereads' in self.results[a]
+        extra = GALERA_ROWS if any('db_variant' in self.results[a]
                                    for a in column_names) else ()
         rows = [[label] + [get(self.results[a]) for a in column_names]
                 for label, get in ROWS + extra]
@@ -317,7 +332,7 @@ class Demo(show.ShowOne):
         failed = {a: self.results[a]['arm_error'] for a in column_names
                   if self.results[a].get('arm_error')}
         # NOVA_ROWS already counts the volumes in error.
-        extra = GALERA_ROWS[1:] if any('db_rereads' in self.results[a]
+        extra = GALERA_ROWS[1:] if any('db_variant' in self.results[a]
                                        for a in column_names) else ()
         rows = []
         for label, get in NOVA_ROWS + extra:

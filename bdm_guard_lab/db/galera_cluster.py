@@ -24,6 +24,7 @@ functional tests.
 
 import contextlib
 import threading
+import time
 
 import fixtures
 from oslo_log import log as logging
@@ -51,6 +52,7 @@ class GaleraCluster(fixtures.Fixture):
         self.size = size
         self.database = database
         self.nodes = []
+        self.last_lag = None
 
     def _setUp(self):
         mariadb.check_installed()
@@ -129,7 +131,9 @@ class GaleraCluster(fixtures.Fixture):
         The lock is released (``UNLOCK TABLES`` or ``BACKUP STAGE END``,
         then ``wsrep_desync=OFF``) after ``seconds``, or when the block
         exits if ``seconds`` is None. Leaving the block waits for the
-        release and for the node to be Synced again.
+        release and for the node to be Synced again. ``last_lag`` is then
+        ``{'node': name, 'start': t0, 'end': t1}``: ``time.monotonic()``
+        when the lock was taken and when it was released.
 
         :raises bdm_guard_lab.exception.LabError: the lock was not taken in 30
             s.
@@ -140,14 +144,17 @@ class GaleraCluster(fixtures.Fixture):
                        'BACKUP STAGE END')}[method]
         conn = node.connect()
         locked, release = threading.Event(), threading.Event()
+        window = {'node': node.name, 'start': None, 'end': None}
 
         def hold():
             with conn.cursor() as cur:
                 for stmt in ['SET GLOBAL wsrep_desync=ON'] + lock:
                     cur.execute(stmt)
+                window['start'] = time.monotonic()
                 locked.set()
                 release.wait(seconds)
                 cur.execute(unlock)
+                window['end'] = time.monotonic()
                 cur.execute('SET GLOBAL wsrep_desync=OFF')
             conn.close()
         thread = threading.Thread(target=hold, daemon=True)
@@ -163,5 +170,6 @@ class GaleraCluster(fixtures.Fixture):
             if seconds is None:
                 release.set()
             thread.join((seconds or 0) + 30)
+            self.last_lag = window
             self.wait_synced(node, self.size)
             LOG.info('%s is Synced again.', node.name)

@@ -51,17 +51,24 @@ listen %(name)s
 """
 
 
-def render(name, port, backends, balance='roundrobin'):
+def render(name, port, backends, balance='roundrobin', backup_after=None):
     """The haproxy.cfg text.
 
     :param name: the ``listen`` section's name.
     :param port: the loopback port to listen on.
     :param backends: ``[(server_name, port)]`` on 127.0.0.1.
     :param balance: haproxy's ``balance`` algorithm.
+    :param backup_after: mark every backend after the first
+        ``backup_after`` ones ``backup`` (haproxy uses them only when no
+        other is up), or None for none. ``1`` is a single writer, as
+        kolla-ansible deploys Galera.
     :returns: str.
     """
-    servers = '\n'.join('    server %s 127.0.0.1:%d check inter 1s'
-                        % backend for backend in backends)
+    servers = '\n'.join(
+        '    server %s 127.0.0.1:%d check inter 1s%s' % (
+            backend + (' backup' if backup_after is not None
+                       and i >= backup_after else '',))
+        for i, backend in enumerate(backends))
     return CONFIG % {'name': name, 'port': port, 'balance': balance,
                      'servers': servers}
 
@@ -72,17 +79,20 @@ class Haproxy(fixtures.Fixture):
     :param backends: ``[(server_name, port)]`` on 127.0.0.1.
     :param balance: ``roundrobin`` (default), ``source``...
     :param name: the listen section's name.
+    :param backup_after: see :func:`render`.
 
     After ``setUp``: ``port``, ``config_file``.
     :raises bdm_guard_lab.exception.LabError: haproxy is not installed, or did
         not listen within 10 s.
     """
 
-    def __init__(self, backends, balance='roundrobin', name='galera'):
+    def __init__(self, backends, balance='roundrobin', name='galera',
+                 backup_after=None):
         super().__init__()
         self.backends = list(backends)
         self.balance = balance
         self.name = name
+        self.backup_after = backup_after
         self.proc = None
 
     def _setUp(self):
@@ -92,7 +102,7 @@ class Haproxy(fixtures.Fixture):
         self.config_file = os.path.join(folder, 'haproxy.cfg')
         with open(self.config_file, 'w') as cfg:
             cfg.write(render(self.name, self.port, self.backends,
-                             self.balance))
+                             self.balance, self.backup_after))
         self.log_file = os.path.join(folder, 'haproxy.log')
         with open(self.log_file, 'w') as log:
             self.proc = subprocess.Popen(
@@ -102,8 +112,9 @@ class Haproxy(fixtures.Fixture):
         self.addCleanup(self.stop)
         mariadb.wait_until(self._listening, 10.0, 'haproxy to listen',
                            errors=(OSError,))
-        LOG.info('haproxy (%s) on 127.0.0.1:%d in front of %s.',
-                 self.balance, self.port,
+        LOG.info('haproxy (%s%s) on 127.0.0.1:%d in front of %s.',
+                 self.balance, '' if self.backup_after is None else
+                 ', backups after %d' % self.backup_after, self.port,
                  ', '.join('%s:%d' % b for b in self.backends))
 
     def _listening(self):
@@ -121,7 +132,12 @@ class Haproxy(fixtures.Fixture):
         process.stop_process(proc)
 
 
-def galera_haproxy(cluster, balance='roundrobin'):
-    """A :class:`Haproxy` in front of every node of a GaleraCluster."""
+def galera_haproxy(cluster, balance='roundrobin', single_writer=False):
+    """A :class:`Haproxy` in front of every node of a GaleraCluster.
+
+    :param single_writer: node 1 takes every connection, the others are
+        ``backup`` (kolla-ansible's Galera backend).
+    """
     return Haproxy([(node.name, node.port) for node in cluster.nodes],
-                   balance=balance)
+                   balance=balance, backup_after=1 if single_writer else None,
+                   name='galera_single' if single_writer else 'galera')

@@ -13,14 +13,16 @@
 """The seed's database for the lab: Galera behind haproxy, one node lagging.
 
 :class:`GaleraLab` starts a 3-node :class:`~bdm_guard_lab.db.galera_cluster.
-GaleraCluster` and a real haproxy in ``balance roundrobin`` in front of it
-(``lab-recipes.md``, "The seed, end to end, for real"). Each arm of the
-demo gets a fresh database through haproxy (:meth:`GaleraLab.database`:
-leftover volumes and services would show in the next arm), cinder runs
-``db_sync`` on it, and the last node lags while the arm's creates run
-(:meth:`GaleraLab.lag`). The ``guard`` arm's cinder carries the
-``patches/cinder`` series (:class:`~bdm_guard_lab.cinder.patched.
-PatchedCinder`); the ``stock`` arm's cinder is the installed one.
+GaleraCluster` and two real haproxies in front of it (``lab-recipes.md``,
+"The seed, end to end, for real"): one in ``balance roundrobin`` over every
+node (a multi-writer VIP), one with node 1 as the single writer and the
+others ``backup``. Each arm of a demo picks a configuration by name
+(:mod:`bdm_guard_lab.db.variants`) and gets a fresh database through the
+matching haproxy (:meth:`GaleraLab.cinder_kwargs`: leftover volumes and
+services would show in the next arm); cinder runs ``db_sync`` on it, and
+the last node lags while the arm's creates run (:meth:`GaleraLab.lag`),
+whatever the variant. Every arm runs the installed, stock cinder: the
+variants are configuration only.
 
 The lag is ``BACKUP STAGE BLOCK_COMMIT`` plus ``wsrep_desync`` on node 3 by
 default: node 3 stops applying write-sets, so an INSERT committed through
@@ -34,10 +36,10 @@ import dataclasses
 import fixtures
 from oslo_log import log as logging
 
-from bdm_guard_lab.cinder import patched as patched_cinder
 from bdm_guard_lab.db import galera_cluster
 from bdm_guard_lab.db import haproxy
 from bdm_guard_lab.db import mariadb
+from bdm_guard_lab.db import variants
 
 LOG = logging.getLogger(__name__)
 
@@ -83,53 +85,73 @@ def without_simulated_lag(scenario):
 
 
 class GaleraLab(fixtures.Fixture):
-    """A Galera cluster, haproxy in front, lag and the patched cinder.
+    """A Galera cluster, its two haproxies, and lag on its last node.
 
     :param lag_seconds: real seconds the last node lags per arm (None: for
         the whole block of :meth:`lag`).
     :param lag_method: ``commit`` or ``ftwrl`` (see
         :meth:`bdm_guard_lab.db.galera_cluster.GaleraCluster.lag`).
     :param size: Galera nodes.
-    :param series_dir: the cinder patch series for the ``guard`` arm;
-        default the source tree's ``patches/cinder``.
+    :raises ValueError: unknown ``lag_method``.
     :raises bdm_guard_lab.exception.LabError: from ``setUp`` when MariaDB,
         Galera or haproxy is not installed or does not start.
+
+    After ``setUp``: ``cluster``, ``proxy`` (roundrobin), ``single_proxy``
+    (single writer); after each :meth:`lag` block, ``last_lag`` (see
+    :meth:`bdm_guard_lab.db.galera_cluster.GaleraCluster.lag`).
     """
 
     def __init__(self, lag_seconds=DEFAULT_LAG_SECONDS, lag_method='commit',
-                 size=3, series_dir=None):
+                 size=3):
         super().__init__()
         if lag_method not in LAG_METHODS:
             raise ValueError('lag_method must be one of %s' % (LAG_METHODS,))
         self.lag_seconds = lag_seconds
         self.lag_method = lag_method
         self.size = size
-        self.series_dir = series_dir
-        self._patched = None
+        self.last_lag = None
 
     def _setUp(self):
         check_installed()
         self.cluster = self.useFixture(galera_cluster.GaleraCluster(
             size=self.size, database=None))
         self.proxy = self.useFixture(haproxy.galera_haproxy(self.cluster))
+        self.single_proxy = self.useFixture(haproxy.galera_haproxy(
+            self.cluster, single_writer=True))
 
-    def database(self, name):
-        """Drop and create database ``name``; return its URL via haproxy."""
+    def database(self, name, variant=variants.MULTI_WRITER.name):
+        """Drop and create database ``name``; return its URL via haproxy.
+
+        :param name: the database name.
+        :param variant: a :data:`bdm_guard_lab.db.variants.NAMES` entry; it
+            picks the haproxy.
+        :returns: an SQLAlchemy URL (str).
+        :raises ValueError: unknown variant.
+        """
+        chosen = variants.get(variant)
+        proxy = self.single_proxy if chosen.single_writer else self.proxy
         self.cluster.create_database(name, drop=True)
-        return self.cluster.nodes[0].url(name, port=self.proxy.port)
+        return self.cluster.nodes[0].url(name, port=proxy.port)
 
-    def cinder_path(self, arm):
-        """The ``cinder_path`` for an arm: the patched copy for ``guard``."""
-        if arm != 'guard':
-            return None
-        if self._patched is None:
-            self._patched = self.useFixture(patched_cinder.PatchedCinder(
-                self.series_dir))
-        return self._patched.path
+    def cinder_kwargs(self, name, variant=variants.MULTI_WRITER.name):
+        """Keyword arguments of a CinderService for ``variant``.
+
+        :param name: the database to create afresh for this cinder.
+        :param variant: a :data:`bdm_guard_lab.db.variants.NAMES` entry.
+        :returns: ``{'db_connection': url, 'database_options': dict}`` for
+            :class:`bdm_guard_lab.cinder.service.CinderService`.
+        :raises ValueError: unknown variant.
+        """
+        return {'db_connection': self.database(name, variant),
+                'database_options': dict(
+                    variants.get(variant).database_options)}
 
     @contextlib.contextmanager
     def lag(self):
         """Make the last node lag while the block runs (see the class)."""
         node = self.cluster.nodes[-1]
-        with self.cluster.lag(node, self.lag_seconds, self.lag_method):
-            yield node
+        try:
+            with self.cluster.lag(node, self.lag_seconds, self.lag_method):
+                yield node
+        finally:
+            self.last_lag = self.cluster.last_lag

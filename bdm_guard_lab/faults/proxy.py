@@ -117,6 +117,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         started = time.monotonic()
         status, reason, headers, data = self._forward(body)
+        proxy.record_latency(self.command, path, started,
+                             time.monotonic() - started)
         proxy.observe(self.command, path, status, data, body, request_id)
         if fault == 'lost_response':
             faults.drop(self, reset=True)
@@ -168,6 +170,8 @@ class FaultProxy(fixtures.Fixture):
     for an unnamed volume (nova names image-backed ones ``''``) it is the
     request's ``X-OpenStack-Request-ID``: the lab's nova sends a stable one
     per server, which nova passes on to cinder as the global request id.
+    :attr:`get_latencies` holds ``[(monotonic start, seconds)]`` of
+    cinder's answers to ``GET /volumes/<id>``.
     """
 
     def __init__(self, target, scenario, *, time_scale=1.0, project_id=None):
@@ -181,6 +185,7 @@ class FaultProxy(fixtures.Fixture):
         self.injected = collections.Counter()
         self.requests = collections.Counter()
         self.volume_gets = collections.Counter()
+        self.get_latencies = []
         self.created = {}           # volume id -> monotonic creation time
         self.names = {}             # volume id -> volume name
         self.available_at = {}
@@ -318,6 +323,18 @@ class FaultProxy(fixtures.Fixture):
             with self.lock:
                 self.available_at.setdefault(volume['id'], when)
 
+    def record_latency(self, method, path, started, seconds):
+        """Keep how long cinder took to answer a ``GET /volumes/<id>``.
+
+        :param method: the request's method.
+        :param path: the API path.
+        :param started: ``time.monotonic()`` when it was forwarded.
+        :param seconds: float, until cinder's answer was read.
+        """
+        if method == 'GET' and _VOLUME_PATH.match(path):
+            with self.lock:
+                self.get_latencies.append((started, seconds))
+
     def apply_lag(self, path, status, data, at=None):
         """Hide young volumes from GETs and lists (read-after-write lag).
 
@@ -342,3 +359,4 @@ class FaultProxy(fixtures.Fixture):
             self.names.clear()
             self.available_at.clear()
             self.attached_at.clear()
+            del self.get_latencies[:]

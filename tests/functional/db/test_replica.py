@@ -15,8 +15,13 @@
 The replica applies every event ``MASTER_DELAY`` seconds late, so a row just
 written on the primary is missing (or old) on the replica: the lag of an
 oslo.db ``slave_connection``.
+
+``test_d_measure_read_your_writes`` measures the case the library was kept
+for against what oslo.db already offers, and is the evidence for its
+deprecation (``doc/source/admin/database.rst``).
 """
 
+import json
 import time
 import uuid
 
@@ -31,6 +36,8 @@ from tests.unit.db import test_engine as test_db
 
 VOLUMES = test_db.VOLUMES
 DELAY = 4
+#: Write-then-read pairs per way of reading in the measurement.
+PAIRS = 20
 
 
 @enginefacade.transaction_context_provider
@@ -132,3 +139,78 @@ class ReplicaTestCase(testtools.TestCase):
         self.addDetail('elapsed', testtools.content.text_content(
             '%.3f s for a true miss' % elapsed))
         self.assertLess(elapsed, DELAY)
+
+    def _timed(self, fn):
+        start = time.monotonic()
+        result = fn()
+        return result, time.monotonic() - start
+
+    def test_d_measure_read_your_writes(self):
+        """Read just-written rows: replica, re-read on a miss, primary.
+
+        Three ways a service can read a row it has just written, on the
+        same delayed replica: oslo.db's ``async_reader`` (the replica),
+        ``bdm_guard.db`` (the replica, re-read on the primary on a miss),
+        and oslo.db's ``reader``/``synchronous_reader`` (the primary, what
+        cinder and nova use for such reads). Half the rows are new (an
+        INSERT), half were updated (a status change of an old row): the
+        re-read sees the first kind only, unless the caller can say what
+        "old" means (``stale``).
+        """
+        old = [self.insert() for _ in range(PAIRS // 2)]
+        self.pair.set_delay(0)
+        self.pair.wait_caught_up()
+        self.pair.set_delay(DELAY)
+        guard = db.EngineReadYourWrites(self.primary, self.replica)
+        ways = {
+            'async_reader (replica)': lambda conn_fn: self._on(
+                self.replica, conn_fn),
+            'bdm_guard.db re-read': guard.read,
+            'synchronous_reader (primary)': lambda conn_fn: self._on(
+                self.primary, conn_fn),
+        }
+        figures = {}
+        for way, read in ways.items():
+            wrong = {'new': 0, 'updated': 0}
+            seconds = []
+            for i in range(PAIRS // 2):
+                volume_id = self.insert()
+                row, took = self._timed(lambda: read(
+                    lambda conn: test_db.get(conn, volume_id)))
+                seconds.append(took)
+                wrong['new'] += int(row is None)
+                status = 'available-%s-%d' % (way[:5], i)
+                with self.primary.begin() as conn:
+                    conn.execute(VOLUMES.update().where(
+                        VOLUMES.c.id == old[i]).values(status=status))
+                row, took = self._timed(lambda: read(
+                    lambda conn: test_db.get(conn, old[i])))
+                seconds.append(took)
+                wrong['updated'] += int(row is None or row.status != status)
+            seconds.sort()
+            figures[way] = {
+                'wrong_new': wrong['new'], 'wrong_updated': wrong['updated'],
+                'ms_p50': round(1000 * seconds[len(seconds) // 2], 2),
+                'ms_max': round(1000 * seconds[-1], 2)}
+        figures['bdm_guard.db re-read']['stats'] = guard.stats.as_dict()
+        self.addDetail('read-your-writes', testtools.content.text_content(
+            json.dumps(figures, indent=1, sort_keys=True)))
+        half = PAIRS // 2
+        replica = figures['async_reader (replica)']
+        reread = figures['bdm_guard.db re-read']
+        primary = figures['synchronous_reader (primary)']
+        # The replica misses every new row and returns every updated one old.
+        self.assertEqual((half, half), (replica['wrong_new'],
+                                        replica['wrong_updated']))
+        # The re-read repairs the new rows only: an old copy is not a miss.
+        self.assertEqual((0, half), (reread['wrong_new'],
+                                     reread['wrong_updated']))
+        self.assertEqual(half, reread['stats']['rereads_found'])
+        # The primary, oslo.db's default reader, is right every time.
+        self.assertEqual((0, 0), (primary['wrong_new'],
+                                  primary['wrong_updated']))
+
+    @staticmethod
+    def _on(engine, fn):
+        with engine.connect() as conn:
+            return fn(conn)

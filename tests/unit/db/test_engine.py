@@ -19,10 +19,12 @@ The "replica" is a second database that lacks the rows written to the
 import datetime
 import logging
 import os
+import warnings
 
 import fixtures
 from oslo_config import cfg
 from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import enginefacade
 import sqlalchemy as sa
 import sqlalchemy.exc
 import testtools
@@ -277,3 +279,23 @@ class GaleraHelpersTestCase(DbTestCase):
             db_exc.DBDeadlock(inner_exception=timeout)))
         self.assertFalse(galera.is_causal_timeout(other))
         self.assertFalse(galera.is_causal_timeout(ValueError()))
+
+
+class DeprecationTestCase(testtools.TestCase):
+
+    def test_engine_front_end_warns(self):
+        engine = sa.create_engine('sqlite://')
+        self.addCleanup(engine.dispose)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            db.EngineReadYourWrites(engine)
+        self.assertEqual([DeprecationWarning],
+                         [w.category for w in caught])
+        self.assertIn('mysql_wsrep_sync_wait', str(caught[0].message))
+
+    def test_facade_front_end_warns(self):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            db.FacadeReadYourWrites(enginefacade.transaction_context())
+        self.assertEqual([DeprecationWarning],
+                         [w.category for w in caught])
