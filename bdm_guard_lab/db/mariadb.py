@@ -170,10 +170,6 @@ class MariaDBServer(fixtures.Fixture):
                     cur.execute(stmt)
                 return cur.fetchall()
 
-    def variable(self, name, kind='STATUS'):
-        rows = self.query("SHOW %s LIKE '%s'" % (kind, name))
-        return rows[0][1] if rows else None
-
     def url(self, database=DATABASE, port=None):
         """SQLAlchemy URL over TCP as the lab user; ``port``: haproxy's."""
         return 'mysql+pymysql://%s:%s@127.0.0.1:%d/%s' % (

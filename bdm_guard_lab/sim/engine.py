@@ -74,7 +74,6 @@ class Simulation:
 
     def __init__(self):
         self.now = 0.0
-        self.switches = 0
         self._queue = []
         self._seq = itertools.count()
         self._hub = None
@@ -137,7 +136,6 @@ class Simulation:
                     self.now = until
                     break
                 self.now, _, item = heapq.heappop(queue)
-                self.switches += 1
                 if isinstance(item, Task):
                     item.greenlet = greenlet.greenlet(item._main,
                                                       parent=self._hub)
