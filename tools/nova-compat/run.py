@@ -77,8 +77,10 @@ REAL_NOVA_BOOT = None
 #: orm.noload() into an error): wiring the boot means pinning SQLAlchemy
 #: 2.0.x in make-constraints.py, for every release.
 REAL_NOVA_DEPS = ('cinder==29.0.0', 'openstack-placement')
-REAL_NOVA_MISSING = ('the real-nova lab (bdm_guard_lab/nova) is not on main '
-                     'yet (branch real-nova, nova 34 only)')
+REAL_NOVA_MISSING = ('the real-nova lab (bdm_guard_lab/nova) is checked on '
+                     'nova 34 only; per release it still needs the '
+                     'SQLAlchemy 2.0 pin and cinder and placement in the '
+                     'venv')
 
 UNIT_RUNNER = r'''
 import json, sys, unittest
