@@ -39,6 +39,15 @@ def _tightest(timeout):
     return seconds, which != 'server', directive.line
 
 
+def _tightest_below(inputs, section, limit):
+    """The section's tightest timeout under ``limit`` seconds, or None.
+
+    :returns: ``(seconds, which, directive)``; ``timeout server`` wins a tie.
+    """
+    short = [t for t in inputs.haproxy.timeouts(section) if t[0] < limit]
+    return min(short, key=_tightest) if short else None
+
+
 def check_api_lb_timeout(inputs):
     """The LB gives up on cinder-api requests before cinder-api does."""
     if inputs.haproxy is None:
@@ -49,11 +58,10 @@ def check_api_lb_timeout(inputs):
         return []
     result = []
     for section in inputs.proxies(CINDER_API_PORTS, API_NAME):
-        short = sorted((t for t in inputs.haproxy.timeouts(section)
-                        if t[0] < limit), key=_tightest)
-        if not short:
+        short = _tightest_below(inputs, section, limit)
+        if short is None:
             continue
-        seconds, which, directive = short[0]
+        seconds, which, directive = short
         result.append(fnd.Finding(
             'lb_timeout_shorter_than_slow_requests', 'high',
             inputs.haproxy.path, directive.line,
@@ -86,11 +94,10 @@ def check_db_lb_timeout(inputs):
     result = []
     for section in inputs.proxies(inputs.database_ports(),
                                   galera.DB_NAME):
-        short = sorted((t for t in inputs.haproxy.timeouts(section)
-                        if t[0] < recycle), key=_tightest)
-        if not short:
+        short = _tightest_below(inputs, section, recycle)
+        if short is None:
             continue
-        seconds, which, directive = short[0]
+        seconds, which, directive = short
         result.append(fnd.Finding(
             'db_lb_timeout_kills_pooled_connections', 'medium',
             inputs.haproxy.path, directive.line,
