@@ -273,7 +273,8 @@ def wait_for_volume(client, volume_id: str, *,
         (:class:`bdm_guard.events.Watch`, which also has ``backstop`` and
         ``observed``) wakes the wait on cinder's notifications and
         lengthens the intervals to its backstop while its listener is
-        healthy; the deadline is the same.
+        healthy; the deadline is the same. A ``fresh`` one (taken before
+        the POST) also spares the GET at once, as ``created_at`` does.
     :param per_gib_floor: seconds per GiB the per-GiB allowance never goes
         below (nova's ``reimage_timeout_per_gb``), or None. Without
         ``size_gb`` the size is read from the volume once it is seen in a
@@ -324,9 +325,11 @@ def wait_for_volume(client, volume_id: str, *,
             allocate_retries_interval=allocate_retries_interval,
             per_gib_floor=per_gib_floor))
     waiter.start = start
-    if created_at is not None:
+    if created_at is not None or getattr(waker, 'fresh', False):
         # Right after a create the volume is "creating": the first GET at
-        # once would only say so.
+        # once would only say so. A fresh event watch (taken before the
+        # POST) says the same for a caller that passes no created_at, as
+        # nova's wait function cannot.
         first = created + group.poll_initial_interval - clock()
         waker.sleep(deadline.cap(stretch(first) if stretch else first))
     final = waiter.run()

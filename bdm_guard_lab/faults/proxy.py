@@ -115,11 +115,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(decision.rule.seconds * proxy.time_scale)
             faults.send_haproxy_page(self, 504)
             return
-        started = time.monotonic()
+        started, arrived = time.monotonic(), time.time()
         status, reason, headers, data = self._forward(body)
         proxy.record_latency(self.command, path, started,
                              time.monotonic() - started)
-        proxy.observe(self.command, path, status, data, body, request_id)
+        proxy.observe(self.command, path, status, data, body, request_id,
+                      arrived=arrived)
         if fault == 'lost_response':
             faults.drop(self, reset=True)
             return
@@ -264,7 +265,8 @@ class FaultProxy(fixtures.Fixture):
                     return faults.Decision(rule.fault, rule, identity, count)
             return faults.Decision(None, None, identity, count)
 
-    def observe(self, method, path, status, data, body, request_id=None):
+    def observe(self, method, path, status, data, body, request_id=None,
+                arrived=None):
         """Learn volume ids, names and creation times from cinder's answers.
 
         Also notes when a volume was first seen ``available`` and when its
@@ -278,9 +280,13 @@ class FaultProxy(fixtures.Fixture):
         :param body: the request body (bytes or None).
         :param request_id: the request's ``X-OpenStack-Request-ID``, or
             None.
+        :param arrived: ``time.time()`` when the request reached the proxy
+            (default: now): an attachment counts from its arrival, not from
+            cinder's answer.
         """
         if method == 'POST' and path == '/attachments' and status < 300:
-            self._observe_attachment(body)
+            self._observe_attachment(
+                body, time.time() if arrived is None else arrived)
             return
         if method == 'GET' and status == 200 and (
                 _VOLUME_PATH.match(path) or path == '/volumes/detail'):
@@ -298,13 +304,13 @@ class FaultProxy(fixtures.Fixture):
                 volume.get('name') or self._posted_name(body, request_id)
                 or volume['id'])
 
-    def _observe_attachment(self, body):
+    def _observe_attachment(self, body, arrived):
         try:
             volume_id = json.loads(body)['attachment']['volume_uuid']
         except (ValueError, KeyError, TypeError):
             return
         with self.lock:
-            self.attached_at.setdefault(volume_id, time.time())
+            self.attached_at.setdefault(volume_id, arrived)
 
     def _observe_available(self, data):
         """Note the ``available`` volumes of a GET's or a list's answer."""

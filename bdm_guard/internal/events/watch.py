@@ -110,6 +110,12 @@ class Watch:
     :param wait: ``wait(event, seconds) -> bool``, how a sleep waits on the
         news (default :meth:`threading.Event.wait`; tests pass one on a
         virtual clock).
+
+    :ivar fresh: True for a watch taken before its volume's POST
+        (:meth:`Registry.add` without an id): it holds every event of that
+        volume, so the wait's first look can wait for one. nova's wait,
+        which is given only the volume id, learns this way that the volume
+        was just created.
     """
 
     def __init__(self, registry, project_id, backstop_interval,
@@ -127,6 +133,7 @@ class Watch:
         self.ignored = 0
         self.wakes = 0
         self.synced = None
+        self.fresh = False
         self._news = threading.Event()
         self._wait = wait or (lambda event, seconds: event.wait(seconds))
         self._lock = threading.Lock()
@@ -267,8 +274,13 @@ class Registry:
         self._suspect()
 
     def add(self, watch, volume_id=None):
-        """Register ``watch``, unbound (before the POST) or for an id."""
+        """Register ``watch``, unbound (before the POST) or for an id.
+
+        A watch added unbound is ``fresh``: it sees every event of the
+        volume it is bound to next, so its wait need not look at once.
+        """
         if volume_id is None:
+            watch.fresh = True
             watch.sync()
             with self.lock:
                 self.unbound.add(watch)

@@ -204,6 +204,48 @@ class TestEventWait(EventWaitTest):
             self.assertEqual(vid, waker.volume_id)
         self.assertEqual(1, self.gets())
 
+    def test_fresh_watch_spares_the_get_at_once(self):
+        # nova's wait function is given only the volume id (no
+        # created_at). A watch taken before the POST still says the volume
+        # was just created: no GET at once, one GET on the event.
+        vid = self.fake.add_volume(
+            timeline=[(0, 'creating'), (12, 'available')])
+        self.script.at(12.01, watch_mod.ENDED, vid)
+        with self.watch() as waker:
+            waker.bind(vid)
+            report = wait.wait_for_volume(
+                self.client, vid, sleep=self.clock.sleep, clock=self.clock,
+                rng=random.Random(1), waker=waker, conf=self.conf)
+        self.assertEqual(1, self.gets())
+        self.assertEqual(1, report.polls)
+        self.assertAlmostEqual(12.01, report.elapsed, places=2)
+
+    def test_watch_for_a_given_id_looks_at_once(self):
+        # A watch taken for an id it is given may have missed events sent
+        # before: the wait looks at once, then sleeps on the events.
+        vid = self.fake.add_volume(
+            timeline=[(0, 'creating'), (12, 'available')])
+        self.script.at(12.01, watch_mod.ENDED, vid)
+        with self.watch(vid) as waker:
+            self.assertFalse(waker.fresh)
+            wait.wait_for_volume(
+                self.client, vid, sleep=self.clock.sleep, clock=self.clock,
+                rng=random.Random(1), waker=waker, conf=self.conf)
+        self.assertEqual(2, self.gets())
+
+    def test_fresh_watch_unhealthy_polls_as_with_created_at(self):
+        timeline = [(0, 'creating'), (2, 'downloading'), (70, 'available')]
+        vid = self.fake.add_volume(timeline=timeline)
+        self.health.healthy = False
+        with self.watch() as waker:
+            waker.bind(vid)
+            report = wait.wait_for_volume(
+                self.client, vid, sleep=self.clock.sleep, clock=self.clock,
+                rng=random.Random(1), waker=waker, conf=self.conf)
+        expected, polled = self.poll_only(timeline)
+        self.assertEqual(polled, self.gets())
+        self.assertEqual(expected.elapsed, report.elapsed)
+
     def test_pre_registration_replays_events(self):
         self.fake.ready_after = 8.0
         with self.watch() as waker:

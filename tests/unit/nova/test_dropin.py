@@ -21,6 +21,7 @@ from oslo_config import fixture as config_fixture
 from oslotest import base
 
 from bdm_guard import create
+from bdm_guard.internal.events import watch as watch_mod
 from bdm_guard import testing
 from tests.unit import fake_cinder
 
@@ -297,3 +298,69 @@ class TestCreateVolumeForBdm(NovaTestCase):
         self.volume_api.create.assert_called_once_with(
             self.context, 1, '', '', volume_type=None,
             availability_zone=None, image_id=IMAGE)
+
+
+class EventSource:
+    """The two calls the drop-ins make on an event source, on the virtual
+    clock: cinder's ``volume.create.end`` comes ``delay`` seconds after the
+    volume is ``available``."""
+
+    def __init__(self, clock, ready_after, delay=0.01):
+        self.clock = clock
+        self.at = ready_after + delay
+        self.registry = watch_mod.Registry(health=lambda: (True, 0),
+                                           clock=clock)
+        self.watches = []
+
+    def _wait(self, news, seconds):
+        end = self.clock() + seconds
+        bound = [w for w in self.watches if w.volume_id]
+        if bound and self.at is not None and self.at <= end:
+            self.clock.now = max(self.clock.now, self.at)
+            self.at = None
+            for watch in bound:
+                self.registry.dispatch(watch_mod.Event(
+                    watch_mod.ENDED, watch.volume_id, fake_cinder.PROJECT,
+                    self.clock()))
+            return news.is_set()
+        self.clock.sleep(max(0.0, end - self.clock()))
+        return news.is_set()
+
+    def expect(self, project_id):
+        watch = watch_mod.Watch(self.registry, project_id, 60.0,
+                                lambda n: 0.5 * 1.5 ** n, wait=self._wait)
+        self.watches.append(watch)
+        return self.registry.add(watch)
+
+    def find(self, volume_id):
+        group = self.registry.watches.get(volume_id)
+        return next(iter(group)) if group else None
+
+
+@unittest.skipIf(SKIP, SKIP)
+class TestWithEvents(TestCreateVolumeForBdm):
+    """nova's create and wait, the drop-ins, woken by cinder's events."""
+
+    def test_one_get_per_boot(self):
+        # The create path takes the watch before its POST; nova's wait
+        # function, given only the volume id, finds it and does not look
+        # at once: the event wakes one GET, the one that sees
+        # "available".
+        fake = self.fake(ready_after=9.0)
+        source = EventSource(self.clock, 9.0)
+        self.useFixture(fixtures.MonkeyPatch(
+            'bdm_guard.nova.dropin.events.get_source',
+            lambda conf=None: source))
+
+        def wait_func(context, volume_id):
+            return dropin.await_block_device_map_created(
+                mock.sentinel.manager, context, volume_id,
+                sleep=self.clock.sleep, clock=self.clock)
+
+        vid, _ = self.create(self.driver_bdm(), wait_func=wait_func)
+
+        self.assertEqual([('POST', '/volumes'), ('GET', '/volumes/' + vid)],
+                         [(m, p.split('/v3/%s' % fake_cinder.PROJECT)[-1])
+                          for _, m, p in fake.requests])
+        self.assertAlmostEqual(9.01, self.clock.now, places=2)
+        self.assertEqual({}, source.registry.watches)
