@@ -116,13 +116,19 @@ def summarize(records, volumes, left, proxy, *, project_id, wall_s):
     :param volumes: cinder's volumes once the boots settled.
     :param left: cinder's volumes once every server was deleted.
     :param proxy: the arm's :class:`FaultProxy` (GETs, faults, the
-        ``available`` and attachment times).
+        ``available``, noticed and attachment times).
     :param project_id: the lab project (other projects are ignored).
     :param wall_s: real seconds from the first POST to the settled state.
     :returns: a dict with :data:`KEYS` (volume counts from cinder; each
         volume is the server's whose request id created it, as the proxy
-        saw the POST) plus ``faults_injected``, ``requests``, ``wall_s``,
-        ``volumes_by_status``, ``not_settled``.
+        saw the POST) plus ``attach_lag_p50_s``/``p95``,
+        ``faults_injected``, ``requests``, ``wall_s``,
+        ``volumes_by_status``, ``not_settled``. The detection lag of an
+        ACTIVE server's volume runs from cinder's ``updated_at`` (the
+        ``available`` save) to the first ``GET`` that answered
+        ``available``: when nova's wait could first know. The attach lag
+        runs to nova's ``POST /attachments``: the detection plus nova's own
+        steps before the attach (its GET of the volume, every arm alike).
     """
     def mine(vols):
         return [v for v in vols if v.get('os-vol-tenant-attr:tenant_id',
@@ -134,13 +140,17 @@ def summarize(records, volumes, left, proxy, *, project_id, wall_s):
     owned = {v for r in active for v in r.get('volumes', [])}
     by_request = collections.Counter(
         proxy.names.get(v['id'], v['id']) for v in volumes)
-    lags, boots = [], []
+    lags, attach_lags, boots = [], [], []
     for record in active:
         for volume_id in record.get('volumes', []):
             done = proxy.available_at.get(volume_id)
-            attached = proxy.attached_at.get(volume_id)
-            if done is not None and attached is not None:
-                lags.append(max(0.0, attached - done))
+            if done is None:
+                continue
+            for when, into in ((proxy.noticed_at.get(volume_id), lags),
+                               (proxy.attached_at.get(volume_id),
+                                attach_lags)):
+                if when is not None:
+                    into.append(max(0.0, when - done))
         if record.get('active_at'):
             boots.append(record['active_at'] - record['posted_at'])
     gets = sum(proxy.volume_gets.values())
@@ -162,6 +172,8 @@ def summarize(records, volumes, left, proxy, *, project_id, wall_s):
                              else None),
         'detect_lag_p50_s': _round(metrics.percentile(lags, 0.50)),
         'detect_lag_p95_s': _round(metrics.percentile(lags, 0.95)),
+        'attach_lag_p50_s': _round(metrics.percentile(attach_lags, 0.50)),
+        'attach_lag_p95_s': _round(metrics.percentile(attach_lags, 0.95)),
         'boot_seconds_p50': _round(metrics.percentile(boots, 0.50)),
         'boot_seconds_p95': _round(metrics.percentile(boots, 0.95)),
         'wall_s': round(wall_s, 1),

@@ -86,6 +86,8 @@ NOVA_ROWS = (
     ('GETs per ACTIVE boot', lambda r: _na(r['gets_per_ok_boot'])),
     ('detection lag p50 / p95 (s)', lambda r: '%s / %s' % (
         _na(r['detect_lag_p50_s']), _na(r['detect_lag_p95_s']))),
+    ('available to attach p50 / p95 (s)', lambda r: '%s / %s' % (
+        _na(r.get('attach_lag_p50_s')), _na(r.get('attach_lag_p95_s')))),
     ('boot to ACTIVE p50 / p95 (s)', lambda r: '%s / %s' % (
         _na(r['boot_seconds_p50']), _na(r['boot_seconds_p95']))),
     ('wall time (s)', lambda r: r['wall_s']),

@@ -132,6 +132,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if self.command == 'GET':
             status, data = proxy.apply_lag(path, status, data, started)
+            proxy.answered(path, status, data)
         self._respond(status, reason, headers, data)
 
     def _dispatch(self):
@@ -163,7 +164,9 @@ class FaultProxy(fixtures.Fixture):
     of faults by kind), :attr:`requests` (Counter of ``(method, route)``),
     :meth:`gets_for` (volume GETs per volume id), :attr:`available_at`
     (volume id -> cinder's ``updated_at`` of the first ``available`` answer
-    to a GET of it or a list, epoch seconds) and :attr:`attached_at`
+    to a GET of it or a list, epoch seconds), :attr:`noticed_at` (volume id
+    -> ``time.time()`` when a ``GET`` of it first answered ``available``:
+    see :meth:`answered`) and :attr:`attached_at`
     (volume id -> ``time.time()`` when the first ``POST /attachments`` for
     it arrived: the moment a nova-compute went on with the attach).
 
@@ -190,6 +193,7 @@ class FaultProxy(fixtures.Fixture):
         self.created = {}           # volume id -> monotonic creation time
         self.names = {}             # volume id -> volume name
         self.available_at = {}
+        self.noticed_at = {}
         self.attached_at = {}
         self.seen = collections.Counter()   # request identity -> count
 
@@ -304,6 +308,26 @@ class FaultProxy(fixtures.Fixture):
                 volume.get('name') or self._posted_name(body, request_id)
                 or volume['id'])
 
+    def answered(self, path, status, data):
+        """Note when a client was first told a volume is ``available``.
+
+        Called with the answer the client gets (after any lag fault), for
+        ``GET /volumes/<id>`` only: :attr:`noticed_at` (volume id ->
+        ``time.time()``) is when the waiter could first know. Lists do not
+        count: nova waits with GETs, and the lab's own lists come after.
+        """
+        match = _VOLUME_PATH.match(path)
+        if not match or status != 200:
+            return
+        try:
+            volume = json.loads(data)['volume']
+            if volume['status'] != 'available':
+                return
+        except (ValueError, KeyError, TypeError):
+            return
+        with self.lock:
+            self.noticed_at.setdefault(match.group(1), time.time())
+
     def _observe_attachment(self, body, arrived):
         try:
             volume_id = json.loads(body)['attachment']['volume_uuid']
@@ -364,5 +388,6 @@ class FaultProxy(fixtures.Fixture):
             self.created.clear()
             self.names.clear()
             self.available_at.clear()
+            self.noticed_at.clear()
             self.attached_at.clear()
             del self.get_latencies[:]

@@ -35,6 +35,8 @@ import time
 
 _VOLUME_PATH = re.compile(r'^/volumes/([0-9a-f-]{36})$')
 _LIST_PATH = re.compile(r'^/volumes(/detail)?$')
+_ID_SEGMENT = re.compile(r'/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                         r'[0-9a-f]{12}(?=/|$)')
 
 HAPROXY_PAGES = {
     503: ('Service Unavailable',
@@ -64,10 +66,12 @@ class Decision:
 
 
 def route(path):
-    """A path with ids replaced, for request counters."""
-    if _VOLUME_PATH.match(path):
-        return '/volumes/{id}'
-    return path
+    """A path with ids replaced, for request counters.
+
+    ``/volumes/<uuid>`` -> ``/volumes/{id}``, ``/attachments/<uuid>/action``
+    -> ``/attachments/{id}/action``: one counter per route, not per id.
+    """
+    return _ID_SEGMENT.sub('/{id}', path)
 
 
 def drop(handler, *, reset):

@@ -301,7 +301,7 @@ class LabNova:
     # The commands.
 
     def do_boot(self, servers, seed, size_gb, settle_timeout=900.0,
-                post_workers=4, poll_seconds=1.0):
+                post_workers=4, poll_seconds=5.0):
         """Boot ``servers`` servers from the image onto new volumes.
 
         One ``POST /servers`` per server (``lab-boot-<n>``), sent at once
@@ -309,7 +309,10 @@ class LabNova:
         ``source_type=image, destination_type=volume,
         delete_on_termination=true, boot_index=0``; then ``GET
         /servers/detail`` every ``poll_seconds`` until every server is
-        ACTIVE or ERROR or ``settle_timeout`` seconds have passed.
+        ACTIVE or ERROR or ``settle_timeout`` seconds have passed. The poll
+        is slow on purpose: a detailed list of every server costs nova's
+        one process CPU that its computes need during the burst (each
+        boot's ACTIVE time is nova's ``launched_at``, not the poll's).
 
         Emits ``progress`` events and a ``booted`` event with one record
         per server (see :func:`_record`).

@@ -35,10 +35,11 @@ def _volume(vid, status='in-use'):
             'os-vol-tenant-attr:tenant_id': PROJECT}
 
 
-def _proxy(names, gets=None, available=None, attached=None):
+def _proxy(names, gets=None, available=None, attached=None, noticed=None):
     return types.SimpleNamespace(
         names=names, volume_gets=collections.Counter(gets or {}),
         available_at=available or {}, attached_at=attached or {},
+        noticed_at=noticed or {},
         injected=collections.Counter(), requests=collections.Counter())
 
 
@@ -62,7 +63,8 @@ class TestSummarize(testtools.TestCase):
                         **{'os-vol-tenant-attr:tenant_id': 'q'})]
         proxy = _proxy({'v1': 'req-a', 'v2': 'req-a', 'v3': 'req-b'},
                        gets={'v1': 4, 'v3': 2},
-                       available={'v1': 110.0}, attached={'v1': 112.5})
+                       available={'v1': 110.0}, attached={'v1': 112.5},
+                       noticed={'v1': 111.25})
         figures = nova_run.summarize(records, volumes, [_volume('v2')],
                                      proxy, project_id=PROJECT, wall_s=31.0)
         self.assertEqual(2, figures['servers'])
@@ -78,7 +80,8 @@ class TestSummarize(testtools.TestCase):
         self.assertEqual(1, figures['in_error'])
         self.assertEqual(3.0, figures['gets_per_boot'])
         self.assertEqual(4.0, figures['gets_per_ok_boot'])
-        self.assertEqual(2.5, figures['detect_lag_p50_s'])
+        self.assertEqual(1.25, figures['detect_lag_p50_s'])
+        self.assertEqual(2.5, figures['attach_lag_p50_s'])
         self.assertEqual(30.0, figures['boot_seconds_p95'])
         for key in nova_run.KEYS:
             self.assertIn(key, figures)
@@ -138,6 +141,19 @@ class TestRequestIdIdentity(testtools.TestCase):
             {'attachment': {'volume_uuid': 'v1'}}).encode())
         self.assertEqual(1767225610.0, self.proxy.available_at['v1'])
         self.assertIn('v1', self.proxy.attached_at)
+
+    def test_noticed_counts_the_answer_the_client_got(self):
+        path = '/volumes/%s' % ('1' * 36)
+        body = json.dumps({'volume': {'id': '1' * 36, 'status': 'available',
+                                      'updated_at': '2026-01-01T00:00:10'}})
+        self.proxy.answered(path, 404, b'{}')
+        self.proxy.answered('/volumes/detail', 200, json.dumps(
+            {'volumes': [json.loads(body)['volume']]}).encode())
+        self.assertEqual({}, self.proxy.noticed_at)
+        self.proxy.answered(path, 200, body.encode())
+        first = self.proxy.noticed_at['1' * 36]
+        self.proxy.answered(path, 200, body.encode())
+        self.assertEqual(first, self.proxy.noticed_at['1' * 36])
 
 
 class TestProtocol(testtools.TestCase):

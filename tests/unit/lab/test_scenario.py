@@ -211,3 +211,6 @@ class TestDecisions(testtools.TestCase):
         self.assertEqual('/volumes/{id}', faults.route('/volumes/' +
                                                        VOLUME_ID))
         self.assertEqual('/volumes/detail', faults.route('/volumes/detail'))
+        self.assertEqual('/attachments/{id}/action', faults.route(
+            '/attachments/0f3c84b9-285e-4c96-b109-0b2fca84dc5c/action'))
+        self.assertEqual('/volumes/None', faults.route('/volumes/None'))

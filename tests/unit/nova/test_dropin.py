@@ -301,9 +301,11 @@ class TestCreateVolumeForBdm(NovaTestCase):
 
 
 class EventSource:
-    """The two calls the drop-ins make on an event source, on the virtual
-    clock: cinder's ``volume.create.end`` comes ``delay`` seconds after the
-    volume is ``available``."""
+    """The two calls the drop-ins make on an event source, virtually.
+
+    cinder's ``volume.create.end`` comes ``delay`` seconds after the
+    volume is ``available``, on the test's virtual clock.
+    """
 
     def __init__(self, clock, ready_after, delay=0.01):
         self.clock = clock
