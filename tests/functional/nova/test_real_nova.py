@@ -25,13 +25,16 @@ duplicated, none outlived the boot but the server's, and none is left once
 the server is deleted.
 
 ``TestLauncher`` runs nova with bdm-guard installed as
-``bdm-guard-nova-compute`` installs it; ``TestStock`` runs nova as shipped
-and shows that the same faults do hit it.
+``bdm-guard-nova-compute`` installs it; ``TestEvents`` the same with
+cinder's notifications on a real RabbitMQ (``[bdm_guard_events]``);
+``TestStock`` runs nova as shipped and shows that the same faults do hit
+it.
 """
 
 import testtools
 
 from bdm_guard_lab.arms import nova_run
+from bdm_guard_lab import broker
 from bdm_guard_lab.cinder import service as cinder_service
 from bdm_guard_lab.faults import proxy as lab_proxy
 from bdm_guard_lab.faults import scenario as lab_scenario
@@ -53,11 +56,16 @@ class _RealNova(testtools.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        cls.rabbit = cls.proxy = cls.nova = None
+        events_url = None
+        if cls.MODE == 'events':
+            cls.rabbit = broker.RabbitMQ()
+            cls.rabbit.setUp()
+            events_url = cls.rabbit.url
         cls.svc = cinder_service.CinderService(
             create_seconds=0.5, download_seconds_per_gib=1.0,
             create_jitter=0.0, service_requests=True,
-            capacity_gb=CAPACITY_GB)
-        cls.proxy = cls.nova = None
+            capacity_gb=CAPACITY_GB, notification_url=events_url)
         try:
             cls.svc.setUp()
             cls.proxy = lab_proxy.FaultProxy(
@@ -66,7 +74,8 @@ class _RealNova(testtools.TestCase):
             cls.proxy.setUp()
             cls.nova = nova_service.NovaService(
                 '%s/v3/%%(project_id)s' % cls.proxy.base_url,
-                cls.svc.project_id, mode=cls.MODE, computes=1)
+                cls.svc.project_id, mode=cls.MODE, computes=1,
+                events_url=events_url)
             cls.nova.setUp()
         except Exception:
             cls._stop()
@@ -74,7 +83,7 @@ class _RealNova(testtools.TestCase):
 
     @classmethod
     def _stop(cls):
-        for fixture in (cls.nova, cls.proxy, cls.svc):
+        for fixture in (cls.nova, cls.proxy, cls.svc, cls.rabbit):
             if fixture is not None:
                 fixture.cleanUp()
 
@@ -177,6 +186,27 @@ class TestLauncher(_RealNova):
         self.assertIn('VolumeNotCreated', fault)
         # The volume in error is deleted with the failed boot.
         self.assertClean(figures, volumes=0)
+
+
+@testtools.skipUnless(broker.installed(), 'rabbitmq-server not installed')
+class TestEvents(_RealNova):
+    """The launcher with cinder's notifications on a real RabbitMQ."""
+
+    MODE = 'events'
+
+    def test_lost_response_two_gets(self):
+        # The first create of the process starts its listener; the boots
+        # after it find the listener healthy.
+        self.boot([], seed=106)
+        figures, records = self.boot(
+            [dict(POST, fault='lost_response', probability=1.0, times=1)],
+            seed=102)
+        self.assertEqual(1, self.proxy.injected['lost_response'])
+        self.assertActive(figures, records)
+        self.assertClean(figures)
+        # One GET when cinder's volume.create.end woke the wait (none at
+        # once: the watch was taken before the POST), one by nova's attach.
+        self.assertEqual(2.0, figures['gets_per_ok_boot'], figures)
 
 
 class TestStock(_RealNova):
