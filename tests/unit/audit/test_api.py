@@ -18,12 +18,10 @@ optionally with severity, file base name and line), ``absent_kinds`` and
 ``never_printed`` (secrets that no output format may show).
 """
 
-import io
 import json
 import os
 import shutil
 import subprocess
-from unittest import mock
 
 import fixtures
 from oslotest import base
@@ -31,7 +29,7 @@ import yaml
 
 from bdm_guard.audit import api as audit
 from bdm_guard.audit import findings
-from bdm_guard.cmd import main
+from tests.unit import cases
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                     'data', 'configs')
@@ -40,14 +38,7 @@ OPTIONS = (('nova.conf', '--nova-conf'), ('haproxy.cfg', '--haproxy-cfg'),
 FIELDS = ('kind', 'severity', 'file', 'line', 'message', 'fix')
 
 
-def run_cli(*argv):
-    """Run ``bdm-guard`` in-process; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    app = main.BdmGuardApp()
-    app.stdout, app.stderr = out, err
-    with mock.patch('sys.stdout', out), mock.patch('sys.stderr', err):
-        rc = app.run(list(argv))
-    return rc, out.getvalue(), err.getvalue()
+run_cli = cases.run_cli
 
 
 def case_args(folder):
@@ -98,17 +89,7 @@ class TestAuditCases(base.BaseTestCase):
                 self.assertNotIn(secret, out + err, fmt)
 
 
-def _make(name):
-    def test(self):
-        self._check(name)
-    test.__name__ = 'test_%s' % name.replace('-', '_')
-    return test
-
-
-for _name in sorted(os.listdir(DATA)):
-    if os.path.isdir(os.path.join(DATA, _name)):
-        setattr(TestAuditCases, 'test_%s' % _name.replace('-', '_'),
-                _make(_name))
+cases.add_case_tests(TestAuditCases, DATA)
 
 
 class TestAuditCli(base.BaseTestCase):

@@ -28,14 +28,14 @@ from oslotest import base
 import yaml
 
 from bdm_guard.logscan import api as logscan
-from tests.unit.audit import test_api as test_audit
+from tests.unit import cases
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                     'data', 'logs')
 SEED = os.path.join(DATA, 'seed-7-boots')
 SEED_VERDICTS = ['ok', 'ok', 'lost_before_cinder', 'ok', 'response_lost',
                  'ok', 'duplicate_post']
-run_cli = test_audit.run_cli
+run_cli = cases.run_cli
 
 
 def log_files(folder):
@@ -91,17 +91,7 @@ class TestLogCases(base.BaseTestCase):
             self.assertIn(post['verdict'], out)
 
 
-def _make(name):
-    def test(self):
-        self._check(name)
-    test.__name__ = 'test_%s' % name.replace('-', '_')
-    return test
-
-
-for _name in sorted(os.listdir(DATA)):
-    if os.path.isdir(os.path.join(DATA, _name)):
-        setattr(TestLogCases, 'test_%s' % _name.replace('-', '_'),
-                _make(_name))
+cases.add_case_tests(TestLogCases, DATA)
 
 
 class TestLogScanInput(base.BaseTestCase):

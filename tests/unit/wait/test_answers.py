@@ -126,12 +126,17 @@ class TestReasonBelongsToTheVolume(AnswerTest):
         self.assertNotIn('weighted backend', exc.msg)
         self.assertIn('cinder gave no reason', exc.msg)
 
-    def test_own_message_is_the_reason_asked_at_3_5(self):
+    def _failed_copy(self):
+        """A volume in error with cinder's message for a failed copy."""
         vid = self.fake.add_volume(status='error')
         self.fake.messages = [
             {'resource_uuid': vid, 'created_at': '2026-01-01T00:00:09',
              'user_message': 'copy image to volume: Failed to copy image.',
              'event_id': 'VOLUME_VOLUME_001_006'}]
+        return vid
+
+    def test_own_message_is_the_reason_asked_at_3_5(self):
+        vid = self._failed_copy()
         versions = []
         real = self.fake.__class__.__call__
 
@@ -145,11 +150,7 @@ class TestReasonBelongsToTheVolume(AnswerTest):
         self.assertEqual(['volume 3.5'], versions)
 
     def test_old_cinder_is_asked_again_at_3_3(self):
-        vid = self.fake.add_volume(status='error')
-        self.fake.messages = [
-            {'resource_uuid': vid, 'created_at': '2026-01-01T00:00:09',
-             'user_message': 'copy image to volume: Failed to copy image.',
-             'event_id': 'VOLUME_VOLUME_001_006'}]
+        vid = self._failed_copy()
         versions = []
         real = self.fake.__class__.__call__
 
