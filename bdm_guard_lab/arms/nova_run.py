@@ -40,7 +40,9 @@ nova arm is in real seconds.
 
 import collections
 import contextlib
+import functools
 import re
+import threading
 import time
 
 import fixtures
@@ -222,6 +224,44 @@ def _broker(stack):
     return rabbit.url
 
 
+@contextlib.contextmanager
+def _lag_from_first_create(galera, timeout, prox):
+    """Make the last node lag from the first ``POST /volumes`` on.
+
+    nova schedules and starts its builds before it creates their volumes,
+    so a lag taken when the servers are posted would end before most
+    creates; it starts when the proxy sees the first one instead, for
+    ``galera.lag_seconds``, while the boots go on.
+
+    :param galera: the :class:`~bdm_guard_lab.db.lagging_galera.GaleraLab`.
+    :param timeout: seconds to wait for that first create.
+    :param prox: the arm's :class:`FaultProxy`.
+    """
+    errors, over = [], threading.Event()
+
+    def lag():
+        if not prox.first_create.wait(timeout) or over.is_set():
+            return
+        try:
+            with galera.lag():
+                pass
+        except exception.LabError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=lag, name='galera-lag', daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        if not prox.first_create.is_set():
+            # No create came: wake the thread with nothing to do.
+            over.set()
+            prox.first_create.set()
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
             galera=None, settle_timeout=900.0, nova_series=None,
             debug=False, db_variant=galera_variants.MULTI_WRITER.name):
@@ -265,7 +305,8 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
     if galera is not None:
         scenario = galera_lab.without_simulated_lag(scenario)
         db = galera.cinder_kwargs('cinder_%s' % arm, db_variant)
-        lag = galera.lag
+        lag = functools.partial(_lag_from_first_create, galera,
+                                settle_timeout)
     with contextlib.ExitStack() as stack:
         nova_path, about = None, {}
         if arm == 'patched':
@@ -300,7 +341,7 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         about.pop('event', None)
         stack.enter_context(tracker.ticking())
         start = time.monotonic()
-        with lag():
+        with lag(prox):
             records = nova.boot(total, scenario.seed, scenario.size_gb,
                                 settle_timeout=settle_timeout,
                                 progress=_nova_progress(tracker))

@@ -196,6 +196,8 @@ class FaultProxy(fixtures.Fixture):
         self.noticed_at = {}
         self.attached_at = {}
         self.seen = collections.Counter()   # request identity -> count
+        #: Set when the first ``POST /volumes`` arrives.
+        self.first_create = threading.Event()
 
     def _setUp(self):
         server = _Server(('127.0.0.1', 0), _Handler)
@@ -253,6 +255,8 @@ class FaultProxy(fixtures.Fixture):
         with self.lock:
             route = faults.route(path)
             self.requests[(method, route)] += 1
+            if method == 'POST' and route == '/volumes':
+                self.first_create.set()
             match = _VOLUME_PATH.match(path)
             if method == 'GET' and match:
                 self.volume_gets[match.group(1)] += 1

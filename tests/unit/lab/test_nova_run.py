@@ -13,8 +13,10 @@
 """The nova arms' figures, the proxy's request-id identity, the protocol."""
 
 import collections
+import contextlib
 import json
 import os
+import threading
 import types
 
 import fixtures
@@ -154,6 +156,45 @@ class TestRequestIdIdentity(testtools.TestCase):
         first = self.proxy.noticed_at['1' * 36]
         self.proxy.answered(path, 200, body.encode())
         self.assertEqual(first, self.proxy.noticed_at['1' * 36])
+
+
+class _Galera:
+    """A GaleraLab stand-in that counts its lags."""
+
+    def __init__(self):
+        self.lags = 0
+
+    @contextlib.contextmanager
+    def lag(self):
+        self.lags += 1
+        yield
+
+
+class TestLagFromFirstCreate(testtools.TestCase):
+    """On Galera, node 3 lags from nova's first volume create."""
+
+    def test_lags_once_the_first_create_arrives(self):
+        galera, prox = _Galera(), types.SimpleNamespace(
+            first_create=threading.Event())
+        with nova_run._lag_from_first_create(galera, 30, prox):
+            self.assertEqual(0, galera.lags)
+            prox.first_create.set()
+        self.assertEqual(1, galera.lags)
+
+    def test_no_create_no_lag(self):
+        galera, prox = _Galera(), types.SimpleNamespace(
+            first_create=threading.Event())
+        with nova_run._lag_from_first_create(galera, 30, prox):
+            pass
+        self.assertEqual(0, galera.lags)
+
+    def test_the_proxy_notes_the_first_create(self):
+        scen = lab_scenario.parse({'name': 't', 'seed': 1, 'rules': []})
+        prox = lab_proxy.FaultProxy('http://127.0.0.1:1', scen)
+        prox.decide('GET', '/volumes/detail', '', None)
+        self.assertFalse(prox.first_create.is_set())
+        prox.decide('POST', '/volumes', '', b'{}')
+        self.assertTrue(prox.first_create.is_set())
 
 
 class TestProtocol(testtools.TestCase):
