@@ -162,3 +162,11 @@ class TestNovaCompat(base.BaseTestCase):
             with open(path) as f:
                 self.assertEqual(make.render(release), f.read(),
                                  'run tools/nova-compat/make-constraints.py')
+
+    def test_each_release_pins_its_own_placement(self):
+        make = _tool('make-constraints.py')
+        from bdm_guard.nova import guard
+        for release, (version, series) in make.PLACEMENT.items():
+            self.assertEqual(guard.SUPPORTED_NOVA[release].name, series)
+            self.assertIn('\nopenstack-placement==%s\n' % version,
+                          make.render(release))
