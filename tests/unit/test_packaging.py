@@ -18,6 +18,7 @@ The Kolla layer's Python environment is built on every nova release by
 
 import importlib.util
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -170,3 +171,12 @@ class TestNovaCompat(base.BaseTestCase):
             self.assertEqual(guard.SUPPORTED_NOVA[release].name, series)
             self.assertIn('\nopenstack-placement==%s\n' % version,
                           make.render(release))
+
+    def test_boot_layer_adds_the_lab_nova_extra(self):
+        run = _tool('run.py')
+        names = [re.split(r'[<>=!~;\s]', r, 1)[0] for r in run.boot_extra()]
+        self.assertIn('openstack-placement', names)
+        self.assertIn('wsgi-intercept', names)
+        # The release venv brings its own nova; cinder stays in the lab's.
+        self.assertNotIn('nova', names)
+        self.assertNotIn('cinder', names)
