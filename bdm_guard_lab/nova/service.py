@@ -187,9 +187,7 @@ class NovaService(fixtures.Fixture):
                 event = {'event': 'error', 'reason': 'no %s within %.0f s' % (
                     answer, timeout)}
             if event is None:
-                event = {'event': 'error',
-                         'reason': 'nova exited (status %s)' % (
-                             self.process.poll(),)}
+                event = {'event': 'error', 'reason': self._exited()}
             if event['event'] == answer:
                 return event
             if event['event'] == 'progress':
@@ -199,6 +197,23 @@ class NovaService(fixtures.Fixture):
             raise exception.LabError(reason='lab nova: %s; see %s and %s' % (
                 event.get('reason'), self.log_file,
                 os.path.join(self.state_dir, 'stderr.log')))
+
+    def _exited(self):
+        """Why the child's output ended: its status, stderr's last line."""
+        try:
+            status = self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            status = None
+        last = ''
+        try:
+            with open(os.path.join(self.state_dir, 'stderr.log'),
+                      errors='replace') as stream:
+                lines = [line.strip() for line in stream if line.strip()]
+            last = lines[-1][:300] if lines else ''
+        except OSError:
+            pass
+        return 'nova exited (status %s)%s' % (status,
+                                              ': %s' % last if last else '')
 
     def _call(self, name, answer, answer_within, progress=None, **args):
         self.process.stdin.write(protocol.command(name, **args))

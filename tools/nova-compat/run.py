@@ -369,32 +369,36 @@ def real_nova_boot(venv, constraints, log, row):
     if problem:
         return 'FAILED (%s)' % problem
     try:
-        python, row['boot_install'], _ = build_boot_layer(
-            venv, constraints, log)
+        python, row['boot_install'], row['boot_cached'] = \
+            build_boot_layer(venv, constraints, log)
     except RuntimeError as exc:
         return 'FAILED (%s)' % exc
+    # cinder's and nova's logs, kept by the lab when the boot ends.
+    logs = log[:-len('.log')] + '-boot-logs'
+    shutil.rmtree(logs, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'boot.json')
-        env = dict(os.environ)
+        env = dict(os.environ, BDM_GUARD_LAB_LOG_DIR=logs)
         env.pop('PYTHONPATH', None)
         code = run_boot([sys.executable, '-m', REAL_NOVA_BOOT,
                          '--nova-python', python, '--out', out], log,
                         tmp, env)
         if code is None:
-            return 'FAILED (no result within %d s)' % BOOT_TIMEOUT
+            return 'FAILED (no result within %d s; logs: %s)' % (
+                BOOT_TIMEOUT, logs)
         try:
             with open(out) as f:
                 result = json.load(f)
         except (OSError, ValueError):
-            return 'FAILED (exit %d, no result)' % code
+            return 'FAILED (exit %d, no result; logs: %s)' % (code, logs)
     with open(log, 'a') as f:
         f.write('boot result: %s\n' % json.dumps(result, default=str))
     if result['ok'] and code == 0:
         return ('ok in %.0f s (%s; create answer lost, reads lagging: '
                 'ACTIVE, 1 volume, none left)' % (
                     result['seconds'], result['nova']['concurrency']))
-    return 'FAILED (%s)' % '; '.join(result['problems'] or
-                                     ['exit %d' % code])
+    return 'FAILED (%s; cinder and nova logs: %s)' % (
+        '; '.join(result['problems'] or ['exit %d' % code]), logs)
 
 
 def one_release(release, workdir, wheel):
@@ -407,7 +411,7 @@ def one_release(release, workdir, wheel):
     row = {'release': release, 'nova': nova_pin(constraints),
            'install': None, 'cached': False, 'tests': None,
            'packaging': [], 'boot': None, 'boot_install': None,
-           'ok': False, 'log': log}
+           'boot_cached': False, 'ok': False, 'log': log}
     try:
         row['install'], row['cached'] = build_venv(venv, constraints, log)
         install_bdm_guard(venv, constraints, wheel, log)
@@ -431,7 +435,8 @@ def summary(row):
     install = ('%.0f s%s' % (row['install'], ' (cached)' if row['cached']
                              else '')) if row['install'] is not None else '-'
     if row.get('boot_install') is not None:
-        install += ' + boot layer %.0f s' % row['boot_install']
+        install += ' + boot layer %.0f s%s' % (
+            row['boot_install'], ' (cached)' if row['boot_cached'] else '')
     return ('nova-compat: nova %s (%s) %s: install %s; tests %d run, %d '
             'passed, %d skipped; packaging %s; real-nova boot: %s%s' % (
                 row['release'], row['nova'],

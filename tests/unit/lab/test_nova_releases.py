@@ -10,19 +10,23 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The lab's nova on every release: the release table, the command reader
-(the releases themselves boot under ``tox -e nova-compat``)."""
+"""The lab's nova on every release: the release table, the command reader,
+the child in another interpreter (the releases themselves boot under ``tox
+-e nova-compat``)."""
 
 import importlib.metadata
 import os
 import threading
 from unittest import mock
 
+import fixtures
 import testtools
 
 from bdm_guard.nova import guard
+from bdm_guard_lab import exception
 from bdm_guard_lab.nova import releases
 from bdm_guard_lab.nova import server
+from bdm_guard_lab.nova import service
 
 
 class TestReleases(testtools.TestCase):
@@ -90,3 +94,26 @@ class TestCommandLines(testtools.TestCase):
 
     def test_end_of_input(self):
         self.assertEqual([], self._lines())
+
+
+class TestOtherInterpreter(testtools.TestCase):
+
+    def test_exit_reports_the_childs_last_words(self):
+        # A "python" that says what it was given, then fails as an
+        # interpreter without bdm-guard would.
+        tmp = self.useFixture(fixtures.TempDir()).path
+        python = os.path.join(tmp, 'python')
+        with open(python, 'w') as f:
+            f.write('#!/bin/sh\necho "args=$* path=[$PYTHONPATH]" >&2\n'
+                    'exit 3\n')
+        os.chmod(python, 0o755)
+        self.useFixture(fixtures.EnvironmentVariable('PYTHONPATH'))
+        nova = service.NovaService('http://127.0.0.1:1/v3/%(project_id)s',
+                                   'p', python=python, start_timeout=30)
+        exc = self.assertRaises(fixtures.MultipleExceptions, nova.setUp)
+        error = exc.args[0][1]
+        self.assertIsInstance(error, exception.LabError)
+        self.assertIn('nova exited (status 3): args=-m '
+                      'bdm_guard_lab.nova.server ', str(error))
+        # Its own bdm-guard, not this checkout's.
+        self.assertIn('path=[]', str(error))
