@@ -464,6 +464,8 @@ def parse_args(argv):
         parser.error('no constraints file for nova %s (have: %s)'
                      % (', '.join(unknown), ', '.join(available)))
     args.releases = wanted or available
+    # The checks run some commands from other folders.
+    args.workdir = os.path.abspath(args.workdir)
     return args
 
 
