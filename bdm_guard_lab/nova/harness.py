@@ -10,14 +10,17 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""nova 34's services on its functional framework, talking to real cinder.
+"""nova's services on its functional framework, talking to real cinder.
 
-Imported only in the nova child process (:mod:`bdm_guard_lab.nova.server`):
-importing ``nova.tests`` applies nova's concurrency choice, and nova's
-``CONF`` must not meet cinder's. :class:`LabNova` sets nova up the way
+Imported only in the nova child process (:mod:`bdm_guard_lab.nova.server`),
+once it has applied the release's concurrency model: importing
+``nova.tests`` applies nova's own choice, and nova's ``CONF`` must not meet
+cinder's. :class:`LabNova` sets nova up the way
 ``_IntegratedTestBase.setUp`` does, minus ``CinderFixture``, and runs the
 boots and deletes the parent asks for through nova's own API
 (``POST /servers``, ``GET /servers/detail``, ``DELETE /servers/<id>``).
+What differs between nova releases is a column of
+:data:`bdm_guard_lab.nova.releases.RELEASES`.
 """
 
 import concurrent.futures
@@ -27,8 +30,10 @@ import importlib
 import json
 import logging as std_logging
 import os
+import sys
 import threading
 import time
+import traceback
 import uuid
 
 from bdm_guard_lab.nova import protocol
@@ -42,6 +47,7 @@ if _MODE in ('launcher', 'events'):
 
     INSTALLED = guard.install(mode='launcher')
 
+import bdm_guard  # noqa: E402
 import fixtures  # noqa: E402
 from nova import context as nova_context  # noqa: E402
 from nova import test  # noqa: E402
@@ -142,6 +148,8 @@ class _Case(integrated_helpers._IntegratedTestBase):
     ADMIN_API = True          # admins see the faults' details
     microversion = 'latest'
     settings = None
+    #: The :class:`bdm_guard_lab.nova.releases.LabRelease` of this nova.
+    release = None
 
     def test_lab(self):
         """Never run: the case only provides the set-up."""
@@ -164,10 +172,12 @@ class _Case(integrated_helpers._IntegratedTestBase):
         # A burst of 50 servers needs a project quota that allows it (nova's
         # defaults: 10 instances, 20 cores), as any cloud that runs one.
         self.flags(instances=-1, cores=-1, ram=-1, group='quota')
-        # nova's test configuration fails API responses that break their
-        # schema; nova's default (warn) only logs them. A server that failed
-        # in the conductor breaks it: keep the lab listing such servers.
-        self.flags(response_validation='warn', group='api')
+        if self.release.response_validation:
+            # nova's test configuration fails API responses that break
+            # their schema; nova's default (warn) only logs them. A server
+            # that failed in the conductor breaks it: keep the lab listing
+            # such servers. (nova 29 validates no responses.)
+            self.flags(response_validation='warn', group='api')
         self.placement_fixture = self.useFixture(
             func_fixtures.PlacementFixture())
         self.placement = self.placement_fixture.api
@@ -220,11 +230,14 @@ class LabNova:
         NovaService` (``endpoint_template``, ``api_paste_config``,
         ``project_id``, ``computes``, ``log_file``, ``debug``).
     :param out: the protocol stream (text, line-buffered).
+    :param release: the :class:`bdm_guard_lab.nova.releases.LabRelease` of
+        the installed nova.
     """
 
-    def __init__(self, settings, out):
+    def __init__(self, settings, out, release):
         self.settings = settings
         self.out = out
+        self.release = release
         self.lock = threading.Lock()
         self.case = None
 
@@ -246,16 +259,19 @@ class LabNova:
     def start(self):
         """Start nova's services (the test case's set-up)."""
         _Case.settings = self.settings
-        # Before the set-up creates the CellDatabases fixture's lock.
-        # (the package nova.tests.fixtures re-exports a name "nova": import
-        # the module by its full name).
-        module = importlib.import_module('nova.tests.fixtures.nova')
-        module.ReaderWriterLock = ReaderPreferringLock
+        _Case.release = self.release
+        if self.release.cell_lock:
+            # Before the set-up creates the CellDatabases fixture's lock.
+            # (the package nova.tests.fixtures re-exports a name "nova":
+            # import the module by its full name).
+            module = importlib.import_module('nova.tests.fixtures.nova')
+            module.ReaderWriterLock = ReaderPreferringLock
         self.case = _Case('test_lab')
         self.case.setUp()
         self._log_to_file()
-        LOG.info('Lab nova up (%s): %d computes, cinder at %s.',
-                 _MODE, self.settings['computes'],
+        LOG.info('Lab nova %s up (%s, %s): %d computes, cinder at %s.',
+                 self.release.series, _MODE, self.release.concurrency,
+                 self.settings['computes'],
                  self.settings['endpoint_template'])
 
     def stop(self):
@@ -273,11 +289,17 @@ class LabNova:
             self.start()
         except Exception as exc:  # noqa: B902 - reported to the parent
             LOG.exception('Lab nova did not start.')
+            # nova's logging fixture keeps the record to itself, and the
+            # log file is not set up yet: the traceback goes to stderr.log.
+            traceback.print_exc(file=sys.stderr)
             self.emit('error', reason='nova did not start: %s' % exc)
             return 1
-        self.emit('ready', mode=_MODE,
+        self.emit('ready', mode=_MODE, release=self.release.series,
+                  concurrency=self.release.concurrency,
                   guard=(INSTALLED.mode if INSTALLED else None),
                   replaced=(INSTALLED.replaced if INSTALLED else []),
+                  bdm_guard=os.path.dirname(os.path.abspath(
+                      bdm_guard.__file__)),
                   computes=self.settings['computes'])
         try:
             for line in commands:

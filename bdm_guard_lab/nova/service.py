@@ -10,14 +10,17 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Real nova 34 on loopback, as a fixture: one child process per nova.
+"""Real nova on loopback, as a fixture: one child process per nova.
 
 :class:`NovaService` starts :mod:`bdm_guard_lab.nova.server` (nova's API,
 conductor, scheduler and computes on nova's functional framework, with real
 HTTP to cinder) and drives it over the JSON-lines protocol of
 :mod:`bdm_guard_lab.nova.protocol`. One nova per process: nova's ``CONF``,
 its globals and the nova package itself (the ``patched`` arm runs another
-copy) differ from one arm to the next.
+copy) differ from one arm to the next. The child runs nova 34 in this
+interpreter by default, or another interpreter's nova (``python``: ``tox
+-e nova-compat`` boots each release's nova virtualenv this way, while cinder
+and the fault proxy stay here).
 """
 
 import importlib.util
@@ -82,9 +85,18 @@ class NovaService(fixtures.Fixture):
         ``nova`` package replaces the installed one, or None.
     :param debug: log nova at DEBUG.
     :param start_timeout: seconds to wait for nova to start.
+    :param python: the child's interpreter; None: this one
+        (``sys.executable``), with this checkout's ``bdm_guard_lab`` on its
+        path. Another interpreter runs its own nova (any release of
+        :data:`bdm_guard_lab.nova.releases.RELEASES`) and its own installed
+        bdm-guard (``bdm_guard`` and ``bdm_guard_lab``, as the wheel
+        installs them), plus nova's functional framework (the
+        ``lab-nova`` extra: placement, wsgi-intercept, ...).
 
     After ``setUp``: :attr:`ready` (the child's ``ready`` event: ``mode``,
-    ``guard``, ``replaced``, ``computes``), :attr:`log_file`. With
+    ``release``, ``concurrency``, ``guard``, ``replaced``, ``bdm_guard``
+    (the folder of the child's ``bdm_guard``), ``computes``),
+    :attr:`log_file`. With
     ``BDM_GUARD_LAB_LOG_DIR`` set, ``nova.log`` and ``stderr.log`` are
     copied to ``$BDM_GUARD_LAB_LOG_DIR/nova-<time>-*/`` on cleanup.
 
@@ -93,7 +105,7 @@ class NovaService(fixtures.Fixture):
 
     def __init__(self, endpoint_template, project_id, *, mode='stock',
                  computes=1, nova_path=None, debug=False,
-                 start_timeout=240.0, events_url=None):
+                 start_timeout=240.0, events_url=None, python=None):
         super().__init__()
         if mode not in MODES:
             raise ValueError('mode must be one of %s' % (MODES,))
@@ -105,6 +117,7 @@ class NovaService(fixtures.Fixture):
         self.events_url = events_url
         self.debug = debug
         self.start_timeout = start_timeout
+        self.python = python
         self.process = None
         self.ready = None
         self._events = queue.Queue()
@@ -114,9 +127,10 @@ class NovaService(fixtures.Fixture):
         self.state_dir = state
         self.addCleanup(self._keep_logs)
         self.log_file = os.path.join(state, 'nova.log')
+        # The child finds its nova's api-paste.ini: its nova may not be
+        # this interpreter's.
         settings = {'endpoint_template': self.endpoint_template,
-                    'api_paste_config': os.path.join(nova_etc_dir(),
-                                                     'api-paste.ini'),
+                    'api_paste_config': None,
                     'project_id': self.project_id,
                     'computes': self.computes, 'log_file': self.log_file,
                     'debug': self.debug, 'events_url': self.events_url}
@@ -124,23 +138,26 @@ class NovaService(fixtures.Fixture):
         with open(path, 'w') as stream:
             json.dump(settings, stream)
         env = dict(os.environ)
-        # nova-compute 34 runs on native threads by default
-        # (nova.cmd.compute: monkey_patch.patch(backend='threading')); its
-        # test package would otherwise apply eventlet.
-        env['OS_NOVA_DISABLE_EVENTLET_PATCHING'] = '1'
+        # The child applies its release's concurrency model itself
+        # (bdm_guard_lab.nova.releases), setting or clearing
+        # OS_NOVA_DISABLE_EVENTLET_PATCHING for nova's test package.
+        env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
         env['BDM_GUARD_LAB_NOVA_MODE'] = self.mode
         env['PYTHONWARNINGS'] = 'ignore'
         for name in ('OS_TEST_TIMEOUT', 'OS_STDOUT_CAPTURE',
                      'OS_STDERR_CAPTURE', 'OS_LOG_CAPTURE'):
             env.pop(name, None)
         env['OS_DEBUG'] = '1' if self.debug else '0'
-        root = os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))
-        env['PYTHONPATH'] = os.pathsep.join(
-            [p for p in [self.nova_path, root, env.get('PYTHONPATH')] if p])
+        paths = [self.nova_path]
+        if self.python is None:
+            paths.append(os.path.dirname(os.path.dirname(os.path.dirname(
+                os.path.abspath(__file__)))))
+        paths.append(env.get('PYTHONPATH'))
+        env['PYTHONPATH'] = os.pathsep.join(p for p in paths if p)
         with open(os.path.join(state, 'stderr.log'), 'w') as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, '-m', 'bdm_guard_lab.nova.server', path],
+                [self.python or sys.executable, '-m',
+                 'bdm_guard_lab.nova.server', path],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=stderr, env=env, text=True, cwd=state)
         self.addCleanup(self.stop)
@@ -148,8 +165,9 @@ class NovaService(fixtures.Fixture):
                                   daemon=True)
         reader.start()
         self.ready = self._wait_for('ready', self.start_timeout)
-        LOG.info('nova (%s) is up with %d computes (log %s).', self.mode,
-                 self.computes, self.log_file)
+        LOG.info('nova %s (%s, %s) is up with %d computes (log %s).',
+                 self.ready.get('release'), self.mode,
+                 self.ready.get('concurrency'), self.computes, self.log_file)
 
     def _read(self):
         for line in self.process.stdout:
@@ -169,9 +187,7 @@ class NovaService(fixtures.Fixture):
                 event = {'event': 'error', 'reason': 'no %s within %.0f s' % (
                     answer, timeout)}
             if event is None:
-                event = {'event': 'error',
-                         'reason': 'nova exited (status %s)' % (
-                             self.process.poll(),)}
+                event = {'event': 'error', 'reason': self._exited()}
             if event['event'] == answer:
                 return event
             if event['event'] == 'progress':
@@ -181,6 +197,23 @@ class NovaService(fixtures.Fixture):
             raise exception.LabError(reason='lab nova: %s; see %s and %s' % (
                 event.get('reason'), self.log_file,
                 os.path.join(self.state_dir, 'stderr.log')))
+
+    def _exited(self):
+        """Why the child's output ended: its status, stderr's last line."""
+        try:
+            status = self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            status = None
+        last = ''
+        try:
+            with open(os.path.join(self.state_dir, 'stderr.log'),
+                      errors='replace') as stream:
+                lines = [line.strip() for line in stream if line.strip()]
+            last = lines[-1][:300] if lines else ''
+        except OSError:
+            pass
+        return 'nova exited (status %s)%s' % (status,
+                                              ': %s' % last if last else '')
 
     def _call(self, name, answer, answer_within, progress=None, **args):
         self.process.stdin.write(protocol.command(name, **args))

@@ -16,7 +16,9 @@ The Kolla layer's Python environment is built on every nova release by
 ``tox -e nova-compat``; here only its shape is checked.
 """
 
+import importlib.util
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -137,3 +139,44 @@ class TestKollaLayer(base.BaseTestCase):
                          args[args.index('-c') + 1])
         self.assertIn('/tmp/bdm-guard', args)
         self.assertIn('USER nova', text.splitlines())
+
+
+def _tool(name):
+    """A module of ``tools/nova-compat`` (not a package: loaded by path)."""
+    path = os.path.join(REPO, 'tools', 'nova-compat', name)
+    spec = importlib.util.spec_from_file_location(
+        'nova_compat_' + name[:-3].replace('-', '_'), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestNovaCompat(base.BaseTestCase):
+    """``tox -e nova-compat``'s inputs (the runs themselves are CI's)."""
+
+    def test_constraints_are_generated(self):
+        # A stale file tests a world that upper-constraints.txt left.
+        make = _tool('make-constraints.py')
+        for release in make.RELEASES:
+            path = os.path.join(REPO, 'tools', 'nova-compat',
+                                'constraints-%s.txt' % release)
+            with open(path) as f:
+                self.assertEqual(make.render(release), f.read(),
+                                 'run tools/nova-compat/make-constraints.py')
+
+    def test_each_release_pins_its_own_placement(self):
+        make = _tool('make-constraints.py')
+        from bdm_guard.nova import guard
+        for release, (version, series) in make.PLACEMENT.items():
+            self.assertEqual(guard.SUPPORTED_NOVA[release].name, series)
+            self.assertIn('\nopenstack-placement==%s\n' % version,
+                          make.render(release))
+
+    def test_boot_layer_adds_the_lab_nova_extra(self):
+        run = _tool('run.py')
+        names = [re.split(r'[<>=!~;\s]', r, 1)[0] for r in run.boot_extra()]
+        self.assertIn('openstack-placement', names)
+        self.assertIn('wsgi-intercept', names)
+        # The release venv brings its own nova; cinder stays in the lab's.
+        self.assertNotIn('nova', names)
+        self.assertNotIn('cinder', names)

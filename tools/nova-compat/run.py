@@ -27,8 +27,14 @@ For each release (default: all of ``constraints-*.txt``), one at a time:
    directory outside the repository) and the Kolla layer of
    ``tools/kolla/Dockerfile.nova-compute-bdm-guard`` built as a Python
    environment on top of that nova (no docker);
-5. one real-nova boot, where the real-nova lab provides one
-   (:data:`REAL_NOVA_BOOT`); otherwise it is reported as not wired.
+5. one real-nova boot through the launcher against real cinder
+   (:data:`REAL_NOVA_BOOT`): cinder 29 and the lab's fault proxy run in
+   this interpreter (``tox -e nova-compat`` installs ``bdm-guard[lab]``
+   into it), the nova child in a *boot layer* over the release's
+   virtualenv (a virtualenv that sees the nova venv's packages through a
+   ``.pth`` file and adds bdm-guard's ``lab-nova`` extra, nova's functional
+   framework, within the release's constraints; cached too). The nova venv
+   itself stays what nova-compute runs from.
 
 Then it prints one summary line per release and exits non-zero if any
 release failed. Usage::
@@ -39,13 +45,16 @@ release failed. Usage::
 """
 
 import argparse
+import configparser
 import glob
 import hashlib
+import importlib.util
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,28 +68,20 @@ DOCKERFILE = os.path.join(REPO, 'tools', 'kolla',
 #: What the unit tests need beyond bdm-guard and nova.
 TEST_DEPS = ('stestr', 'oslotest', 'fixtures', 'requests-mock', 'testtools')
 
-#: The hook for one real-nova boot per release: the unittest id of the
-#: real-nova lab's launcher boot (``bdm_guard_lab/nova/``, being built on
-#: branch real-nova; there ``tests.functional.nova.test_real_nova.
-#: TestLauncher`` boots through nova 34's own services against real cinder
-#: behind the fault proxy). Contract: run with the release's venv python
-#: from the repository (after :data:`REAL_NOVA_DEPS` are installed into that
-#: venv), it boots a server from a new volume through the launcher's install
-#: path with the first create's response lost and cinder-api's reads
-#: lagging behind its writes, and passes when the server is ACTIVE with
-#: exactly one volume and nothing leaked. None until that lab is on main:
-#: then the boot is reported "not wired" with :data:`REAL_NOVA_MISSING`.
-REAL_NOVA_BOOT = None
-#: What the boot needs in a release venv besides nova: the lab's cinder and
-#: placement for nova's functional framework. That framework also needs
-#: SQLAlchemy<2.1 (nova's test set-up turns 2.1's deprecation of
-#: orm.noload() into an error): wiring the boot means pinning SQLAlchemy
-#: 2.0.x in make-constraints.py, for every release.
-REAL_NOVA_DEPS = ('cinder==29.0.0', 'openstack-placement')
-REAL_NOVA_MISSING = ('the real-nova lab (bdm_guard_lab/nova) is checked on '
-                     'nova 34 only; per release it still needs the '
-                     'SQLAlchemy 2.0 pin and cinder and placement in the '
-                     'venv')
+#: Step 5, one real-nova boot per release: run as ``python -m`` from this
+#: interpreter (the lab's: cinder and the fault proxy) with
+#: ``--nova-python`` the release's boot layer, it boots a server from a new
+#: volume through the launcher with the first create's response lost and
+#: cinder-api's reads lagging behind its writes, and passes when the server
+#: is ACTIVE with exactly one volume and nothing leaked (its JSON result
+#: says what was wrong otherwise).
+REAL_NOVA_BOOT = 'bdm_guard_lab.nova.compat'
+#: What the boot layer adds to the release's venv: bdm-guard's extra with
+#: nova's functional framework (setup.cfg).
+BOOT_EXTRA = 'lab-nova'
+#: Seconds one boot may take, start and delete included, before it counts
+#: as failed (it takes 15 to 30 s).
+BOOT_TIMEOUT = 600
 
 UNIT_RUNNER = r'''
 import json, sys, unittest
@@ -276,18 +277,128 @@ def kolla_layer(venv, constraints, release, log):
     return problems
 
 
-def real_nova_boot(venv, constraints, log):
-    if REAL_NOVA_BOOT is None:
-        return 'not wired: %s' % REAL_NOVA_MISSING
-    python = os.path.join(venv, 'bin', 'python')
+def boot_extra():
+    """The requirements of :data:`BOOT_EXTRA`, as setup.cfg lists them."""
+    parser = configparser.ConfigParser()
+    parser.read(os.path.join(REPO, 'setup.cfg'))
+    lines = parser.get('extras', BOOT_EXTRA).splitlines()
+    return [line.strip() for line in lines
+            if line.strip() and not line.strip().startswith('#')]
+
+
+def lab_problem():
+    """Why this interpreter cannot host the boot's cinder; None if it can."""
+    for module in ('cinder', 'bdm_guard_lab'):
+        if importlib.util.find_spec(module) is None:
+            return ('%s is not importable here: run it as tox -e '
+                    'nova-compat, which installs bdm-guard[lab]' % module)
+    return None
+
+
+def run_boot(cmd, log, cwd, env):
+    """Run the boot in its own session; kill all of it after a timeout.
+
+    The boot starts cinder and nova children of its own: on a timeout the
+    whole process group goes, not only the boot.
+
+    :returns: the exit code, or None after :data:`BOOT_TIMEOUT`.
+    """
+    with open(log, 'a') as out:
+        out.write('$ %s\n' % ' '.join(shlex.quote(c) for c in cmd))
+        out.flush()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=cwd, env=env, start_new_session=True)
+        try:
+            return proc.wait(BOOT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(15)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            return None
+
+
+def build_boot_layer(venv, constraints, log):
+    """The boot layer over ``venv``, unless cached; returns its python.
+
+    :returns: ``(python, seconds, cached)``.
+    :raises RuntimeError: the layer could not be built.
+    """
+    digest = hashlib.sha256(repr(boot_extra()).encode()).hexdigest()[:8]
+    layer = '%s-boot-%s' % (venv, digest)
+    python = os.path.join(layer, 'bin', 'python')
+    ready = os.path.join(layer, '.nova-compat-ready')
+    if os.path.exists(ready):
+        with open(ready) as f:
+            return python, json.load(f)['install_seconds'], True
+    shutil.rmtree(layer, ignore_errors=True)
+    start = time.monotonic()
+    if run([sys.executable, '-m', 'venv', layer], log):
+        raise RuntimeError('boot layer venv creation failed')
+    base = glob.glob(os.path.join(venv, 'lib', 'python3*',
+                                  'site-packages'))[0]
+    site = glob.glob(os.path.join(layer, 'lib', 'python3*',
+                                  'site-packages'))[0]
+    with open(os.path.join(site, 'zz-nova-venv.pth'), 'w') as f:
+        f.write(base + '\n')
+    # bdm-guard is the nova venv's (its metadata names the extra): only
+    # what the extra adds comes in, within the release's constraints.
     if run([python, '-m', 'pip', 'install', '--quiet', '-c', constraints,
-            *REAL_NOVA_DEPS], log):
-        return 'FAILED (installing %s)' % ', '.join(REAL_NOVA_DEPS)
-    env = dict(os.environ)
-    env.pop('PYTHONPATH', None)
-    code = run([python, '-m', 'unittest', REAL_NOVA_BOOT], log, cwd=REPO,
-               env=env)
-    return 'ok' if code == 0 else 'FAILED (exit %d)' % code
+            'bdm-guard[%s]' % BOOT_EXTRA], log):
+        raise RuntimeError('installing bdm-guard[%s] into the boot layer '
+                           'failed' % BOOT_EXTRA)
+    seconds = time.monotonic() - start
+    with open(ready, 'w') as f:
+        json.dump({'install_seconds': seconds}, f)
+    return python, seconds, False
+
+
+def real_nova_boot(venv, constraints, log, row):
+    """Step 5; returns the row's boot text (``FAILED ...`` on failure).
+
+    Every release of constraints-*.txt boots; a release the lab's nova
+    does not know (:mod:`bdm_guard_lab.nova.releases`) fails, saying so.
+    """
+    problem = lab_problem()
+    if problem:
+        return 'FAILED (%s)' % problem
+    try:
+        python, row['boot_install'], row['boot_cached'] = \
+            build_boot_layer(venv, constraints, log)
+    except RuntimeError as exc:
+        return 'FAILED (%s)' % exc
+    # cinder's and nova's logs, kept by the lab when the boot ends.
+    logs = log[:-len('.log')] + '-boot-logs'
+    shutil.rmtree(logs, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'boot.json')
+        env = dict(os.environ, BDM_GUARD_LAB_LOG_DIR=logs)
+        env.pop('PYTHONPATH', None)
+        code = run_boot([sys.executable, '-m', REAL_NOVA_BOOT,
+                         '--nova-python', python, '--out', out], log,
+                        tmp, env)
+        if code is None:
+            return 'FAILED (no result within %d s; logs: %s)' % (
+                BOOT_TIMEOUT, logs)
+        try:
+            with open(out) as f:
+                result = json.load(f)
+        except (OSError, ValueError):
+            return 'FAILED (exit %d, no result; logs: %s)' % (code, logs)
+    with open(log, 'a') as f:
+        f.write('boot result: %s\n' % json.dumps(result, default=str))
+    if result['ok'] and code == 0:
+        return ('ok in %.0f s (%s; create answer lost, reads lagging: '
+                'ACTIVE, 1 volume, none left)' % (
+                    result['seconds'], result['nova']['concurrency']))
+    return 'FAILED (%s; cinder and nova logs: %s)' % (
+        '; '.join(result['problems'] or ['exit %d' % code]), logs)
 
 
 def one_release(release, workdir, wheel):
@@ -299,14 +410,15 @@ def one_release(release, workdir, wheel):
         pass
     row = {'release': release, 'nova': nova_pin(constraints),
            'install': None, 'cached': False, 'tests': None,
-           'packaging': [], 'boot': None, 'ok': False, 'log': log}
+           'packaging': [], 'boot': None, 'boot_install': None,
+           'boot_cached': False, 'ok': False, 'log': log}
     try:
         row['install'], row['cached'] = build_venv(venv, constraints, log)
         install_bdm_guard(venv, constraints, wheel, log)
         row['tests'] = unit_tests(venv, log)
         row['packaging'] = (installed_checks(venv, release, log) +
                             kolla_layer(venv, constraints, release, log))
-        row['boot'] = real_nova_boot(venv, constraints, log)
+        row['boot'] = real_nova_boot(venv, constraints, log, row)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         row['error'] = str(exc)
         return row
@@ -322,6 +434,9 @@ def summary(row):
     passed = t['run'] - t['failures'] - t['errors'] - t['skipped']
     install = ('%.0f s%s' % (row['install'], ' (cached)' if row['cached']
                              else '')) if row['install'] is not None else '-'
+    if row.get('boot_install') is not None:
+        install += ' + boot layer %.0f s%s' % (
+            row['boot_install'], ' (cached)' if row['boot_cached'] else '')
     return ('nova-compat: nova %s (%s) %s: install %s; tests %d run, %d '
             'passed, %d skipped; packaging %s; real-nova boot: %s%s' % (
                 row['release'], row['nova'],
@@ -349,6 +464,8 @@ def parse_args(argv):
         parser.error('no constraints file for nova %s (have: %s)'
                      % (', '.join(unknown), ', '.join(available)))
     args.releases = wanted or available
+    # The checks run some commands from other folders.
+    args.workdir = os.path.abspath(args.workdir)
     return args
 
 
