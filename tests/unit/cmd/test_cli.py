@@ -13,7 +13,6 @@
 """``bdm-guard create`` and ``bdm-guard wait`` end to end (fake cinder)."""
 
 import argparse
-import io
 import json
 import os
 from unittest import mock
@@ -25,11 +24,11 @@ from requests_mock.contrib import fixture as rm_fixture
 import yaml
 
 from bdm_guard.cmd import auth
-from bdm_guard.cmd import main
 from bdm_guard import create
 from bdm_guard import exception
 from bdm_guard import testing
 from bdm_guard import wait
+from tests.unit import cases
 from tests.unit import fake_cinder
 
 AUTH = ['--os-auth-type', 'admin_token', '--os-endpoint',
@@ -55,12 +54,7 @@ class TestCli(base.BaseTestCase):
             self.addCleanup(patcher.stop)
 
     def run_cli(self, *argv):
-        out, err = io.StringIO(), io.StringIO()
-        app = main.BdmGuardApp()
-        app.stdout, app.stderr = out, err
-        with mock.patch('sys.stdout', out), mock.patch('sys.stderr', err):
-            rc = app.run(list(argv))
-        return rc, out.getvalue(), err.getvalue()
+        return cases.run_cli(*argv)
 
     def test_create_wait_json(self):
         rc, out, err = self.run_cli(
