@@ -223,6 +223,26 @@ def installed_checks(venv, release, log):
     return problems
 
 
+def layer_over(venv, layer, pth, log):
+    """A new virtualenv ``layer`` that sees ``venv``'s packages.
+
+    A ``.pth`` file named ``pth`` in the layer's site-packages adds the
+    base venv's (as an image layer sees the one below it).
+
+    :returns: ``(python, site-packages)`` of the layer.
+    :raises RuntimeError: the venv could not be created.
+    """
+    if run([sys.executable, '-m', 'venv', layer], log):
+        raise RuntimeError('venv creation failed: %s' % layer)
+    base = glob.glob(os.path.join(venv, 'lib', 'python3*',
+                                  'site-packages'))[0]
+    site = glob.glob(os.path.join(layer, 'lib', 'python3*',
+                                  'site-packages'))[0]
+    with open(os.path.join(site, pth), 'w') as f:
+        f.write(base + '\n')
+    return os.path.join(layer, 'bin', 'python'), site
+
+
 def kolla_layer(venv, constraints, release, log):
     """Build the Dockerfile snippet's Python layer on top of ``venv``.
 
@@ -252,14 +272,7 @@ def kolla_layer(venv, constraints, release, log):
     problems = []
     with tempfile.TemporaryDirectory() as tmp:
         layer = os.path.join(tmp, 'layer')
-        run([sys.executable, '-m', 'venv', layer], log)
-        base = glob.glob(os.path.join(venv, 'lib', 'python3*',
-                                      'site-packages'))[0]
-        site = glob.glob(os.path.join(layer, 'lib', 'python3*',
-                                      'site-packages'))[0]
-        with open(os.path.join(site, 'zz-nova-base-image.pth'), 'w') as f:
-            f.write(base + '\n')
-        python = os.path.join(layer, 'bin', 'python')
+        python, site = layer_over(venv, layer, 'zz-nova-base-image.pth', log)
         if run([python, '-m', 'pip', 'install', '--quiet'] + pip_args,
                log):
             return ['the layer pip install failed']
@@ -339,14 +352,7 @@ def build_boot_layer(venv, constraints, log):
             return python, json.load(f)['install_seconds'], True
     shutil.rmtree(layer, ignore_errors=True)
     start = time.monotonic()
-    if run([sys.executable, '-m', 'venv', layer], log):
-        raise RuntimeError('boot layer venv creation failed')
-    base = glob.glob(os.path.join(venv, 'lib', 'python3*',
-                                  'site-packages'))[0]
-    site = glob.glob(os.path.join(layer, 'lib', 'python3*',
-                                  'site-packages'))[0]
-    with open(os.path.join(site, 'zz-nova-venv.pth'), 'w') as f:
-        f.write(base + '\n')
+    layer_over(venv, layer, 'zz-nova-venv.pth', log)
     # bdm-guard is the nova venv's (its metadata names the extra): only
     # what the extra adds comes in, within the release's constraints.
     if run([python, '-m', 'pip', 'install', '--quiet', '-c', constraints,
