@@ -40,6 +40,13 @@ KEYS = ('boots', 'succeeded', 'failed', 'failures_by_reason',
         'volumes_created', 'duplicates', 'leaked', 'gets_per_boot',
         'detect_lag_p50_s', 'detect_lag_p95_s', 'wall_s')
 
+#: Real seconds a Galera arm waits for cinder to settle after its boots: a
+#: volume still ``creating`` or ``downloading`` then is counted as stuck
+#: (``volumes_stuck``). On a lagging multi-writer VIP stock cinder leaves
+#: such volumes for good; by the time the clients have given up, every
+#: create that can finish has (the lab's image copies take seconds).
+GALERA_SETTLE_S = 60.0
+
 #: Figures beyond the issue's :data:`KEYS`.
 EXTRA_KEYS = ('detect_lag_p95_pct', 'gets_per_success', 'faults_injected',
               'requests')
@@ -186,9 +193,9 @@ def db_figures(volumes, db_errors=None, latencies=(), lag=None,
     :param lag: the lag window (see :func:`get_latency`), or None.
     :param variant: the :mod:`bdm_guard_lab.db.variants` name, or None.
     :returns: a dict: ``db_variant``, ``volumes_in_error``,
-        ``volumes_stuck`` (still ``creating``/``downloading`` after the
-        settle timeout), ``db_retry_limit``, ``db_deadlocks`` and the
-        :func:`get_latency` figures.
+        ``volumes_stuck`` (still ``creating``/``downloading``
+        :data:`GALERA_SETTLE_S` after the boots), ``db_retry_limit``,
+        ``db_deadlocks`` and the :func:`get_latency` figures.
     """
     figures = {
         'db_variant': variant,

@@ -347,14 +347,21 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
                                 progress=_nova_progress(tracker))
         wall = time.monotonic() - start
         tracker.set_phase('settling')
-        # On Galera stock cinder leaves volumes in "creating" for good (see
-        # the library arms): wait less for them.
-        cinder_settle = 300.0 if galera is None else 120.0
-        found = svc.wait_settled(timeout=cinder_settle)
+        # On Galera stock cinder leaves volumes in "creating" for good: wait
+        # as the library arms do, then count them stuck. After the delete,
+        # wait only for the deletes (what is stuck does not move).
+        if galera is None:
+            found = svc.wait_settled(timeout=300.0)
+        else:
+            found = svc.wait_settled(timeout=metrics.GALERA_SETTLE_S)
         tracker.done, tracker.failed = total, 0
         tracker.set_phase('deleting')
         deleted = nova.delete_all(progress=_nova_progress(tracker))
-        left = svc.wait_settled(timeout=cinder_settle)
+        if galera is None:
+            left = svc.wait_settled(timeout=300.0)
+        else:
+            left = svc.wait_settled(timeout=metrics.GALERA_SETTLE_S,
+                                    pending=('deleting',))
         figures = summarize(records, found, left, prox,
                             project_id=svc.project_id, wall_s=wall)
         if galera is not None:

@@ -195,9 +195,8 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
     :param use_nova: run nova's real code for ``stock`` when importable.
     :param conf: bdm-guard options for ``guard`` (None: defaults).
     :param settle_timeout: real seconds to wait for cinder to settle
-        (default 600; 60 with ``galera``, where stock cinder leaves
-        volumes in ``creating`` for good: by the time the clients have
-        given up, every create that can finish has).
+        (default 600; :data:`bdm_guard_lab.arms.metrics.GALERA_SETTLE_S`
+        with ``galera``).
     :param galera: a started
         :class:`bdm_guard_lab.db.lagging_galera.GaleraLab`:
         cinder (stock) runs on a fresh database configured as
@@ -217,7 +216,8 @@ def run_arm(arm, scenario, *, volumes=None, time_scale=1.0, progress=None,
         raise ValueError('arm must be one of %s' % (ARMS,))
     total = volumes or scenario.volumes
     if settle_timeout is None:
-        settle_timeout = 600.0 if galera is None else 60.0
+        settle_timeout = (600.0 if galera is None
+                          else metrics.GALERA_SETTLE_S)
     db = {}
     lag = contextlib.nullcontext
     if galera is not None:

@@ -28,11 +28,7 @@ import json
 import os
 import re
 import select
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 
 import fixtures
 from keystoneauth1 import session as ks_session
@@ -141,8 +137,9 @@ class CinderService(fixtures.Fixture):
     The child's state (logs, database) lives in a temporary folder removed
     on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
     ``cinder.log`` and ``stderr.log`` are first copied to
-    ``$BDM_GUARD_LAB_LOG_DIR/cinder-<n>/`` (one folder per service, in start
-    order), so that a demo or a failed functional test can be read later.
+    ``$BDM_GUARD_LAB_LOG_DIR/cinder-<time>-*/`` (one folder per service, in
+    start order), so that a demo or a failed functional test can be read
+    later.
 
     After ``setUp``: ``endpoint`` (``http://127.0.0.1:<port>/v3/<project>``),
     ``base_url``, ``project_id``, ``image_id``, ``log_file``,
@@ -192,21 +189,11 @@ class CinderService(fixtures.Fixture):
             'service_requests': self.service_requests,
             'notification_url': self.notification_url}
         self.stats_file = settings['stats_file']
-        path = os.path.join(state, 'settings.json')
-        with open(path, 'w') as stream:
-            json.dump(settings, stream)
         env = dict(os.environ)
         env.pop('OS_CINDER_DISABLE_EVENTLET_PATCHING', None)
-        env['PYTHONWARNINGS'] = 'ignore'
-        root = os.path.dirname(os.path.dirname(os.path.dirname(
-            os.path.abspath(__file__))))
-        env['PYTHONPATH'] = os.pathsep.join(
-            [p for p in [self.cinder_path, root, env.get('PYTHONPATH')] if p])
-        with open(os.path.join(state, 'stderr.log'), 'w') as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, '-m', 'bdm_guard_lab.cinder.server', path],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=stderr, env=env, text=True)
+        self.process = process.start_child(
+            'bdm_guard_lab.cinder.server', state, settings, env=env,
+            paths=(self.cinder_path, process.SOURCE_ROOT))
         self.addCleanup(self.stop)
         ready = self._read_ready()
         port = ready['port']
@@ -218,17 +205,10 @@ class CinderService(fixtures.Fixture):
 
     def _keep_logs(self):
         """Copy the logs to ``$BDM_GUARD_LAB_LOG_DIR`` when it is set."""
-        keep = os.environ.get('BDM_GUARD_LAB_LOG_DIR')
-        if not keep:
-            return
-        os.makedirs(keep, exist_ok=True)
-        target = tempfile.mkdtemp(prefix='cinder-%s-' % time.strftime(
-            '%H%M%S'), dir=keep)
-        for name in ('cinder.log', 'stderr.log'):
-            source = os.path.join(self.state_dir, name)
-            if os.path.exists(source):
-                shutil.copy(source, target)
-        LOG.info('Cinder logs kept in %s.', target)
+        target = process.keep_logs(self.state_dir,
+                                   ('cinder.log', 'stderr.log'), 'cinder')
+        if target:
+            LOG.info('Cinder logs kept in %s.', target)
 
     def _read_ready(self):
         ready, _, _ = select.select([self.process.stdout], [], [],

@@ -395,3 +395,4 @@ class FaultProxy(fixtures.Fixture):
             self.noticed_at.clear()
             self.attached_at.clear()
             del self.get_latencies[:]
+            self.first_create.clear()

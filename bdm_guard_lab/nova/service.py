@@ -24,13 +24,10 @@ and the fault proxy stay here).
 """
 
 import importlib.util
-import json
 import os
 import queue
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -98,7 +95,7 @@ class NovaService(fixtures.Fixture):
     (the folder of the child's ``bdm_guard``), ``computes``),
     :attr:`log_file`. With
     ``BDM_GUARD_LAB_LOG_DIR`` set, ``nova.log`` and ``stderr.log`` are
-    copied to ``$BDM_GUARD_LAB_LOG_DIR/nova-<time>-*/`` on cleanup.
+    copied to ``$BDM_GUARD_LAB_LOG_DIR/nova-<mode>-<time>-*/`` on cleanup.
 
     :raises bdm_guard_lab.exception.LabError: nova did not start.
     """
@@ -134,32 +131,24 @@ class NovaService(fixtures.Fixture):
                     'project_id': self.project_id,
                     'computes': self.computes, 'log_file': self.log_file,
                     'debug': self.debug, 'events_url': self.events_url}
-        path = os.path.join(state, 'settings.json')
-        with open(path, 'w') as stream:
-            json.dump(settings, stream)
         env = dict(os.environ)
         # The child applies its release's concurrency model itself
         # (bdm_guard_lab.nova.releases), setting or clearing
         # OS_NOVA_DISABLE_EVENTLET_PATCHING for nova's test package.
         env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
         env['BDM_GUARD_LAB_NOVA_MODE'] = self.mode
-        env['PYTHONWARNINGS'] = 'ignore'
         for name in ('OS_TEST_TIMEOUT', 'OS_STDOUT_CAPTURE',
                      'OS_STDERR_CAPTURE', 'OS_LOG_CAPTURE'):
             env.pop(name, None)
         env['OS_DEBUG'] = '1' if self.debug else '0'
+        # A release venv's child imports the lab from its own layer.
         paths = [self.nova_path]
         if self.python is None:
-            paths.append(os.path.dirname(os.path.dirname(os.path.dirname(
-                os.path.abspath(__file__)))))
-        paths.append(env.get('PYTHONPATH'))
-        env['PYTHONPATH'] = os.pathsep.join(p for p in paths if p)
-        with open(os.path.join(state, 'stderr.log'), 'w') as stderr:
-            self.process = subprocess.Popen(
-                [self.python or sys.executable, '-m',
-                 'bdm_guard_lab.nova.server', path],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=stderr, env=env, text=True, cwd=state)
+            paths.append(process.SOURCE_ROOT)
+        self.process = process.start_child(
+            'bdm_guard_lab.nova.server', state, settings,
+            python=self.python, paths=paths, env=env,
+            stdin=subprocess.PIPE, cwd=state)
         self.addCleanup(self.stop)
         reader = threading.Thread(target=self._read, name='lab-nova-reader',
                                   daemon=True)
@@ -269,14 +258,7 @@ class NovaService(fixtures.Fixture):
         proc.stdout.close()
 
     def _keep_logs(self):
-        keep = os.environ.get('BDM_GUARD_LAB_LOG_DIR')
-        if not keep:
-            return
-        os.makedirs(keep, exist_ok=True)
-        target = tempfile.mkdtemp(prefix='nova-%s-%s-' % (
-            self.mode, time.strftime('%H%M%S')), dir=keep)
-        for name in ('nova.log', 'stderr.log'):
-            source = os.path.join(self.state_dir, name)
-            if os.path.exists(source):
-                shutil.copy(source, target)
-        LOG.info('nova logs kept in %s.', target)
+        target = process.keep_logs(self.state_dir, ('nova.log', 'stderr.log'),
+                                   'nova-%s' % self.mode)
+        if target:
+            LOG.info('nova logs kept in %s.', target)

@@ -114,6 +114,18 @@ class _RealNova(testtools.TestCase):
         self.addDetail('figures', testtools.content.json_content(figures))
         return figures, records
 
+    def boot_lost_response(self):
+        """Boot once with the create's answer lost once; return the figures.
+
+        Every mode runs this same boot (seed 102), each with its own
+        assertions: the launcher adopts the volume, stock nova duplicates it.
+        """
+        figures, records = self.boot(
+            [dict(POST, fault='lost_response', probability=1.0, times=1)],
+            seed=102)
+        self.assertEqual(1, self.proxy.injected['lost_response'])
+        return figures, records
+
     def assertClean(self, figures, volumes=1):
         """No duplicate, no leak, nothing left after the delete."""
         self.assertEqual(0, figures['duplicates'], figures)
@@ -153,10 +165,7 @@ class TestLauncher(_RealNova):
         self.assertClean(figures)
 
     def test_lost_response(self):
-        figures, records = self.boot(
-            [dict(POST, fault='lost_response', probability=1.0, times=1)],
-            seed=102)
-        self.assertEqual(1, self.proxy.injected['lost_response'])
+        figures, records = self.boot_lost_response()
         self.assertActive(figures, records)
         self.assertClean(figures)
 
@@ -198,10 +207,7 @@ class TestEvents(_RealNova):
         # The first create of the process starts its listener; the boots
         # after it find the listener healthy.
         self.boot([], seed=106)
-        figures, records = self.boot(
-            [dict(POST, fault='lost_response', probability=1.0, times=1)],
-            seed=102)
-        self.assertEqual(1, self.proxy.injected['lost_response'])
+        figures, records = self.boot_lost_response()
         self.assertActive(figures, records)
         self.assertClean(figures)
         # One GET when cinder's volume.create.end woke the wait (none at
@@ -215,9 +221,7 @@ class TestStock(_RealNova):
     MODE = 'stock'
 
     def test_lost_response_duplicates(self):
-        figures, records = self.boot(
-            [dict(POST, fault='lost_response', probability=1.0, times=1)],
-            seed=102)
+        figures, records = self.boot_lost_response()
         self.assertActive(figures, records)
         # keystoneauth resent the POST whose answer was lost: cinder made a
         # second volume, which nothing owns and nothing deletes.

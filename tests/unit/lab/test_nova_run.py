@@ -195,6 +195,9 @@ class TestLagFromFirstCreate(testtools.TestCase):
         self.assertFalse(prox.first_create.is_set())
         prox.decide('POST', '/volumes', '', b'{}')
         self.assertTrue(prox.first_create.is_set())
+        # A run after reset_counters waits for its own first create.
+        prox.reset_counters()
+        self.assertFalse(prox.first_create.is_set())
 
 
 class TestProtocol(testtools.TestCase):
