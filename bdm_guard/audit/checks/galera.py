@@ -18,10 +18,10 @@ a file it needs was not given, or when a value it needs is one the service
 would refuse (a finding of its own).
 
 The recommendations follow what measured best in the project's Galera lab
-(issue 15, :data:`LAB_FIGURES`): one writer behind haproxy for the
-database proxy, and ``[database] mysql_wsrep_sync_wait = 3`` in every
-service that keeps several writers. Value 1 (reads only) is not enough:
-cinder-scheduler's UPDATE of a fresh volume row still misses it.
+through real nova (issue 15, :data:`LAB_FIGURES`): one writer behind
+haproxy for the database proxy, and ``[database] mysql_wsrep_sync_wait = 3``
+in every service that keeps several writers. Value 1 (reads only) is not
+enough: cinder-scheduler's UPDATE of a fresh volume row still misses it.
 """
 
 import re
@@ -34,15 +34,19 @@ _SERVER_GROUP = re.compile(r'^(mysqld|server|galera|mariadb)(-[\d.]+)?$')
 DB_NAME = r'galera|mysql|maria|database|(^|[_-])db($|[_-])'
 #: wsrep_sync_wait's range (MariaDB system variables: 0 to 15).
 SYNC_WAIT_MAX = 15
-#: What the Galera lab measured (3 nodes behind haproxy roundrobin, one
-#: lagging 10 s, the seed's POST faults, two runs per arm).
+#: What the Galera lab measured through real nova 34 (``bdm-guard demo --db
+#: galera --arm stock --arm launcher``; doc/source/admin/database.rst):
+#: 3 nodes, one lagging 10 s from the first create, the seed's POST
+#: faults, two runs per arm at 20 and at 50 servers.
 LAB_FIGURES = (
-    'Measured in bdm-guard\'s Galera lab (3 nodes behind haproxy '
-    'roundrobin, one lagging 10 s; boots ok in two runs at 20 and at 50 '
-    'volumes): stock multi-writer 13/20, 11/20 and 34/50, 35/50; with '
-    'mysql_wsrep_sync_wait = 3 20/20, 20/20 and 43/50, 45/50 (the rest '
-    'were POST /volumes answering 500 on DBDeadlock between writers); '
-    'single writer 20/20, 20/20 and 50/50, 50/50.')
+    "Measured through real nova 34 in bdm-guard's Galera lab (3 nodes, "
+    'one lagging 10 s; servers ACTIVE in two runs at 20 and at 50 '
+    'servers, stock nova then the bdm-guard launcher): haproxy roundrobin '
+    '14/20, 8/20, 47/50, 43/50 and 15/20, 14/20, 40/50, 45/50; with '
+    'mysql_wsrep_sync_wait = 3 all ACTIVE in every run but one (49/50 '
+    "with the launcher: a write conflict between writers in cinder's "
+    'attachment create); single writer all ACTIVE in every run, with no '
+    'write conflict.')
 _SINGLE_WRITER = (
     'send all database traffic to one node: mark every server but one '
     '"backup" in %s, as kolla-ansible does')
@@ -175,7 +179,8 @@ def _writers_finding(inputs, section, active, mode, sync, sync_line):
         '(wsrep_sync_wait = %d), so fresh rows are found, but '
         'concurrent writers still conflict: cinder\'s quota_usages '
         'updates fail with DBDeadlock ("DB exceeded retry limit") '
-        'and POST /volumes answers 500. %s'
+        'and POST /volumes answers 500, and an attachment create that '
+        'conflicts answers 500 with the volume left reserved. %s'
         % (where, len(active), sync, LAB_FIGURES),
         'Best (measured): %s; the single writer had no deadlocks '
         'at all.' % writer)
