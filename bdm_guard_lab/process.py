@@ -25,6 +25,10 @@ import sys
 import tempfile
 import time
 
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
 #: The folder that holds the ``bdm_guard_lab`` package, for a child's
 #: ``PYTHONPATH``.
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -111,7 +115,7 @@ def keep_logs(state_dir, names, prefix):
     :param state_dir: str, the service's folder.
     :param names: the file names to copy (missing ones are skipped).
     :param prefix: str, the kept folder's name starts with it, then the
-        time (``cinder-154512-...``).
+        time (``cinder-154512-...``); the log line names it too.
     :returns: the folder the logs were copied to, or None when the
         variable is not set.
     :raises OSError: the folder cannot be made or a log cannot be copied.
@@ -126,4 +130,5 @@ def keep_logs(state_dir, names, prefix):
         source = os.path.join(state_dir, name)
         if os.path.exists(source):
             shutil.copy(source, target)
+    LOG.info('The %s logs are kept in %s.', prefix, target)
     return target

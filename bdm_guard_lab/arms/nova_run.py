@@ -350,18 +350,13 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         # On Galera stock cinder leaves volumes in "creating" for good: wait
         # as the library arms do, then count them stuck. After the delete,
         # wait only for the deletes (what is stuck does not move).
-        if galera is None:
-            found = svc.wait_settled(timeout=300.0)
-        else:
-            found = svc.wait_settled(timeout=metrics.GALERA_SETTLE_S)
+        settle = 300.0 if galera is None else metrics.GALERA_SETTLE_S
+        found = svc.wait_settled(timeout=settle)
         tracker.done, tracker.failed = total, 0
         tracker.set_phase('deleting')
         deleted = nova.delete_all(progress=_nova_progress(tracker))
-        if galera is None:
-            left = svc.wait_settled(timeout=300.0)
-        else:
-            left = svc.wait_settled(timeout=metrics.GALERA_SETTLE_S,
-                                    pending=('deleting',))
+        after_delete = {} if galera is None else {'pending': ('deleting',)}
+        left = svc.wait_settled(timeout=settle, **after_delete)
         figures = summarize(records, found, left, prox,
                             project_id=svc.project_id, wall_s=wall)
         if galera is not None:

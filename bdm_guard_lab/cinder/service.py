@@ -177,7 +177,8 @@ class CinderService(fixtures.Fixture):
     def _setUp(self):
         state = self.useFixture(fixtures.TempDir()).path
         self.state_dir = state
-        self.addCleanup(self._keep_logs)
+        self.addCleanup(process.keep_logs, state,
+                        ('cinder.log', 'stderr.log'), 'cinder')
         self.log_file = os.path.join(state, 'cinder.log')
         settings = {
             'state_dir': state, 'etc_dir': cinder_etc_dir(),
@@ -202,13 +203,6 @@ class CinderService(fixtures.Fixture):
         self.endpoint = '%s/v3/%s' % (self.base_url, self.project_id)
         LOG.info('Cinder is listening at %s (log %s).', self.endpoint,
                  self.log_file)
-
-    def _keep_logs(self):
-        """Copy the logs to ``$BDM_GUARD_LAB_LOG_DIR`` when it is set."""
-        target = process.keep_logs(self.state_dir,
-                                   ('cinder.log', 'stderr.log'), 'cinder')
-        if target:
-            LOG.info('Cinder logs kept in %s.', target)
 
     def _read_ready(self):
         ready, _, _ = select.select([self.process.stdout], [], [],

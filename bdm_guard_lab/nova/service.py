@@ -122,7 +122,8 @@ class NovaService(fixtures.Fixture):
     def _setUp(self):
         state = self.useFixture(fixtures.TempDir()).path
         self.state_dir = state
-        self.addCleanup(self._keep_logs)
+        self.addCleanup(process.keep_logs, state,
+                        ('nova.log', 'stderr.log'), 'nova-%s' % self.mode)
         self.log_file = os.path.join(state, 'nova.log')
         # The child finds its nova's api-paste.ini: its nova may not be
         # this interpreter's.
@@ -256,9 +257,3 @@ class NovaService(fixtures.Fixture):
             pass
         process.stop_process(proc)
         proc.stdout.close()
-
-    def _keep_logs(self):
-        target = process.keep_logs(self.state_dir, ('nova.log', 'stderr.log'),
-                                   'nova-%s' % self.mode)
-        if target:
-            LOG.info('nova logs kept in %s.', target)
