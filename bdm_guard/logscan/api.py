@@ -52,7 +52,7 @@ NO_NOVA_POST = ('no nova POST /volumes found in the nova-compute logs '
 NO_CINDER_LOG = ('no cinder-api log recognised: every POST that reached '
                  'cinder will be "unknown"; add the cinder-api logs of '
                  'every controller')
-_CINDER_KINDS = ('cinder_post', 'cinder_status')
+_CINDER_KINDS = ('cinder_post', 'cinder_status', 'cinder_seen')
 _NOVA_KINDS = ('nova_post', 'nova_resp', 'nova_retry', 'nova_fail',
                'not_created')
 
