@@ -46,7 +46,7 @@ class Audit(lister.Lister):
         parser.add_argument(
             '--haproxy-cfg', metavar='FILE_OR_DIR', action='append',
             help='haproxy.cfg of the load balancer in front of cinder-api '
-                 'and Galera, or a directory of *.cfg files (Kolla-Ansible\'s '
+                 'and Galera, or a directory of .cfg files (Kolla-Ansible\'s '
                  'services.d). Repeat it for several, in haproxy\'s -f '
                  'order: a defaults section applies to later files too.')
         parser.add_argument(
