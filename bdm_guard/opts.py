@@ -313,6 +313,42 @@ _events_opts = [
 ]
 
 
+# -- [bdm_guard_metrics]: per-wait and per-create metrics (issue 26) ------
+
+METRICS_GROUP = 'bdm_guard_metrics'
+
+_metrics_opts = [
+    cfg.StrOpt('textfile',
+               default=None,
+               help='Path of a Prometheus text-format file that '
+                    'nova-compute rewrites (atomically) with bdm-guard\'s '
+                    'counters and histograms: waits and creates by outcome, '
+                    'volume GETs, detection lag, lost POSTs found, '
+                    'duplicates deleted, fallbacks to polling, events '
+                    'health. Put it in node_exporter\'s textfile collector '
+                    'directory (--collector.textfile.directory). Unset (the '
+                    'default): no metrics are kept. Needs prometheus_client, '
+                    'which oslo.messaging\'s oslo.metrics brings.'),
+    cfg.StrOpt('state_file',
+               default=None,
+               help='Path of a small JSON file that nova-compute rewrites '
+                    'with the release row, events health and the last waits '
+                    'and creates; `bdm-guard status` reads it. Unset (the '
+                    'default): none is written, unless textfile is set, '
+                    'then it is <textfile without .prom>.state.json.'),
+    cfg.IntOpt('last_waits',
+               default=20, min=1, max=1000,
+               help='How many of the latest waits and creates the state file '
+                    'keeps (it stays a few KiB).'),
+    cfg.FloatOpt('write_interval',
+                 default=10.0, min=0.0, max=3600.0,
+                 help='Seconds between two rewrites of the files: results '
+                      'in between are counted at once and written together '
+                      'when the interval is over (0: after every wait and '
+                      'create).'),
+]
+
+
 def register_opts(conf):
     """Register the ``[bdm_guard]``, ``[bdm_guard_db]`` and events options.
 
@@ -321,6 +357,7 @@ def register_opts(conf):
     conf.register_opts(ALL_OPTS, group=GROUP)
     conf.register_opts(_db_opts, group=DB_GROUP)
     conf.register_opts(_events_opts, group=EVENTS_GROUP)
+    conf.register_opts(_metrics_opts, group=METRICS_GROUP)
 
 
 def get_conf(conf=None):
@@ -351,4 +388,5 @@ def list_opts():
     """
     return [(GROUP, copy.deepcopy(ALL_OPTS)),
             (DB_GROUP, copy.deepcopy(_db_opts)),
-            (EVENTS_GROUP, copy.deepcopy(_events_opts))]
+            (EVENTS_GROUP, copy.deepcopy(_events_opts)),
+            (METRICS_GROUP, copy.deepcopy(_metrics_opts))]

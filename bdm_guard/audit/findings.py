@@ -86,15 +86,25 @@ class Inputs:
     :ivar image_gb: the largest image-backed volume, GiB, that boots must
         survive.
     :ivar findings: findings made while reading values (invalid values).
+    :ivar proxysql: :class:`bdm_guard.audit.parsers.proxysql.ProxySQLConfig`
+        or None.
+    :ivar launcher: True when nova-compute runs bdm-guard's launcher (from
+        ``--launcher`` or a deployment file that starts it), False when
+        told it does not, None when unknown.
+    :ivar launcher_evidence: what showed it (str) or None.
     """
 
     def __init__(self, nova=None, cinder=None, galera=None, haproxy=None,
-                 image_gb=10):
+                 image_gb=10, proxysql=None, launcher=None,
+                 launcher_evidence=None):
         self.nova = nova
         self.cinder = cinder
         self.galera = galera
         self.haproxy = haproxy
         self.image_gb = image_gb
+        self.proxysql = proxysql
+        self.launcher = launcher
+        self.launcher_evidence = launcher_evidence
         self.findings = []
         self._reported = set()
 

@@ -44,9 +44,25 @@ class Audit(lister.Lister):
             '--nova-conf', metavar='FILE',
             help='nova.conf of a nova-compute host.')
         parser.add_argument(
-            '--haproxy-cfg', metavar='FILE',
+            '--haproxy-cfg', metavar='FILE_OR_DIR', action='append',
             help='haproxy.cfg of the load balancer in front of cinder-api '
-                 'and Galera.')
+                 'and Galera, or a directory of .cfg files (Kolla-Ansible\'s '
+                 'services.d). Repeat it for several, in haproxy\'s -f '
+                 'order: a defaults section applies to later files too.')
+        parser.add_argument(
+            '--proxysql-cnf', metavar='FILE',
+            help='ProxySQL\'s proxysql.cnf, or Kolla-Ansible\'s rendered '
+                 'proxysql.yaml: is the database single-writer?')
+        parser.add_argument(
+            '--launcher', choices=('yes', 'no', 'auto'), default='auto',
+            help='Whether nova-compute runs bdm-guard-nova-compute. With '
+                 '"yes" (or a --deployment file that starts it) '
+                 'blind_post_retries is not a risk. Default: auto.')
+        parser.add_argument(
+            '--deployment', metavar='FILE', action='append',
+            help='A file that starts nova-compute: a systemd unit or '
+                 'drop-in, Kolla-Ansible\'s nova-compute config.json, an '
+                 'OpenStack-Ansible user_variables.yml. Repeatable.')
         parser.add_argument(
             '--galera-cnf', metavar='FILE',
             help='The MariaDB/Galera option file (galera.cnf, my.cnf).')
@@ -71,7 +87,10 @@ class Audit(lister.Lister):
             haproxy_cfg=parsed_args.haproxy_cfg,
             galera_cnf=parsed_args.galera_cnf,
             cinder_conf=parsed_args.cinder_conf,
-            image_gb=parsed_args.image_gb)
+            image_gb=parsed_args.image_gb,
+            proxysql_cnf=parsed_args.proxysql_cnf,
+            launcher={'yes': True, 'no': False}.get(parsed_args.launcher),
+            deployment=parsed_args.deployment)
         worst = audit.worst(result)
         self.exit_code = 0
         if worst and parsed_args.fail_on != 'never' and (

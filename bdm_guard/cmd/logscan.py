@@ -60,7 +60,10 @@ class LogScan(lister.Lister):
         parser.add_argument(
             'files', metavar='FILE', nargs='+',
             help='nova-compute (with debug on) and cinder-api logs of every '
-                 'controller; rotated and .gz files welcome.')
+                 'controller; rotated and .gz files welcome, pipes too '
+                 '(<(journalctl -u nova-compute -o short-iso)), and - for '
+                 'standard input. journalctl output (-o short-iso, short, '
+                 'short-precise or cat) is read as it is.')
         parser.add_argument(
             '--window', metavar='SECONDS', default=300.0,
             type=main.bounded_float(0, MAX_WINDOW, low_open=True),

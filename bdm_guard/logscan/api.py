@@ -52,7 +52,7 @@ NO_NOVA_POST = ('no nova POST /volumes found in the nova-compute logs '
 NO_CINDER_LOG = ('no cinder-api log recognised: every POST that reached '
                  'cinder will be "unknown"; add the cinder-api logs of '
                  'every controller')
-_CINDER_KINDS = ('cinder_post', 'cinder_status')
+_CINDER_KINDS = ('cinder_post', 'cinder_status', 'cinder_seen')
 _NOVA_KINDS = ('nova_post', 'nova_resp', 'nova_retry', 'nova_fail',
                'not_created')
 
@@ -95,10 +95,21 @@ def _service(logger=None, kind=None):
     return None
 
 
-def _file_events(path, parser, stats):
+def _file_events(path, parser, stats, f=None):
     source = logread.source_of(path)
     sampled = matched = 0
-    for line in logread.iter_lines(path, stats):
+    journal = None
+    for line in logread.iter_lines(path, stats, f):
+        if journal is None and line.strip() and not line.startswith('-- '):
+            # journalctl output: every line has the prefix (short-iso,
+            # short, short-precise); "-- Boot ... --" lines are skipped.
+            journal = bool(logread.journal_prefix(line))
+            stats.journal = journal
+        if journal:
+            cut = logread.journal_prefix(line)
+            if not cut:
+                continue
+            line = line[cut:]
         if sampled < FORMAT_SAMPLE:
             sampled += 1
             name = parser.logger_name(line)
@@ -171,19 +182,22 @@ class Scan:
         ``cinder_request_ids``, ``cinder_statuses`` (the HTTP status each
         cinder-api POST returned, or None) and ``matched_by``.
 
-        A file that cannot be opened (missing, unreadable, not a regular
-        file: a FIFO or ``/dev/zero`` is refused at once, never read) is
+        ``-`` is standard input; pipes and FIFOs are read as streams
+        (memory stays bounded: lines are judged as log time passes). A
+        file that cannot be opened (missing, unreadable, a device such as
+        ``/dev/zero``, refused at once, never read) is
         left out with its reason in its :class:`FileStats` ``error``; the
         other files are still scanned, so the POSTs they hold are judged.
         """
         streams = []
         for path, stats in zip(self.paths, self.stats):
             try:
-                logread.open_log(path).close()
+                # Opened once and kept: a pipe or stdin cannot be reopened.
+                f = logread.open_log(path)
             except exception.UnreadableInput as exc:
                 stats.error = exc.kwargs.get('reason') or str(exc)
                 continue
-            streams.append(_file_events(path, self.parser, stats))
+            streams.append(_file_events(path, self.parser, stats, f))
         for event in heapq.merge(*streams, key=lambda e: e[0]):
             yield from self.state.feed(event)
         yield from self.state.flush()

@@ -31,7 +31,8 @@ nova's own errors):
 
 cinder-api side (``cinder.api.openstack.wsgi`` at INFO): ``POST <url>``
 (``cinder_post``), ``<url> returned with HTTP <status>``
-(``cinder_status``) and ``Create volume of <n> GB`` (``cinder_size``).
+(``cinder_status``; for another URL ``cinder_seen``: the log covers that
+time) and ``Create volume of <n> GB`` (``cinder_size``).
 
 Every event is a tuple ``(time, kind, source, gid, rid, instance, data)``
 where ``gid`` is the global request id, ``rid`` the service's own request
@@ -81,7 +82,8 @@ _VERSION = re.compile(r'/v\d+(?:\.\d+)?/')
 # about it (cinder.api.v3.volumes, under the POST's request id).
 _BODY_SIZE = re.compile(r'"size": (?P<size>\d+)')
 _CINDER_SIZE = re.compile(r'^Create volume of (?P<size>\d+) GB')
-_CINDER_KINDS = ('cinder_post', 'cinder_status', 'cinder_size')
+_CINDER_KINDS = ('cinder_post', 'cinder_status', 'cinder_size',
+                 'cinder_seen')
 
 
 def normalise_url(url):
@@ -254,7 +256,9 @@ class EventParser:
             match = _CINDER_STATUS.match(message)
             if match and _is_volumes(match.group('url')):
                 return 'cinder_status', int(match.group('s'))
-            return None, None
+            # Any other request cinder-api answered: its log covers this
+            # time (a POST no cinder line names is then truly lost).
+            return ('cinder_seen', None) if match else (None, None)
         if 'Retrying in' in message and _RETRY.search(message):
             return 'nova_retry', None
         match = _NOT_CREATED.search(message)

@@ -18,7 +18,9 @@ few newlines) is skipped in :data:`MAX_LINE` chunks. Lines that are not
 UTF-8 text, or that hold control characters other than tab, carriage
 return and escape (colour codes), are counted as garbage and skipped; a
 file is "mostly binary" only from those, never from long lines of text.
-Only regular files are read (:func:`open_log`).
+Regular files, pipes and standard input are read (:func:`open_log`);
+journald's ``short``, ``short-iso`` and ``short-precise`` prefixes are
+removed by :func:`journal_prefix` (``-o cat`` needs nothing).
 """
 
 import dataclasses
@@ -26,6 +28,7 @@ import gzip
 import os
 import re
 import stat
+import sys
 import zlib
 
 from bdm_guard import exception
@@ -55,6 +58,7 @@ class FileStats:
         None.
     :ivar service: ``nova-compute`` or ``cinder-api`` when the file's
         logger names or events show which it is, else None.
+    :ivar journal: the lines carry journalctl's prefix (removed).
     """
 
     file: str
@@ -63,6 +67,22 @@ class FileStats:
     long_lines: int = 0
     error: str = None
     service: str = None
+    journal: bool = False
+
+
+# journalctl -o short-iso / short-precise / short: "<time> <host>
+# <identifier>[<pid>]: " before the message (oslo.log's whole line when the
+# service logs to the journal, use_journal = True).
+_JOURNAL = re.compile(
+    r'^(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:[.,]\d+)?'
+    r'(?:Z|[+-]\d\d:?\d\d)?|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d'
+    r'(?:\.\d+)?) \S+ [^\s:\[]+(?:\[\d+\])?: ')
+
+
+def journal_prefix(line):
+    """The length of ``line``'s journalctl prefix, or 0 (str -> int)."""
+    match = _JOURNAL.match(line)
+    return match.end() if match else 0
 
 
 def source_of(path):
@@ -105,20 +125,48 @@ def _kind(mode):
     return 'not a regular file'
 
 
+#: The path that means standard input.
+STDIN = '-'
+
+
+class _Unclosed:
+    """Standard input for reading, left open when "closed"."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def close(self):
+        pass
+
+
 def open_log(path):
     """Open a log for binary reading, gunzipping when it is gzip data.
 
-    Only regular files are read: a FIFO, a device (``/dev/zero``) or a
-    directory is refused at once. The file is opened without blocking (a
-    FIFO without a writer would otherwise hang the open) and checked with
-    ``fstat``, so a symlink or a file swapped after a ``stat`` cannot slip
-    through. The gzip check reads the magic bytes, not the file name.
+    Regular files, pipes and FIFOs (``<(journalctl ...)``, ``mkfifo``) and
+    standard input (``-``) are read, once, as streams; a device
+    (``/dev/zero``), a socket or a directory is refused at once. The file
+    is opened without blocking (a FIFO without a writer would otherwise
+    hang the open; read, it then ends at once) and checked with ``fstat``,
+    so a symlink or a file swapped after a ``stat`` cannot slip through.
+    The gzip check reads the magic bytes, not the file name.
 
-    :param path: file path (str).
+    :param path: file path (str), or ``-`` for standard input.
     :returns: a binary file object.
     :raises bdm_guard.exception.UnreadableInput: missing, unreadable, or
-        not a regular file.
+        neither a regular file nor a pipe.
     """
+    if path == STDIN:
+        f = _Unclosed(sys.stdin.buffer)
+        try:
+            magic = f.peek(2)[:2] if hasattr(f._f, 'peek') else b''
+        except (OSError, ValueError) as exc:
+            raise exception.UnreadableInput(path=path, reason=str(exc))
+        if magic == _GZIP_MAGIC:
+            return gzip.GzipFile(fileobj=f, mode='rb')
+        return f
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
@@ -126,10 +174,10 @@ def open_log(path):
                                         reason=exc.strerror or str(exc))
     try:
         mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
             raise exception.UnreadableInput(
-                path=path, reason='%s, not a regular file: give log files'
-                % _kind(mode))
+                path=path, reason='%s, not a regular file or a pipe: give '
+                'log files' % _kind(mode))
         os.set_blocking(fd, True)
         f = os.fdopen(fd, 'rb', buffering=BUFFER)
     except BaseException:
@@ -146,17 +194,19 @@ def open_log(path):
     return f
 
 
-def iter_lines(path, stats):
+def iter_lines(path, stats, f=None):
     """Yield the good lines of the log at ``path``, as str.
 
     :param path: file path (str); gzip data is decompressed.
+    :param f: the file already opened by :func:`open_log` (a pipe can be
+        opened only once), or None to open ``path``.
     :param stats: a :class:`FileStats`, updated as lines are read; a
         truncated gzip stream or a read error ends the file early with
         ``stats.error`` set (the lines before it are still yielded).
     :raises bdm_guard.exception.UnreadableInput: the file cannot be
         opened.
     """
-    f = open_log(path)
+    f = open_log(path) if f is None else f
     try:
         while True:
             try:

@@ -17,6 +17,7 @@ here belongs to a request seen in the last ``window`` seconds of log time;
 :meth:`State.feed` drops the rest as log time passes.
 """
 
+import bisect
 import collections
 import datetime
 
@@ -71,7 +72,12 @@ class NovaPost:
     def until(self, window):
         return self.end if self.end is not None else self.start + window
 
-    def verdict(self):
+    def verdict(self, cinder_seen=True):
+        """The verdict; ``cinder_seen``: cinder-api logs cover the POST.
+
+        Without cinder-api logs for the POST's time, a POST no cinder line
+        names proves nothing: ``unknown``, never ``lost_before_cinder``.
+        """
         answered = self.status is not None
         if len(self.cinder) >= 2:
             return 'duplicate_post'
@@ -79,10 +85,18 @@ class NovaPost:
             if answered:
                 return 'ok'
             return 'response_lost' if self.failed else 'unknown'
-        return 'lost_before_cinder' if self.failed else 'unknown'
+        return ('lost_before_cinder' if self.failed and cinder_seen
+                else 'unknown')
 
-    def record(self):
-        return {'global_request_id': self.gid, 'verdict': self.verdict(),
+    def claim(self, cinder, how):
+        """Take the cinder POST ``cinder`` (list) as one of this POST's."""
+        cinder[5] = True
+        self.cinder.append(cinder)
+        self.matched_by = self.matched_by or how
+
+    def record(self, cinder_seen=True):
+        return {'global_request_id': self.gid,
+                'verdict': self.verdict(cinder_seen),
                 'instance': self.instance, 'nova_file': self.file,
                 'cinder_files': sorted({c[1] for c in self.cinder}),
                 'time': _iso(self.start), 'attempts': self.attempts,
@@ -90,6 +104,81 @@ class NovaPost:
                 'cinder_request_ids': [c[2] for c in self.cinder],
                 'cinder_statuses': [c[3] for c in self.cinder],
                 'matched_by': self.matched_by}
+
+
+class _TimeIndex:
+    """Gid-less cinder POSTs by target, each list in time order.
+
+    The time fallback looks only at the POSTs of the nova POST's target
+    near its time (:func:`bisect.bisect_left`), not at every open cinder
+    POST: a log without global request ids is scanned in time linear in
+    its POSTs, not quadratic (issue 27, class 6). ``examined`` counts the
+    cinder POSTs looked at, for the tests.
+    """
+
+    def __init__(self):
+        self.lists = {}   # (path, project) -> [head, [times], [posts]]
+        self.examined = 0
+
+    @staticmethod
+    def _key(target):
+        if hasattr(target, 'path'):
+            return target.path, target.project
+        return target, None
+
+    def add(self, post):
+        entry = self.lists.setdefault(self._key(post[4]), [0, [], []])
+        entry[1].append(post[0])
+        entry[2].append(post)
+
+    def expire(self, post):
+        """Drop ``post``, the oldest of its target (FIFO with the feed)."""
+        key = self._key(post[4])
+        entry = self.lists.get(key)
+        if entry is None:
+            return
+        entry[0] += 1
+        if entry[0] >= len(entry[2]):
+            del self.lists[key]
+        elif entry[0] > 64 and entry[0] * 2 > len(entry[2]):
+            del entry[1][:entry[0]]
+            del entry[2][:entry[0]]
+            entry[0] = 0
+
+    def _entries(self, target):
+        path, project = self._key(target)
+        if project is None:
+            return [e for k, e in self.lists.items() if k[0] == path]
+        return [e for e in (self.lists.get((path, project)),
+                            self.lists.get((path, None))) if e]
+
+    def nearest(self, target, lo, hi, near, wanted):
+        """The free POST in ``[lo, hi]`` nearest ``near`` ``wanted`` takes.
+
+        :returns: the cinder POST (list), or None.
+        """
+        best = None
+        for head, times, posts in self._entries(target):
+            start = max(bisect.bisect_left(times, lo), head)
+            end = bisect.bisect_right(times, hi)
+            middle = min(max(bisect.bisect_left(times, near), start), end)
+            left, right = middle - 1, middle
+            while left >= start or right < end:
+                # Walk outwards, nearest first; stop past the best so far.
+                if right < end and (left < start or times[right] - near
+                                    < near - times[left]):
+                    index, right = right, right + 1
+                else:
+                    index, left = left, left - 1
+                distance = abs(times[index] - near)
+                if best is not None and distance >= best[0]:
+                    break
+                self.examined += 1
+                post = posts[index]
+                if not post[5] and wanted(post):
+                    best = (distance, post)
+                    break
+        return best[1] if best else None
 
 
 class Group:
@@ -112,6 +201,9 @@ class State:
         self.in_flight = {}        # (source, rid or gid) -> NovaPost
         self.cinder_by_rid = {}    # cinder rid -> cinder post list
         self.no_gid = collections.deque()  # cinder posts without a gid
+        self.no_gid_index = _TimeIndex()   # the same, by target and time
+        self.awaited = {}          # cinder rid a nova RESP named -> NovaPost
+        self.cinder_first = self.cinder_last = None  # cinder log times
         self.instances = {}        # (source, gid) -> (instance, time)
         self.gid_of = {}           # (source, instance) -> (gid, time)
         self.aliases = {}          # id nova sent -> (nova's gid, time)
@@ -137,16 +229,24 @@ class State:
                 # one from its key): cinder logs that one.
                 self.aliases[data[1]] = (gid, when)
         elif kind == 'cinder_post':
+            self._cinder_seen(when)
             self.cinder_posts += 1
             # [time, file, rid, status, target, claimed, size]
             post = [when, path, rid, None, data, False, None]
             self.cinder_by_rid[rid] = post
             if gid is None:
                 self.no_gid.append(post)
+                self.no_gid_index.add(post)
             else:
                 gid = self.aliases.get(gid, (gid,))[0]
                 self._group(gid, when).cinder.append(post)
+            waiting = self.awaited.pop(rid, None)
+            if waiting is not None:
+                # A nova RESP named this request before cinder's line came
+                # (clock skew): the exact id wins over any time guess.
+                waiting.claim(post, 'response_request_id')
         elif kind in ('cinder_status', 'cinder_size'):
+            self._cinder_seen(when)
             post = self.cinder_by_rid.get(rid)
             if post is not None:
                 post[3 if kind == 'cinder_status' else 6] = data
@@ -158,12 +258,30 @@ class State:
                     post.attempts += 1
                 else:
                     self._answer(post, when, *data)
+        elif kind == 'cinder_seen':
+            self._cinder_seen(when)
         elif kind == 'not_created':
             self.not_created[data[0]] = data[1:]
         if instance is not None:
             self._instance(when, source, gid, instance, kind == 'nova_fail')
         elif kind == 'nova_fail' and gid is not None:
             self._fail(when, source, gid)
+
+    def _cinder_seen(self, when):
+        if self.cinder_first is None:
+            self.cinder_first = when
+        self.cinder_last = when
+
+    def _covered(self, post):
+        """Whether the cinder-api logs given cover ``post``'s window.
+
+        Their span (first to last cinder-api line) must overlap the POST's
+        flight widened by a window before it: cinder-api logs of another
+        day, or none, prove nothing about this POST.
+        """
+        return (self.cinder_first is not None
+                and self.cinder_first <= post.until(self.window) + self.skew
+                and self.cinder_last >= post.start - self.window)
 
     def flush(self):
         """Judge everything still open (at the end of the logs)."""
@@ -195,6 +313,15 @@ class State:
             post.failed = True
         else:
             post.status, post.resp_rid = status, resp_rid
+        if resp_rid is None:
+            return
+        # Claim the cinder request nova's answer names now, before any
+        # other POST's time guess can take it (issue 27, class 6).
+        cinder = self.cinder_by_rid.get(resp_rid)
+        if cinder is None:
+            self.awaited[resp_rid] = post
+        elif not cinder[5]:
+            post.claim(cinder, 'response_request_id')
 
     def _instance(self, when, source, gid, instance, failed):
         if gid is None:
@@ -226,6 +353,7 @@ class State:
             yield from self._judge(self.groups.pop(key))
         while self.no_gid and self.no_gid[0][0] < horizon - self.window:
             post = self.no_gid.popleft()
+            self.no_gid_index.expire(post)
             self.cinder_by_rid.pop(post[2], None)
             self.cinder_unmatched += not post[5]
         for table in (self.instances, self.gid_of, self.aliases):
@@ -236,13 +364,8 @@ class State:
         """Match the group's cinder POSTs to its nova POSTs; judge them."""
         for post in group.nova:
             self.in_flight.pop((post.source, post.rid or post.gid), None)
-            if post.resp_rid is None:
-                continue
-            cinder = self.cinder_by_rid.get(post.resp_rid)
-            if cinder is not None and not cinder[5]:
-                cinder[5] = True
-                post.cinder.append(cinder)
-                post.matched_by = 'response_request_id'
+            if post.resp_rid is not None:
+                self.awaited.pop(post.resp_rid, None)
         for cinder in sorted(group.cinder, key=lambda c: c[0]):
             if cinder[5]:
                 continue
@@ -254,43 +377,33 @@ class State:
                 continue
             fresh = [p for p in fits if not p.cinder]
             post = fresh[0] if fresh else fits[-1]
-            cinder[5] = True
-            post.cinder.append(cinder)
-            post.matched_by = post.matched_by or 'global_request_id'
+            post.claim(cinder, 'global_request_id')
         for post in group.nova:
             # Without a gid, a second cinder POST is only taken when nova
             # logged a resend: concurrent creates share the URL.
             while len(post.cinder) < post.attempts:
-                cinder = self._no_gid(
-                    lambda c: same_target(c, post.url)
-                    and post.start - self.skew
-                    <= c[0] <= post.until(self.window) + self.skew,
-                    post.start)
+                cinder = self._no_gid(post)
                 if cinder is None:
                     break
-                post.cinder.append(cinder)
-                post.matched_by = post.matched_by or 'time_window'
+                post.claim(cinder, 'time_window')
             for cinder in post.cinder:
                 self.cinder_by_rid.pop(cinder[2], None)
-            record = post.record()
+            record = post.record(self._covered(post))
             self.verdicts[record['verdict']] += 1
             self.reached_cinder += bool(post.cinder)
             yield record
         for cinder in group.cinder:
             self.cinder_by_rid.pop(cinder[2], None)
 
-    def _no_gid(self, wanted, near=None):
-        """Claim the free gid-less cinder POST ``wanted`` accepts.
+    def _no_gid(self, post):
+        """The free gid-less cinder POST nearest ``post``'s start.
 
-        :param wanted: a predicate on cinder POSTs.
-        :param near: a time (seconds); the POST closest to it wins, else
-            the oldest.
+        It must have ``post``'s target (:func:`same_target`) and fall
+        within its flight, give or take the skew.
+
         :returns: the cinder POST (list), or None.
         """
-        found = [c for c in self.no_gid if not c[5] and wanted(c)]
-        if not found:
-            return None
-        best = (min(found, key=lambda c: abs(c[0] - near))
-                if near is not None else found[0])
-        best[5] = True
-        return best
+        return self.no_gid_index.nearest(
+            post.url, post.start - self.skew,
+            post.until(self.window) + self.skew, post.start,
+            lambda c: same_target(c, post.url))

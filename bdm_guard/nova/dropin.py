@@ -39,6 +39,7 @@ from bdm_guard import create
 from bdm_guard import events
 from bdm_guard import exception
 from bdm_guard.internal.create import cleanup
+from bdm_guard import metrics
 from bdm_guard.nova import client as nova_client
 from bdm_guard.nova import guard
 from bdm_guard import wait
@@ -62,6 +63,40 @@ def _volume_not_created(volume_id, exc):
     if '%(reason)s' not in msg_fmt:
         message = '%s Reason: %s' % (msg_fmt % kwargs, reason)
     return nova_exception.VolumeNotCreated(message=message, **kwargs)
+
+
+def _recorder(conf):
+    """The metrics recorder (:mod:`bdm_guard.metrics`), or None when off.
+
+    Metrics never fail a boot: any error here is logged once and ignored.
+    """
+    try:
+        recorder = metrics.get_recorder(conf)
+        if recorder is not None and 'release' not in recorder.info:
+            row = guard.active_release()
+            recorder.info.update(
+                release=row.name, nova_series=row.series,
+                mode='patched' if guard.is_patched() else 'launcher')
+        return recorder
+    except Exception as exc:  # noqa: B902 - never break a boot for metrics
+        if not _METRICS_ERRORS:
+            _METRICS_ERRORS.append(exc)
+            LOG.warning('bdm-guard metrics are off: %s', exc)
+        return None
+
+
+def _record(recorder, method, *args):
+    if recorder is None:
+        return
+    try:
+        getattr(recorder, method)(*args)
+    except Exception as exc:  # noqa: B902 - never break a boot for metrics
+        if not _METRICS_ERRORS:
+            _METRICS_ERRORS.append(exc)
+            LOG.warning('bdm-guard metrics: %s', exc)
+
+
+_METRICS_ERRORS = []
 
 
 def _sleep(sleep):
@@ -91,10 +126,13 @@ def await_block_device_map_created(manager, context, vol_id, *,
     # before its POST, or a new one for a volume created elsewhere.
     source = events.get_source(conf)
     waker = own = None
+    recorder = _recorder(conf)
+    healthy = None
     if source is not None:
         waker = source.find(vol_id)
         if waker is None:
             waker = own = source.watch(vol_id, context.project_id)
+        healthy = source.healthy if recorder is not None else None
     try:
         report = wait.wait_for_volume(
             client, vol_id, conf=conf, sleep=sleep, clock=clock, waker=waker,
@@ -104,12 +142,15 @@ def await_block_device_map_created(manager, context, vol_id, *,
             # The size is read from the volume once it is seen copying.
             per_gib_floor=getattr(conf, 'reimage_timeout_per_gb', None))
     except exception.VolumeWaitError as exc:
+        _record(recorder, 'record_wait', getattr(exc, 'report', None),
+                type(exc).__name__, vol_id, healthy)
         LOG.warning('Volume id: %(vol_id)s was not created: %(reason)s',
                     {'vol_id': vol_id, 'reason': exc.msg})
         raise _volume_not_created(vol_id, exc) from exc
     finally:
         if own is not None:
             own.close()
+    _record(recorder, 'record_wait', report, 'available', vol_id, healthy)
     return report.polls
 
 
@@ -210,6 +251,7 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
 
         source = events.get_source(nova_client.nova_conf())
         watch = source.expect(context.project_id) if source else None
+        recorder = _recorder(nova_client.nova_conf())
         try:
             result, _ = create.create_and_wait(
                 client, size, idempotency_key=key, delete_on_failure=delete,
@@ -218,10 +260,12 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
                 volume_type=driver_bdm.volume_type, waker=watch,
                 availability_zone=av_zone, **kwargs)
         except exception.BdmGuardException as exc:
+            _record(recorder, 'record_create', None, type(exc).__name__)
             raise _nova_error(exc) from exc
         finally:
             if watch is not None:
                 watch.close()
+        _record(recorder, 'record_create', result, result.how)
         volume_id = result.volume['id']
     attachment = volume_api.attachment_create(context, volume_id,
                                               instance.uuid)

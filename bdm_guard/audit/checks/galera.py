@@ -141,7 +141,7 @@ def _writers_finding(inputs, section, active, mode, sync, sync_line):
     if not sync & 1:
         return fnd.Finding(
             'multi_writer_galera_without_causal_reads', 'high',
-            inputs.haproxy.path, section.line,
+            section.path, section.line,
             '%s sends connections to %d Galera nodes at once (balance '
             '%s) and no causal reads are set (wsrep_sync_wait in '
             'galera.cnf, [database] mysql_wsrep_sync_wait in cinder.conf)'
@@ -162,7 +162,7 @@ def _writers_finding(inputs, section, active, mode, sync, sync_line):
         from_galera = inputs.galera is not None and sync_line
         return fnd.Finding(
             'galera_causal_reads_miss_writes', 'medium',
-            inputs.galera.path if from_galera else inputs.haproxy.path,
+            inputs.galera.path if from_galera else section.path,
             sync_line if from_galera else section.line,
             'wsrep_sync_wait = %d covers reads only, and %s writes to '
             '%d Galera nodes: an UPDATE or DELETE of a fresh volume row '
@@ -174,7 +174,7 @@ def _writers_finding(inputs, section, active, mode, sync, sync_line):
             '(bit 2 covers UPDATE/DELETE).' % writer)
     return fnd.Finding(
         'multi_writer_galera_deadlocks', 'medium',
-        inputs.haproxy.path, section.line,
+        section.path, section.line,
         '%s writes to %d Galera nodes. Causal reads are on '
         '(wsrep_sync_wait = %d), so fresh rows are found, but '
         'concurrent writers still conflict: cinder\'s quota_usages '

@@ -64,7 +64,7 @@ def check_api_lb_timeout(inputs):
         seconds, which, directive = short
         result.append(fnd.Finding(
             'lb_timeout_shorter_than_slow_requests', 'high',
-            inputs.haproxy.path, directive.line,
+            directive.path, directive.line,
             'haproxy cuts a request through %s %s after %.0f s (timeout %s'
             '), shorter than the %d s cinder-api may take before it answers '
             '(rpc_response_timeout). A POST /volumes slower than that (RPC '
@@ -100,7 +100,7 @@ def check_db_lb_timeout(inputs):
         seconds, which, directive = short
         result.append(fnd.Finding(
             'db_lb_timeout_kills_pooled_connections', 'medium',
-            inputs.haproxy.path, directive.line,
+            directive.path, directive.line,
             'haproxy closes a database connection through %s %s after %.0f '
             's without traffic (timeout %s), but oslo.db keeps pooled '
             'connections for connection_recycle_time = %d s. oslo.db\'s '
@@ -131,7 +131,7 @@ def check_lb_resends_posts(inputs):
                for d in section.all('http-request')):
             continue
         result.append(fnd.Finding(
-            'lb_resends_posts', 'high', inputs.haproxy.path, retry_on.line,
+            'lb_resends_posts', 'high', retry_on.path, retry_on.line,
             '"retry-on %s" makes haproxy resend a request to another '
             'cinder-api after a timeout or an error answer, POST /volumes '
             'included: one boot can create two volumes.'
@@ -159,7 +159,7 @@ def check_health_checks(inputs):
         if len(servers) > 1 and unchecked:
             result.append(fnd.Finding(
                 'lb_server_without_health_check', 'medium',
-                inputs.haproxy.path, unchecked[0].line,
+                unchecked[0].path, unchecked[0].line,
                 'server %s of %s %s has no health check: while that node is '
                 'down haproxy keeps sending it requests, which fail as '
                 '"connection refused" or hang until the timeout.'
@@ -179,7 +179,7 @@ def _timeout_finding(inputs, section, which, directive):
         seconds = None
     if seconds is None or seconds > parser.MAX_TIMEOUT:
         return fnd.Finding(
-            'lb_timeout_invalid', 'critical', inputs.haproxy.path,
+            'lb_timeout_invalid', 'critical', directive.path,
             directive.line,
             '"timeout %s %s" (for %s) is %s: haproxy refuses to start, or '
             'to reload, with it.' % (which, text[:32], where,
@@ -190,7 +190,7 @@ def _timeout_finding(inputs, section, which, directive):
             'bare number is milliseconds).' % which)
     if seconds == 0 or seconds > ABSURD_TIMEOUT:
         return fnd.Finding(
-            'lb_timeout_absurd', 'medium', inputs.haproxy.path,
+            'lb_timeout_absurd', 'medium', directive.path,
             directive.line,
             '"timeout %s %s" (for %s) %s: a cinder-api or database node '
             'that hangs without closing the connection holds the caller '
@@ -214,9 +214,9 @@ def check_lb_timeout_values(inputs):
                 + inputs.proxies(inputs.database_ports(), galera.DB_NAME))
     for section in sections:
         for which, directive in inputs.haproxy.timeout_directives(section):
-            if directive.line in seen:
+            if (directive.path, directive.line) in seen:
                 continue
-            seen.add(directive.line)
+            seen.add((directive.path, directive.line))
             finding = _timeout_finding(inputs, section, which, directive)
             if finding is not None:
                 result.append(finding)

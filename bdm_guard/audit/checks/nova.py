@@ -112,8 +112,13 @@ def check_wait_budget_absurd(inputs):
 
 
 def check_blind_post_retries(inputs):
-    """keystoneauth connect retries resend POST /volumes blindly."""
-    if inputs.nova is None:
+    """keystoneauth connect retries resend POST /volumes blindly.
+
+    Not a risk where nova-compute runs bdm-guard's launcher: its creator
+    sends POSTs without connect retries and reconciles by key before any
+    resend, and ``http_retries`` then applies to nova's other calls only.
+    """
+    if inputs.nova is None or inputs.launcher:
         return []
     retries, line = inputs.number(inputs.nova, 'cinder', 'http_retries',
                                   NOVA_DEFAULT_HTTP_RETRIES, minimum=0)
@@ -131,7 +136,11 @@ def check_blind_post_retries(inputs):
         'Make creates idempotent: run nova-compute with bdm-guard\'s '
         'creator, which sends POSTs without connect retries and reconciles '
         'by idempotency key before any resend. Otherwise set [cinder] '
-        'http_retries = 0 (GETs then lose their retries too).')]
+        'http_retries = 0 (GETs then lose their retries too).%s'
+        % (' If the launcher already runs there, say so (--launcher yes, '
+           'or --deployment with the unit, drop-in or Kolla config.json '
+           'that starts it) and this finding goes.'
+           if inputs.nova.has_section('bdm_guard') else ''))]
 
 
 CHECKS = (check_wait_budget, check_wait_budget_absurd,

@@ -24,6 +24,7 @@ it (section 4 of the manual).
 """
 
 import dataclasses
+import os
 import re
 
 from bdm_guard.audit.parsers import textfile
@@ -64,11 +65,13 @@ class Directive:
     :ivar keyword: the first word (str).
     :ivar args: the other words (list of str).
     :ivar line: the 1-based line number (int).
+    :ivar path: the file it is in (str).
     """
 
     keyword: str
     args: list
     line: int
+    path: str = None
 
 
 @dataclasses.dataclass
@@ -82,6 +85,7 @@ class Server:
     :ivar disabled: the ``disabled`` flag.
     :ivar check: the ``check`` flag (health checks on).
     :ivar line: the line (int).
+    :ivar path: the file it is in (str).
     """
 
     name: str
@@ -91,6 +95,7 @@ class Server:
     disabled: bool
     check: bool
     line: int
+    path: str = None
 
 
 @dataclasses.dataclass
@@ -102,6 +107,7 @@ class Section:
     :ivar line: the line of the section keyword (int).
     :ivar directives: the :class:`Directive` list, in order.
     :ivar defaults: the ``defaults`` section a proxy inherits from, or None.
+    :ivar path: the file it is in (str).
     """
 
     kind: str
@@ -109,6 +115,7 @@ class Section:
     line: int
     directives: list = dataclasses.field(default_factory=list)
     defaults: 'Section' = None
+    path: str = None
 
     def own(self, keyword, first_arg=None):
         """The last directive ``keyword`` in this section alone, or None.
@@ -146,7 +153,7 @@ class Section:
                 directive.args[0], host or directive.args[1],
                 int(port) if port.isdigit() else None,
                 'backup' in flags, 'disabled' in flags, 'check' in flags,
-                directive.line))
+                directive.line, directive.path))
         return result
 
     def bind_ports(self):
@@ -162,11 +169,18 @@ class Section:
 
 
 class Config:
-    """A parsed haproxy.cfg: ``path`` and ``sections`` (in file order)."""
+    """A parsed haproxy configuration, from one file or several.
 
-    def __init__(self, path, sections):
+    :ivar path: the first file (str).
+    :ivar paths: every file read, in haproxy's order (list of str).
+    :ivar sections: the sections of all files, in that order.
+    """
+
+    def __init__(self, path, sections, paths=None):
         self.path = path
+        self.paths = paths or [path]
         self.sections = sections
+        self._routes = None
 
     def proxies(self):
         """The frontend, backend and listen sections, in file order."""
@@ -179,6 +193,29 @@ class Config:
                 return section
         return None
 
+    def _index(self):
+        """backend name -> frontend/listen sections naming it, built once.
+
+        One pass over the sections: :meth:`frontends_of` for every proxy
+        then costs the size of its answer, not of the whole file (a
+        per-call scan made the audit quadratic in the number of
+        sections, issue 27 class 6).
+        """
+        if self._routes is None:
+            self._routes = {}
+            for section in self.sections:
+                if section.kind not in ('frontend', 'listen'):
+                    continue
+                for directive in section.directives:
+                    if (directive.keyword in ('default_backend',
+                                              'use_backend')
+                            and directive.args):
+                        routes = self._routes.setdefault(directive.args[0],
+                                                         [])
+                        if section not in routes[-1:]:
+                            routes.append(section)
+        return self._routes
+
     def frontends_of(self, backend):
         """The frontend or listen sections that send traffic to ``backend``.
 
@@ -186,14 +223,9 @@ class Config:
         frontend whose ``default_backend`` or ``use_backend`` names it.
         """
         result = [backend] if backend.kind == 'listen' else []
-        for section in self.sections:
-            if section.kind not in ('frontend', 'listen'):
-                continue
-            for directive in section.directives:
-                if (directive.keyword in ('default_backend', 'use_backend')
-                        and directive.args[:1] == [backend.name]
-                        and section not in result):
-                    result.append(section)
+        for section in self._index().get(backend.name, ()):
+            if section is not backend:
+                result.append(section)
         return result
 
     def timeout_directives(self, backend):
@@ -360,22 +392,66 @@ class _Conditions:
                                          % (lineno, reason))
 
 
+def config_files(path):
+    """The files of ``path``: itself, or a directory's ``*.cfg`` in order.
+
+    haproxy reads a directory given to ``-f`` the same way (its ``.cfg``
+    files in lexical order); Kolla-Ansible's ``services.d`` is one.
+
+    :raises bdm_guard.exception.UnreadableInput: a directory without any
+        ``.cfg`` file.
+    """
+    if not os.path.isdir(path):
+        return [path]
+    names = sorted(n for n in os.listdir(path) if n.endswith('.cfg'))
+    found = [os.path.join(path, n) for n in names
+             if os.path.isfile(os.path.join(path, n))]
+    if not found:
+        raise exception.UnreadableInput(
+            path=path, reason='a directory without any .cfg file')
+    return found
+
+
 def read(path):
     """Parse the haproxy configuration file at ``path``.
 
-    Conditional blocks (``.if``/``.elif``/``.else``/``.endif``, haproxy
-    2.4+) keep the lines of the branch taken (see
+    As :func:`read_many` with one path.
+    """
+    return read_many([path])
+
+
+def read_many(paths):
+    """Parse haproxy configuration files as ``haproxy -f a -f b`` does.
+
+    Files and directories (see :func:`config_files`) are read in the order
+    given; a ``defaults`` section applies to the proxies after it, in later
+    files too (Kolla-Ansible's ``services.d/*.cfg`` inherit the main
+    ``haproxy.cfg``'s). Conditional blocks (``.if``/``.elif``/``.else``/
+    ``.endif``, haproxy 2.4+) keep the lines of the branch taken (see
     :func:`evaluate_condition`); ``.diag``, ``.notice``, ``.warning`` and
     ``.alert`` lines are skipped.
 
-    :param path: file path (str).
+    :param paths: file or directory paths (list of str).
     :returns: a :class:`Config`.
     :raises bdm_guard.exception.UnreadableInput: missing, unreadable or
         binary file, an unterminated quote, a keyword outside any section,
         an unbalanced conditional block, or no proxy (frontend, backend or
-        listen) section at all.
+        listen) section in any of the files.
     """
-    sections, current, defaults, named = [], None, None, {}
+    files = [f for path in paths for f in config_files(path)]
+    sections, state = [], {'defaults': None, 'named': {}}
+    for path in files:
+        _read_one(path, sections, state)
+    if not any(s.kind in PROXY_KINDS for s in sections):
+        raise exception.UnreadableInput(
+            path=', '.join(paths), reason='no frontend, backend or listen '
+            'section; not an haproxy configuration?')
+    return Config(files[0], sections, files)
+
+
+def _read_one(path, sections, state):
+    """Append the sections of one file; ``state`` carries the defaults."""
+    current = None
     blocks = _Conditions(path)
     for lineno, text in enumerate(textfile.read_lines(path), 1):
         try:
@@ -390,14 +466,15 @@ def read(path):
             continue
         if words[0] in SECTION_KEYWORDS:
             current = Section(words[0], words[1] if len(words) > 1 else '',
-                              lineno)
+                              lineno, path=path)
             if current.kind == 'defaults':
-                defaults = current
-                named[current.name] = current
+                state['defaults'] = current
+                state['named'][current.name] = current
             elif current.kind in PROXY_KINDS:
                 # "backend foo from <defaults name>" (haproxy >= 2.4).
-                parent = (named.get(words[3]) if words[2:3] == ['from']
-                          and len(words) > 3 else defaults)
+                parent = (state['named'].get(words[3])
+                          if words[2:3] == ['from'] and len(words) > 3
+                          else state['defaults'])
                 current.defaults = parent
             sections.append(current)
         elif current is None:
@@ -405,10 +482,6 @@ def read(path):
                 path=path, reason='line %d: keyword %r outside of any '
                 'section; not an haproxy configuration?' % (lineno, words[0]))
         else:
-            current.directives.append(Directive(words[0], words[1:], lineno))
+            current.directives.append(Directive(words[0], words[1:], lineno,
+                                                path))
     blocks.close()
-    if not any(s.kind in PROXY_KINDS for s in sections):
-        raise exception.UnreadableInput(
-            path=path, reason='no frontend, backend or listen section; not '
-            'an haproxy configuration?')
-    return Config(path, sections)

@@ -13,6 +13,8 @@
 """The nova drop-ins, with the installed nova's real code (34 by default, 29
 to 34 under ``tox -e nova-compat``) over a fake cinder on HTTP."""
 
+import json
+import os
 import unittest
 from unittest import mock
 
@@ -366,3 +368,67 @@ class TestWithEvents(TestCreateVolumeForBdm):
                           for _, m, p in fake.requests])
         self.assertAlmostEqual(9.01, self.clock.now, places=2)
         self.assertEqual({}, source.registry.watches)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class TestMetricsThroughTheDropIn(NovaTestCase):
+    """[bdm_guard_metrics] set: the drop-in counts its waits and creates."""
+
+    def setUp(self):
+        super().setUp()
+        from bdm_guard import metrics
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.textfile = os.path.join(self.tmp, 'bdm_guard.prom')
+        self.conf.config(textfile=self.textfile, write_interval=0,
+                         group='bdm_guard_metrics')
+        metrics.reset()
+        self.addCleanup(metrics.reset)
+        self.volume_api = mock.create_autospec(nova_cinder.API,
+                                               instance=True)
+        self.volume_api.attachment_create.return_value = {'id': ATTACHMENT}
+        self.instance = objects.Instance(uuid=INSTANCE,
+                                         availability_zone=None)
+
+    def state(self):
+        with open(os.path.join(self.tmp, 'bdm_guard.state.json')) as f:
+            return json.load(f)
+
+    def wait(self, context, volume_id):
+        return dropin.await_block_device_map_created(
+            mock.sentinel.manager, context, volume_id,
+            sleep=self.clock.sleep, clock=self.clock)
+
+    def test_wait_and_create_are_recorded(self):
+        fake = self.fake(posts=['lost_response', 'ok'])
+        driver_bdm = TestCreateVolumeForBdm.driver_bdm(self)
+
+        vid, _ = dropin.create_volume_for_bdm(
+            driver_bdm, self.context, self.instance, self.volume_api, 1,
+            self.wait, sleep=self.clock.sleep, clock=self.clock,
+            image_id=IMAGE)
+
+        self.assertEqual([vid], list(fake.volumes))
+        state = self.state()
+        self.assertEqual(['available'], [w['outcome']
+                                         for w in state['waits']])
+        self.assertEqual(['adopted'], [c['outcome']
+                                       for c in state['creates']])
+        self.assertEqual('launcher', state['mode'])
+        with open(self.textfile) as f:
+            text = f.read()
+        self.assertIn('bdm_guard_waits_total{outcome="available"} 1.0', text)
+        self.assertIn('bdm_guard_lost_posts_found_total 1.0', text)
+
+    def test_failed_wait_is_recorded(self):
+        fake = self.fake()
+        vid = fake.add_volume(timeline=[(0.0, 'creating'), (2.0, 'error')])
+        self.assertRaises(nova_exception.VolumeNotCreated, self.wait,
+                          self.context, vid)
+        self.assertEqual(['VolumeCreateFailed'],
+                         [w['outcome'] for w in self.state()['waits']])
+
+    def test_off_writes_nothing(self):
+        self.conf.config(textfile=None, group='bdm_guard_metrics')
+        fake = self.fake(ready_after=1.0)
+        self.wait(self.context, fake.add_volume())
+        self.assertEqual([], os.listdir(self.tmp))
