@@ -56,6 +56,8 @@ class NovaTestCase(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
+        testing.forget_attempts()
+        self.addCleanup(testing.forget_attempts)
         dropin.nova_client.nova_conf()
         nova.conf.CONF([], project='nova', default_config_files=[])
         self.conf = self.useFixture(config_fixture.Config(nova.conf.CONF))
