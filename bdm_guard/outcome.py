@@ -297,13 +297,19 @@ def classify_exception(exc):
     raised after (``unknown``): a read timeout is also a keystoneauth
     ``ConnectTimeout``. An SSL error is ``not_sent`` only when it is a
     certificate failure or was raised in the handshake; any other (a bad
-    record MAC while the reply was read) is ``unknown``.
+    record MAC while the reply was read) is ``unknown``. Any error raised
+    in the TLS handshake (a handshake that times out or is reset: urllib3
+    writes the request only once it is done) is ``not_sent`` too.
 
     :param exc: the exception raised by keystoneauth or requests.
     :returns: an :class:`Outcome` of kind ``not_sent`` or ``unknown``.
     """
     chain = _chain(exc)
     kind = _ssl_kind(chain)
+    if kind is None and any(_raised_while_connecting(e) for e in chain):
+        # A TLS handshake that timed out or was reset: the request was
+        # never written (urllib3 sends it only after _validate_conn).
+        kind = NOT_SENT
     if kind is None:
         first = next((e for e in chain if isinstance(
             e, _NOT_SENT_ERRORS + (requests.exceptions.ReadTimeout,))), None)

@@ -48,3 +48,16 @@ class VirtualClock:
             raise ValueError('negative sleep: %r' % (seconds,))
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def forget_attempts() -> None:
+    """Forget which keys this process's creates may have left volumes for.
+
+    The creator remembers, per process, the idempotency keys an earlier or
+    running create may have made a volume for
+    (:mod:`bdm_guard.internal.create.attempts`), and looks those up before
+    its POST. Tests that reuse one key against a fresh fake cinder call
+    this between cases (``self.addCleanup(testing.forget_attempts)``).
+    """
+    from bdm_guard.internal.create import attempts
+    attempts.forget_all()

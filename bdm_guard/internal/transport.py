@@ -24,15 +24,27 @@ The hook is a :class:`keystoneauth1.session.TCPKeepAliveAdapter` whose
 connection pools record, per thread, the connections they hand out while a
 call is bounded. Calls made outside :func:`bounded` (nova's own cinderclient
 calls on the same session) are untouched.
+
+Neither a socket timeout nor the timer can cut a name resolution short:
+``getaddrinfo`` takes no timeout, and a resolver that does not answer holds
+the call for its own retries (``resolv.conf``'s ``timeout`` x ``attempts``
+x servers). So a bounded call opens each new connection (name resolution
+and TCP connect) in a helper thread and gives it up after the connect
+timeout or what is left of the call's time, whichever is less: the call
+then ends ``not_sent`` (urllib3's ``ConnectTimeoutError``), since nothing
+was written. A connection that is made after all is closed at once.
 """
 
 import contextlib
 import socket
 import threading
+import time
 import typing
 
 from keystoneauth1 import session as ks_session
+from urllib3 import connection as urllib3_connection
 from urllib3 import connectionpool
+from urllib3 import exceptions as urllib3_exc
 
 _LOCAL = threading.local()
 
@@ -43,6 +55,7 @@ class _Watch:
     def __init__(self, seconds: float):
         self.connections = []
         self.expired = False
+        self.until = time.monotonic() + seconds
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self.expire)
         self._timer.daemon = True
@@ -59,6 +72,10 @@ class _Watch:
             for connection in self.connections:
                 _shut(connection)
 
+    def remaining(self) -> float:
+        """Seconds left of the call's time (>= 0)."""
+        return max(0.0, self.until - time.monotonic())
+
 
 def _shut(connection):
     sock = getattr(connection, 'sock', None)
@@ -68,6 +85,60 @@ def _shut(connection):
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass   # already closed
+
+
+class _BoundedConnect:
+    """A connection whose name resolution and connect a bounded call cuts.
+
+    Outside :func:`bounded`, urllib3's own ``_new_conn`` runs unchanged.
+    """
+
+    def _new_conn(self):
+        watch = getattr(_LOCAL, 'watch', None)
+        if watch is None:
+            return super()._new_conn()
+        limit = watch.remaining()
+        if isinstance(self.timeout, (int, float)):
+            limit = min(limit, self.timeout)
+        state = {}
+        lock = threading.Lock()
+        done = threading.Event()
+        make = super()._new_conn
+
+        def connect():
+            try:
+                state['sock'] = make()
+            except BaseException as exc:  # noqa: B902 - handed over below
+                state['error'] = exc
+            with lock:
+                done.set()
+                late = state.get('abandoned')
+            if late and 'sock' in state:
+                state['sock'].close()
+
+        helper = threading.Thread(target=connect, daemon=True,
+                                  name='bdm-guard-connect')
+        helper.start()
+        done.wait(limit)
+        with lock:
+            if not done.is_set():
+                state['abandoned'] = True
+                raise urllib3_exc.ConnectTimeoutError(
+                    self, 'Connection to %s not made within %.1f s (name '
+                    'resolution or TCP connect); nothing was sent'
+                    % (self.host, limit))
+        if 'error' in state:
+            raise state['error']
+        return state['sock']
+
+
+class _HTTPConnection(_BoundedConnect, urllib3_connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_BoundedConnect,
+                       urllib3_connection.HTTPSConnection):
+    pass
 
 
 class _Recording:
@@ -80,11 +151,11 @@ class _Recording:
 
 
 class _HTTPPool(_Recording, connectionpool.HTTPConnectionPool):
-    pass
+    ConnectionCls = _HTTPConnection
 
 
 class _HTTPSPool(_Recording, connectionpool.HTTPSConnectionPool):
-    pass
+    ConnectionCls = _HTTPSConnection
 
 
 class BoundedAdapter(ks_session.TCPKeepAliveAdapter):

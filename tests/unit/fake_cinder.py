@@ -91,6 +91,10 @@ class FakeCinder:
         self.messages = []
         self.list_extra = []
         self.retry_after = '1'
+        #: What cinder copies into a volume made from a snapshot: the
+        #: glance metadata of the snapshot's source volume (cinder's
+        #: volume_glance_metadata_copy_to_volume), e.g. its image_id.
+        self.snapshot_image_metadata = None
 
     # -- state ------------------------------------------------------------
     def add_volume(self, size=1, metadata=None, status=None, age=0.0,
@@ -103,10 +107,11 @@ class FakeCinder:
                             (age + self.ready_after, 'available')]
             else:
                 timeline = [(0.0, status)]
+        self.seq = getattr(self, 'seq', 0) + 1
         self.volumes[vid] = {
             'id': vid, 'size': size, 'metadata': dict(metadata or {}),
             'project': project, 'created': created, 'timeline': timeline,
-            'attachments': []}
+            'attachments': [], 'seq': self.seq}
         return vid
 
     def status(self, vol):
@@ -121,12 +126,16 @@ class FakeCinder:
         return self.clock() - vol['created'] >= self.visible_after
 
     def view(self, vol):
-        stamp = '2026-01-01T00:00:%09.6f' % (vol['created'] + 10000)
+        # cinder's created_at has microseconds: two volumes made at one
+        # virtual instant still differ, in the order they were made.
+        stamp = '2026-01-01T00:00:%09.6f' % (
+            vol['created'] + 10000 + vol.get('seq', 0) * 1e-6)
         return {'id': vol['id'], 'size': vol['size'],
                 'status': self.status(vol), 'metadata': vol['metadata'],
                 'created_at': stamp, 'attachments': vol['attachments'],
                 'snapshot_id': vol.get('snapshot_id'),
-                'source_volid': vol.get('source_volid')}
+                'source_volid': vol.get('source_volid'),
+                'volume_image_metadata': dict(vol.get('image_meta') or {})}
 
     def live(self, project=PROJECT):
         return [v for v in self.volumes.values() if v['project'] == project]
@@ -257,6 +266,11 @@ class FakeCinder:
                               metadata=body.get('metadata'))
         self.volumes[vid]['snapshot_id'] = body.get('snapshot_id')
         self.volumes[vid]['source_volid'] = body.get('source_volid')
+        if body.get('imageRef'):
+            self.volumes[vid]['image_meta'] = {'image_id': body['imageRef']}
+        elif body.get('snapshot_id') and self.snapshot_image_metadata:
+            self.volumes[vid]['image_meta'] = dict(
+                self.snapshot_image_metadata)
         if behaviour == 'lost_response':
             raise lost_response_error()
         if behaviour == 'gateway_504':

@@ -91,6 +91,22 @@ def usability(volume: dict, pending_statuses: typing.Collection[str]):
     return (rank,) + lookup.oldest_first(volume)
 
 
+def age_order(volume: dict):
+    """Sort key for volumes that several creators may rank at once.
+
+    Only what cannot change back orders them: ``error*`` volumes last, then
+    the oldest first. Two creators that saw the same volumes in other
+    statuses (one ``creating``, later ``available``) keep the same one, so
+    they never delete each other's choice.
+
+    :param volume: a volume dict.
+    :returns: a sortable tuple.
+    """
+    status = volume.get('status')
+    failed = isinstance(status, str) and statuses.is_error(status)
+    return (failed,) + lookup.oldest_first(volume)
+
+
 def delete_duplicate(client, volume: dict, *, conf, sleep, clock,
                      deadline: typing.Optional[retry.Deadline] = None
                      ) -> bool:
@@ -155,7 +171,8 @@ def delete_all(client, volumes: typing.Iterable[dict], **kwargs
 
 
 def keep_one(client, volumes: typing.List[dict], *, conf, sleep, clock,
-             deadline: typing.Optional[retry.Deadline] = None):
+             deadline: typing.Optional[retry.Deadline] = None,
+             racing: bool = False):
     """Keep the best of several volumes with one key; delete the others.
 
     The kept volume is the first by :func:`usability`: the oldest usable
@@ -165,10 +182,14 @@ def keep_one(client, volumes: typing.List[dict], *, conf, sleep, clock,
     :param volumes: volume dicts carrying the key (any order, non-empty).
     :param conf: a ConfigOpts with ``[bdm_guard]`` registered.
     :param deadline: see :func:`delete_duplicate`.
+    :param racing: another creator with the key may be deciding at the
+        same time: rank by :func:`age_order` (the oldest volume not in
+        error), which every creator computes alike.
     :returns: ``(kept, deleted_ids, undeleted_ids)``.
     """
     pending = frozenset(conf.bdm_guard.pending_statuses)
-    ranked = sorted(volumes, key=lambda v: usability(v, pending))
+    ranked = sorted(volumes, key=age_order if racing else (
+        lambda v: usability(v, pending)))
     kept, extra = ranked[0], ranked[1:]
     for volume in extra:
         LOG.warning('Volume %(dup)s (%(status)s) duplicates %(kept)s '

@@ -14,9 +14,14 @@
 
 Rules (``doc/source/contributor/design.rst``, "Creator behaviour"):
 
-* The first POST goes out without a lookup unless the caller says an
-  earlier attempt may exist (``resume``): in nova a failed build is
-  aborted, never resumed, so a lookup first would only cost a request.
+* The first POST goes out without a lookup unless an earlier or
+  concurrent attempt may exist: the caller says so (``resume``), or this
+  process knows it (:mod:`bdm_guard.internal.create.attempts`). nova's
+  first attempt at a boot then costs no request beyond stock nova's.
+* When an earlier or concurrent attempt may exist, the key is looked up
+  again after a 202, until the list shows the new volume (within
+  ``reconcile_grace``): two creates racing with one key converge on the
+  oldest volume not in error, and each deletes what it made in excess.
 * A lookup by key that fails (503, reset, malformed body) is retried and
   never taken for "no volume has the key"; a POST is resent after an
   unknown outcome only when a list that answered at or after
@@ -42,6 +47,7 @@ from oslo_log import log as logging
 import tenacity
 
 from bdm_guard import exception
+from bdm_guard.internal.create import attempts
 from bdm_guard.internal.create import dedupe
 from bdm_guard.internal.create import lookup
 from bdm_guard.internal import retry
@@ -102,6 +108,7 @@ class Creator:
         self.sleep = sleep
         self.clock = clock
         self.resume = resume
+        self.verify = resume
         self.posts = 0
         self.lookups = 0
         self.uncertain = False
@@ -115,13 +122,13 @@ class Creator:
         return lookup.list_by_key(self.client, self.key,
                                   self.deadline.remaining())
 
-    def find(self, settle_until=None):
+    def find(self, settle_until=None, until_seen=None):
         """Lookups until one answers; see :func:`lookup.find`.
 
         :returns: a list of volumes, or None when none answered in time.
         """
         return lookup.find(self.list_once, self.deadline, self.sleep,
-                           self.rng, settle_until)
+                           self.rng, settle_until, until_seen)
 
     def lookup_failed(self, reason, **kwargs):
         """The :class:`~bdm_guard.exception.VolumeLookupFailed` to raise."""
@@ -137,11 +144,12 @@ class Creator:
             undeleted_duplicates=list(undeleted), created_at=self.clock(),
             key=self.key)
 
-    def finish(self, volumes, how):
+    def finish(self, volumes, how, racing=False):
         """Adopt the best of ``volumes`` and delete the others.
 
         :param volumes: volume dicts carrying the key (non-empty).
         :param how: ``created`` or ``adopted``.
+        :param racing: see :func:`dedupe.keep_one`.
         :returns: a :class:`CreateResult`.
         :raises bdm_guard.exception.IdempotencyConflict: one of them was
             made by another request. It is left alone; when this call sent
@@ -171,7 +179,7 @@ class Creator:
                 fields=', '.join(differs), deleted_volumes=deleted,
                 undeleted_volumes=undeleted)
         kept, deleted, undeleted = dedupe.keep_one(
-            self.client, [v for v, _ in mine], **kwargs)
+            self.client, [v for v, _ in mine], racing=racing, **kwargs)
         LOG.info('Volume %(id)s %(how)s for idempotency key %(key)s '
                  '(%(posts)d POSTs, %(lookups)d lookups).',
                  {'id': kept['id'], 'how': how, 'key': self.key,
@@ -189,16 +197,22 @@ class Creator:
             before the deadline (carries ``volume_id``).
         :raises bdm_guard.exception.IdempotencyConflict: see :meth:`finish`.
         """
-        if not self.uncertain:
+        racing = self.verify or attempts.contended(self.key)
+        if not (self.uncertain or racing):
             return self.result(volume, 'created')
-        found = self.find()
+        settle = None
+        if racing:
+            # Look until the list shows this volume: then it also shows any
+            # volume with the key made before it.
+            settle = self.clock() + self.conf.bdm_guard.reconcile_grace
+        found = self.find(settle_until=settle, until_seen=volume['id'])
         if found is None:
             raise self.lookup_failed('no list answered after a POST '
                                      'created volume %s' % volume['id'],
                                      volume_id=volume['id'])
         if not any(v['id'] == volume['id'] for v in found):
             found = found + [volume]
-        return self.finish(found, 'created')
+        return self.finish(found, 'created', racing=racing)
 
     def terminal(self, result):
         """Raise the terminal error of ``result`` (413 quota, other 4xx).
@@ -241,12 +255,16 @@ class Creator:
         if result.kind in _UNCERTAIN:
             self.uncertain = True
             settle = self.clock() + self.conf.bdm_guard.reconcile_grace
-            found = self.find(settle_until=settle)
+            racing = self.verify or attempts.contended(self.key)
+            # Racing, a volume of the other create may show before the one
+            # this POST may have made: look until the grace is over.
+            found = self.find(settle_until=settle, until_seen=(
+                lookup.UNTIL_SETTLED if racing else None))
             if found is None:
                 raise self.lookup_failed('%s: %s; then no list answered'
                                          % (result.kind, result.message))
             if found:
-                return self.finish(found, 'adopted')
+                return self.finish(found, 'adopted', racing=racing)
             return None
         if result.kind in _RETRIABLE:
             return None
@@ -264,19 +282,39 @@ class Creator:
         return last.retry_after if last and last.kind == oc.THROTTLED else None
 
     def run(self):
-        """Look the key up if resuming, then POST until decided.
+        """Look the key up if an attempt may exist, then POST until decided.
 
         :returns: a :class:`CreateResult`.
         :raises: see :func:`bdm_guard.create.create_volume`.
         """
+        if attempts.begin(self.key):
+            self.verify = True
+        try:
+            result = self._run()
+        except exception.VolumeCreateNotSent:
+            attempts.end(self.key, may_exist=self.uncertain)
+            raise
+        except (exception.OverQuota, exception.VolumeCreateRejected) as exc:
+            attempts.end(self.key, may_exist=bool(
+                self.uncertain or exc.kwargs.get('uncertain')))
+            raise
+        except BaseException:
+            attempts.end(self.key, may_exist=bool(self.posts
+                                                  or self.uncertain
+                                                  or self.verify))
+            raise
+        attempts.end(self.key, may_exist=True)
+        return result
+
+    def _run(self):
         group = self.conf.bdm_guard
         self.deadline = retry.Deadline(self.clock, group.create_timeout)
-        if self.resume:
+        if self.verify:
             found = self.find()
             if found is None:
                 raise self.lookup_failed('no list answered before any POST')
             if found:
-                return self.finish(found, 'adopted')
+                return self.finish(found, 'adopted', racing=True)
         backoff = tenacity.wait_exponential(
             multiplier=group.post_retry_interval,
             max=group.post_retry_max_interval)

@@ -42,6 +42,11 @@ LIST_JITTER = 0.25
 
 Volumes = typing.List[dict]
 
+#: ``until_seen`` for "look until ``settle_until`` whatever shows": after a
+#: POST with an unknown outcome while another create may race, the volume
+#: that POST may have made has no known id.
+UNTIL_SETTLED = object()
+
 
 def oldest_first(volume: dict) -> typing.Tuple[str, str]:
     """Sort key: cinder's ``created_at``, then the id (deterministic)."""
@@ -108,7 +113,8 @@ def list_wait(rng: random.Random):
 def find(lookup: typing.Callable[[], typing.Optional[Volumes]],
          deadline: retry.Deadline, sleep: typing.Callable[[float], None],
          rng: random.Random,
-         settle_until: typing.Optional[float] = None
+         settle_until: typing.Optional[float] = None,
+         until_seen: typing.Optional[str] = None
          ) -> typing.Optional[Volumes]:
     """Look up until a list answers, or the deadline is reached.
 
@@ -121,6 +127,13 @@ def find(lookup: typing.Callable[[], typing.Optional[Volumes]],
     :param settle_until: a clock value, or None. When given, an empty answer
         before it is not final either: the lookups go on until a volume
         shows, or an answer made at or after it is empty.
+    :param until_seen: a volume id, or None. When given (with
+        ``settle_until``), an answer that does not show that volume is not
+        final before ``settle_until``: a list that shows the caller's own
+        new volume is at least as fresh as its create, so it also shows any
+        volume with the key created before it (a replica applies commits in
+        order). :data:`UNTIL_SETTLED`: no answer before ``settle_until``
+        is final.
     :returns: the last answer: volumes found (non-empty list); ``[]`` when
         an answer showed none (after ``settle_until`` unless the deadline
         came first); None when no list answered before the deadline.
@@ -130,8 +143,11 @@ def find(lookup: typing.Callable[[], typing.Optional[Volumes]],
     def again(found):
         if found is None:
             return True
-        return (not found and settle_until is not None
-                and clock() < settle_until)
+        if settle_until is None or clock() >= settle_until:
+            return False
+        if until_seen is not None:
+            return not any(v.get('id') == until_seen for v in found)
+        return not found
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_result(again),

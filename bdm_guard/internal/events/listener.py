@@ -90,6 +90,9 @@ class Liveness:
         self.epoch = 0
         self.was_healthy = False
         self.lost = False
+        self.stopped = False
+        self.shared = False
+        self.started_at = time.time()
         self.lock = threading.Lock()
 
     def sending(self):
@@ -99,12 +102,25 @@ class Liveness:
             self.sent[seq] = self.clock()
             while len(self.sent) > KEEP_PINGS:
                 del self.sent[min(self.sent)]
-        return {'nonce': self.nonce, 'seq': seq}
+        return {'nonce': self.nonce, 'seq': seq, 'sent': time.time()}
 
     def pong(self, payload):
-        """A ping came back; True when it is one of ours."""
-        if not isinstance(payload, dict) or payload.get(
-                'nonce') != self.nonce:
+        """A ping came back; True when it is one of ours.
+
+        A ping of another listener, sent after this one started, means the
+        pool's queue is shared with another process: the broker hands each
+        message to one of them, so neither gets all its events. That makes
+        this listener unhealthy for good (:attr:`shared`). Older foreign
+        pings are a previous process's, left in the queue.
+        """
+        if not isinstance(payload, dict):
+            return False
+        if payload.get('nonce') != self.nonce:
+            sent = payload.get('sent')
+            if (isinstance(sent, (int, float)) and not isinstance(sent, bool)
+                    and sent >= self.started_at):
+                with self.lock:
+                    self.shared = True
             return False
         seq = payload.get('seq')
         with self.lock:
@@ -119,8 +135,13 @@ class Liveness:
         with self.lock:
             self.must_return = max(self.sent, default=self.back)
 
+    def stop(self):
+        """The listener stopped: unhealthy from now on."""
+        with self.lock:
+            self.stopped = True
+
     def _healthy(self):
-        if not self.back:
+        if not self.back or self.stopped or self.shared:
             return False
         if self.must_return is not None:
             if self.back <= self.must_return:
@@ -180,9 +201,21 @@ class Listener:
         self.started = False
 
     def received(self, priority, event_type, payload):
-        """Every notification the pool gets (the listener's thread)."""
+        """Every notification the pool gets (the listener's thread).
+
+        Never raises: a malformed notification is dropped.
+        """
         if event_type == PING_EVENT:
+            shared = self.liveness.shared
             self.liveness.pong(payload)
+            if self.liveness.shared and not shared:
+                LOG.warning('Pool %s is shared with another process (its '
+                            'pings arrive here): the broker splits the '
+                            'notifications between them, so waits in this '
+                            'process poll on the schedule. Give each '
+                            'process its own [bdm_guard_events] pool.',
+                            self.pool)
+                self.registry.wake_all()
             return
         event = watch_mod.event_from(priority, event_type, payload)
         if event is not None:
@@ -222,6 +255,7 @@ class Listener:
         except Exception:  # noqa: B902 - the waits poll instead
             LOG.exception('The notification listener did not start; waits '
                           'poll on the schedule.')
+            self.liveness.stop()
             return
         if self.stopping.is_set():
             self._stop_listener()
@@ -255,8 +289,11 @@ class Listener:
         return healthy
 
     def suspect(self):
-        """A wait missed an event: ping now, distrust until it is back."""
-        self.liveness.suspect()
+        """A wait missed an event: ping now.
+
+        The wait that missed it polls on its own; the others keep the
+        health the pings give them.
+        """
         self.kick.set()
 
     def stop(self, timeout=10.0):
@@ -266,6 +303,7 @@ class Listener:
         its daemon thread, which stops it if the broker ever answers.
         """
         self.stopping.set()
+        self.liveness.stop()
         self.kick.set()
         if self.thread is not None:
             self.thread.join(timeout)

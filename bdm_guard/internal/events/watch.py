@@ -50,8 +50,14 @@ KINDS = {
 
 #: Seconds an event is kept for a watch not bound yet.
 RECENT_SECONDS = 300.0
-#: Most events kept for watches not bound yet.
+#: Most volume ids events are kept for, for watches not bound yet.
 RECENT_LIMIT = 20000
+#: Most events kept per volume id (a wait needs at most one of each kind;
+#: a storm of duplicates for one id must not grow the memory).
+RECENT_PER_VOLUME = 4
+#: Seconds between two WARNINGs about notifications of another project;
+#: the ones in between are counted into the next.
+FOREIGN_WARNING_INTERVAL = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +77,17 @@ class Event:
 
 
 def event_from(priority, event_type, payload, now=None):
-    """The :class:`Event` of a notification, or None for any other one."""
-    kind = KINDS.get((str(priority).upper(), event_type))
+    """The :class:`Event` of a notification, or None for any other one.
+
+    Anything malformed is no event: an ``event_type`` or priority that is
+    not a string, a payload that is not a dict, a volume id that is not a
+    string, and a project (``tenant_id`` or ``volume_properties.
+    project_id``) that is given but is not a string (it is never taken for
+    "names no project").
+    """
+    if not isinstance(event_type, str) or not isinstance(priority, str):
+        return None
+    kind = KINDS.get((priority.upper(), event_type))
     if kind is None or not isinstance(payload, dict):
         return None
     volume_id = payload.get('volume_id')
@@ -87,8 +102,44 @@ def event_from(priority, event_type, payload, now=None):
                 spec, dict) else None
         if isinstance(props, dict):
             tenant = props.get('project_id')
-    return Event(kind, volume_id, tenant if isinstance(tenant, str) else None,
+    if tenant is not None and not isinstance(tenant, str):
+        return None
+    return Event(kind, volume_id, tenant,
                  time.monotonic() if now is None else now)
+
+
+class _ForeignLog:
+    """One WARNING a minute about notifications naming another project."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.last = None
+        self.pending = 0
+        self.lock = threading.Lock()
+
+    def note(self, event, project_id):
+        with self.lock:
+            self.pending += 1
+            now = self.clock()
+            if (self.last is not None
+                    and now - self.last < FOREIGN_WARNING_INTERVAL):
+                count = None
+            else:
+                count, self.pending, self.last = self.pending, 0, now
+        if count is None:
+            LOG.debug('Ignored a notification about volume %(id)s naming '
+                      'project %(tenant)s, not %(project)s.',
+                      {'id': event.volume_id, 'tenant': event.tenant_id,
+                       'project': project_id})
+            return
+        LOG.warning('Ignored %(count)d notification(s) naming another '
+                    'project than the wait\'s, the last about volume '
+                    '%(id)s naming project %(tenant)s, not %(project)s.',
+                    {'count': count, 'id': event.volume_id,
+                     'tenant': event.tenant_id, 'project': project_id})
+
+
+FOREIGN = _ForeignLog()
 
 
 class Watch:
@@ -103,8 +154,10 @@ class Watch:
     :param project_id: the project the volume belongs to; an event naming
         another project is ignored. None: not checked.
     :param backstop_interval: seconds, the longest sleep while healthy.
-    :param confirm_intervals: ``confirm_intervals(n) -> seconds``, the
-        schedule after an event the next GET did not confirm.
+    :param confirm_intervals: ``confirm_intervals(n) -> seconds``; kept
+        for callers, no longer used: after an event the next GET did not
+        confirm, the wait polls on its own schedule (no more GETs than
+        polling alone).
     :param time_scale: real seconds per second of the waiter's clock (1.0
         except in the lab's scaled runs).
     :param wait: ``wait(event, seconds) -> bool``, how a sleep waits on the
@@ -134,6 +187,7 @@ class Watch:
         self.wakes = 0
         self.synced = None
         self.fresh = False
+        self.looked = None
         self._news = threading.Event()
         self._wait = wait or (lambda event, seconds: event.wait(seconds))
         self._lock = threading.Lock()
@@ -178,16 +232,17 @@ class Watch:
         if (self.project_id and event.tenant_id
                 and event.tenant_id != self.project_id):
             self.ignored += 1
-            LOG.warning('Ignored a notification about volume %(id)s naming '
-                        'project %(tenant)s, not %(project)s.',
-                        {'id': event.volume_id, 'tenant': event.tenant_id,
-                         'project': self.project_id})
+            FOREIGN.note(event, self.project_id)
             return
         with self._lock:
             self.seen[event.kind] += 1
             if event.kind != STARTED:
                 self.unconfirmed = event.kind
-                self._news.set()
+                if self.confirming is None:
+                    self._news.set()
+                # Else an earlier event is not confirmed yet: the wait
+                # already polls on the schedule, and one more event must
+                # not add a GET (a storm would send one per event).
 
     def wake(self) -> None:
         """Wake a sleeping wait (the listener's health changed)."""
@@ -204,8 +259,10 @@ class Watch:
         if self.fallback:
             return interval
         if self.confirming is not None:
+            # An event the API does not show yet: poll on the schedule
+            # itself, so that events never cost more GETs than polling.
             self.confirming += 1
-            return min(interval, self.confirm_intervals(self.confirming - 1))
+            return interval
         return max(interval, self.backstop_interval)
 
     def observed(self, observation) -> None:
@@ -233,7 +290,17 @@ class Watch:
                         self.confirming = 0
                     return
             expected = None
-            if status == statuses.AVAILABLE and not self.seen[ENDED]:
+            before, self.looked = self.looked, status
+            if not self.fresh and before is None:
+                # A watch for a volume it was given: what happened before
+                # the watch was taken was never its to see.
+                pass
+            elif not self.fresh:
+                # Only a change this wait saw happen needs its event.
+                if (status == statuses.AVAILABLE and before != status
+                        and not self.seen[ENDED]):
+                    expected = 'volume.create.end'
+            elif status == statuses.AVAILABLE and not self.seen[ENDED]:
                 expected = 'volume.create.end'
             elif (observation.pending and status != statuses.CREATING
                   and not self.seen[STARTED]):
@@ -269,7 +336,11 @@ class Registry:
         self.lock = threading.Lock()
 
     def suspect(self):
-        """A wait missed an event: the listener must prove itself again."""
+        """A wait missed an event: ping now (that wait polls on its own).
+
+        One wait's miss says nothing of the others: health stays what the
+        pings say ("this process receives its own pings").
+        """
         self.counts['missed'] += 1
         self._suspect()
 
@@ -329,7 +400,10 @@ class Registry:
             watch.deliver(event)
 
     def _keep(self, event):
-        self.recent.setdefault(event.volume_id, []).append(event)
+        kept = self.recent.setdefault(event.volume_id, [])
+        # The latest event of each kind is all a wait needs.
+        kept[:] = [e for e in kept if e.kind != event.kind][
+            -(RECENT_PER_VOLUME - 1):] + [event]
         self.recent.move_to_end(event.volume_id)
         horizon = self.clock() - RECENT_SECONDS
         while self.recent and (

@@ -22,6 +22,9 @@ never took longer than the polling schedule would allow.
 """
 
 import datetime
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -266,6 +269,45 @@ class EventFaultTest(EventLabTest):
         # Polling on the schedule: found within one 1 s cap.
         self.assertLess(boot['lag'], 1.5)
         self.assertGreater(boot['gets'], 2)
+
+    def test_two_processes_share_a_pool(self):
+        # Issue 27 class 3: two processes on one pool (the default
+        # bdm_guard-<host> for two services on one host). The broker hands
+        # each message to one of them; each must notice the other's pings,
+        # say so once and stay unhealthy, so that its waits poll.
+        pool = 'bdm_guard-shared-%s' % uuid.uuid4().hex[:8]
+        script = textwrap.dedent("""
+            import sys, time
+            from oslo_config import cfg
+            from bdm_guard import events, opts
+            conf = cfg.ConfigOpts()
+            opts.get_conf(conf)
+            conf([], project='bdm_guard', default_config_files=[])
+            for name, value in (('transport_url', sys.argv[1]),
+                                ('pool', sys.argv[2]),
+                                ('ping_interval', float(sys.argv[3]))):
+                conf.set_override(name, value, opts.EVENTS_GROUP)
+            source = events.EventSource(conf).start()
+            end = time.monotonic() + float(sys.argv[4])
+            while time.monotonic() < end and not (
+                    source.listener.liveness.shared):
+                time.sleep(0.1)
+            print('shared' if source.listener.liveness.shared else 'alone',
+                  source.healthy, flush=True)
+            source.stop()
+            """)
+        other = subprocess.Popen(
+            [sys.executable, '-c', script, self.rabbit.url, pool, str(PING),
+             '60'], stdout=subprocess.PIPE)
+        self.addCleanup(lambda: other.poll() is None and other.kill())
+        conf = events_conf(self.rabbit.url)
+        conf.set_override('pool', pool, opts.EVENTS_GROUP)
+        here = events.EventSource(conf).start()
+        self.addCleanup(here.stop)
+        self.assertTrue(until(lambda: here.listener.liveness.shared, 60))
+        self.assertFalse(here.healthy)
+        out, _ = other.communicate(timeout=90)
+        self.assertEqual(b'shared False', out.strip())
 
 
 class BrokerRestartTest(EventLabTest):

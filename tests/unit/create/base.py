@@ -42,6 +42,8 @@ class FakeCinderTest(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
+        testing.forget_attempts()
+        self.addCleanup(testing.forget_attempts)
         self.clock = testing.VirtualClock()
         self.fake = fake_cinder.FakeCinder(self.clock)
         self.client = fake_cinder.make_client(self, self.fake)
@@ -59,6 +61,8 @@ class FaultTest(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
+        testing.forget_attempts()
+        self.addCleanup(testing.forget_attempts)
         self.reset()
         # One requests-mock for the test; it answers with the current fake.
         self.client = fake_cinder.make_client(
@@ -66,6 +70,7 @@ class FaultTest(base.BaseTestCase):
 
     def reset(self):
         """A fresh cinder, clock and configuration."""
+        testing.forget_attempts()
         self.clock = testing.VirtualClock()
         self.fake = fake_cinder.FakeCinder(self.clock)
         self.conf = opts.get_conf(None)

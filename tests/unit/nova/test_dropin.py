@@ -58,6 +58,8 @@ class NovaTestCase(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
+        testing.forget_attempts()
+        self.addCleanup(testing.forget_attempts)
         dropin.nova_client.nova_conf()
         nova.conf.CONF([], project='nova', default_config_files=[])
         self.conf = self.useFixture(config_fixture.Config(nova.conf.CONF))
@@ -284,6 +286,21 @@ class TestCreateVolumeForBdm(NovaTestCase):
 
         self.assertIn('still unknown', str(exc))
         self.assertEqual(2, fake.post_count)
+
+    def test_second_create_for_one_mapping_adopts_the_late_volume(self):
+        # Issue 27 class 1: the first create's outcome stayed unknown and
+        # its volume showed later; a second create for the same mapping in
+        # this process (no resume, as nova calls it) adopts it.
+        self.conf.config(create_max_posts=1, group='bdm_guard')
+        fake = self.fake(posts=['gateway_504', 'ok'], visible_after=1e9)
+        self.assertRaises(nova_exception.CinderConnectionFailed,
+                          self.create, self.driver_bdm())
+        fake.visible_after = 0
+
+        vid, _ = self.create(self.driver_bdm())
+
+        self.assertEqual(1, fake.post_count)
+        self.assertEqual([vid], list(fake.volumes))
 
     def test_unexpected_argument(self):
         self.fake()
