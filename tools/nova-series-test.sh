@@ -20,7 +20,9 @@
 # (test_boot_from_volume.py, the regressions that create BDM volumes, and the
 # regression tests the series adds). Prints one summary line per patch and
 # stops at the first failure. At the end, tools/nova-waiter-conformance.py
-# replays tests/unit/data/waiter-cases.yaml against the patched nova.
+# replays tests/unit/data/waiter-cases.yaml against the patched nova. Each
+# commit message is checked too: subject <= 72, a Closes-Bug/Related-Bug
+# trailer, Change-Id last, and no Signed-off-by (the proposer adds theirs).
 #
 # Usage: tools/nova-series-test.sh            (tox -e nova runs this)
 #
@@ -283,6 +285,27 @@ reno_lint() {
         && "$VENV/bin/reno" lint)
 }
 
+# The commit message rules of nova's contributor guide that a series can
+# break on its own: subject <= 72 characters, a Closes-Bug/Related-Bug
+# trailer (#TBD-<n> placeholders name the report in bugs.rst), Change-Id
+# last. No Signed-off-by: the person who proposes the series signs each
+# commit with `git commit -s`; none may be invented here.
+check_message() {
+    local msg subject
+    msg=$(git log -1 --format=%B)
+    subject=$(git log -1 --format=%s)
+    [ "${#subject}" -le 72 ] \
+        || die "$PATCH: subject is ${#subject} characters (max 72)"
+    echo "$msg" | grep -qE '^(Closes|Partial|Related)-Bug: #([0-9]+|TBD-[0-9]+)$' \
+        || die "$PATCH: no Closes-Bug/Related-Bug trailer"
+    echo "$msg" | grep -v '^$' | tail -1 \
+            | grep -qE '^Change-Id: I[0-9a-f]{40}$' \
+        || die "$PATCH: the last line is not a Change-Id"
+    if echo "$msg" | grep -qi '^Signed-off-by:'; then
+        die "$PATCH: carries a Signed-off-by; the proposer adds their own"
+    fi
+}
+
 check_patch() {
     local name=${PATCH%.patch}
     local changed py=() notes=() filters=() ffilters=() conf_changed=0
@@ -404,6 +427,7 @@ main() {
                 -c user.email=nova-series-test@localhost \
                 am --quiet "$SERIES_DIR/$PATCH" \
             || { git am --abort || true; die "$PATCH does not apply"; }
+        check_message
         check_patch
     done < "$SERIES_DIR/series"
     [ $count -gt 0 ] || die "$SERIES_DIR/series lists no patch"

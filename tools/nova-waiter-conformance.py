@@ -18,7 +18,8 @@ this after the last patch):
     python tools/nova-waiter-conformance.py tests/unit/data/waiter-cases.yaml
 
 Each case's timeline, faults and messages drive a fake volume_api; a virtual
-clock replaces nova.compute.manager's time.monotonic and time.sleep. It
+clock replaces nova.compute.manager's time.time, time.monotonic and
+time.sleep. It
 prints, per case, the outcome of ComputeManager._await_block_device_map_created
 with nova's default options, the volume GETs it made, how late it saw the
 final status, and whether that meets the case's expectations. It exits 1
@@ -43,6 +44,9 @@ class Clock(object):
 
     def monotonic(self):
         return self.now
+
+    # nova's wait reports the seconds it waited from the wall clock.
+    time = monotonic
 
     def sleep(self, seconds):
         self.now += seconds
