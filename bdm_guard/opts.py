@@ -63,8 +63,9 @@ _wait_opts = [
                                   'ready (the completion_* options).'),
                    ('backoff', 'The per-status exponential back-off of '
                                'bdm-guard 1.0 (poll_initial_interval, '
-                               'poll_multiplier, the *_max_interval caps '
-                               'and max_interval_fraction).'),
+                               'poll_multiplier, creating_max_interval, '
+                               'downloading_max_interval and '
+                               'max_interval_fraction).'),
                ],
                help='How the waiter spaces its volume GETs. Both keep the '
                     'same deadline (base_deadline, per_gib_allowance, '
