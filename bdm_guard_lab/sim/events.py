@@ -84,9 +84,12 @@ def watch_for(env, backstop):
         registry = env.events_registry = watch_mod.Registry(
             health=lambda: (True, 0), clock=env.sim.clock)
         env.events_wire = SimWire(env, registry)
-    watch = watch_mod.Watch(registry, None, backstop,
-                            schedule.confirm_intervals(env.conf))
-    watch._wait = env.events_wire.wait(watch)
+    made = []
+    watch = watch_mod.Watch(
+        registry, None, backstop, schedule.confirm_intervals(env.conf),
+        wait=lambda news, seconds: env.events_wire.wait(made[0])(
+            news, seconds))
+    made.append(watch)
     return registry.add(watch)
 
 
