@@ -76,6 +76,7 @@ class SimCinder:
         self.requests = collections.Counter()   # 'GET volume' ... -> count
         self.rate = collections.Counter()       # virtual second -> count
         self.lost = collections.Counter()       # requests cinder never saw
+        self.gets = collections.Counter()       # owner -> volume GETs
 
     def hit(self, kind):
         """Count one request that reached cinder-api now."""
@@ -205,6 +206,7 @@ class SimVolumeClient:
             self.cinder.lost['GET volume'] += 1
             return self._answer(oc.Outcome(oc.UNKNOWN, message=_RESET))
         self.cinder.hit('GET volume')
+        self.cinder.gets[self.owner] += 1
         volume = self.cinder.volumes.get(volume_id)
         if volume is None or self._hidden(volume):
             result = oc.Outcome(oc.NOT_FOUND, status_code=404,
