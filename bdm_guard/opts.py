@@ -69,22 +69,22 @@ _wait_opts = [
                ],
                help='How the waiter spaces its volume GETs. Both keep the '
                     'same deadline (base_deadline, per_gib_allowance, '
-                    'deadline_ceiling, nova\'s budget). "completion" sends '
-                    'about 0.75x the GETs of nova\'s fixed 3 s loop at '
-                    'about its mean detection lag; "backoff" sends about '
-                    '0.7x with 3-4x the lag (doc/source/admin/'
-                    'performance.rst, from bdm-guard simulate).'),
+                    'deadline_ceiling, nova\'s budget). In bdm-guard '
+                    'simulate "completion" sends about 0.77x the GETs of '
+                    'nova\'s fixed 3 s loop at 0.95x its mean detection '
+                    'lag; "backoff" about 0.7x at 3.7x the lag '
+                    '(doc/source/admin/performance.rst).'),
     cfg.FloatOpt('completion_lag_cost',
                  default=0.2, min=0.01, max=10.0,
                  help='poll_schedule = completion: the seconds of detection '
                       'lag one volume GET is worth. The schedule minimises '
                       'lag + this x GETs: raise it to send fewer GETs for '
                       'more lag, lower it for the opposite. In bdm-guard '
-                      'simulate, against nova\'s 3 s loop: 0.15 sent 0.77x '
-                      'its GETs at 0.8x its mean lag, 0.2 (the default) '
-                      '0.74x at 0.9x, 0.25 0.65x at 1.05x '
-                      '(doc/source/admin/performance.rst). The interval '
-                      'bounds hold whatever its value.'),
+                      'simulate, against nova\'s 3 s loop: 0.2 (the '
+                      'default) sent 0.77x its GETs at 0.95x its mean lag, '
+                      '0.25 0.73x at 1.06x (doc/source/admin/'
+                      'performance.rst). The interval bounds hold whatever '
+                      'its value.'),
     cfg.FloatOpt('completion_max_interval',
                  default=6.0, min=1.0, max=300.0,
                  help='poll_schedule = completion: the longest interval '
