@@ -76,6 +76,7 @@ class SimCinder:
         self.requests = collections.Counter()   # 'GET volume' ... -> count
         self.rate = collections.Counter()       # virtual second -> count
         self.lost = collections.Counter()       # requests cinder never saw
+        self.gets = collections.Counter()       # owner -> volume GETs
 
     def hit(self, kind):
         """Count one request that reached cinder-api now."""
@@ -123,9 +124,21 @@ class SimCinder:
         return volume
 
     def view(self, volume):
-        """The API's dict for ``volume`` as of now."""
+        """The API's dict for ``volume`` as of now.
+
+        ``updated_at`` is the time of the last status change, in whole
+        seconds as a MySQL DATETIME column keeps it (cinder saves the row
+        with each status change); ``created_at`` keeps its microseconds.
+        """
         body = dict(volume.body)
-        body['status'] = volume.status(self.sim.now)
+        now = self.sim.now
+        body['status'] = volume.status(now)
+        changed = volume.created
+        for at in (volume.downloading_at, volume.done_at):
+            if at <= now:
+                changed = at
+        body['updated_at'] = (_EPOCH + datetime.timedelta(
+            seconds=int(changed))).isoformat(timespec='microseconds')
         return body
 
     def delete(self, volume):
@@ -193,6 +206,7 @@ class SimVolumeClient:
             self.cinder.lost['GET volume'] += 1
             return self._answer(oc.Outcome(oc.UNKNOWN, message=_RESET))
         self.cinder.hit('GET volume')
+        self.cinder.gets[self.owner] += 1
         volume = self.cinder.volumes.get(volume_id)
         if volume is None or self._hidden(volume):
             result = oc.Outcome(oc.NOT_FOUND, status_code=404,
