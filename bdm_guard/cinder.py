@@ -32,7 +32,6 @@ so that a waiter does not poll until its deadline and hide the cause.
 """
 
 import dataclasses
-import uuid
 
 from cinderclient import client as cinder_client
 from cinderclient import utils as cinder_utils
@@ -41,6 +40,7 @@ from oslo_log import log as logging
 import requests
 
 from bdm_guard import exception
+from bdm_guard.internal import statuses
 from bdm_guard.internal import transport
 from bdm_guard import outcome as oc
 
@@ -84,30 +84,15 @@ def _caused_by(exc, types):
     return False
 
 
-def check_volume_id(volume_id):
-    """Validate a cinder volume id and return its canonical form.
-
-    Python's :class:`uuid.UUID` accepts forms cinder does not route
-    (``{...}``, ``urn:uuid:...``, no dashes); only the canonical form is
-    put into a URL.
-
-    :param volume_id: the id (str).
-    :returns: the canonical id (str, lower-case hex with dashes, as
-        ``str(uuid.UUID(volume_id))``).
-    :raises bdm_guard.exception.InvalidVolumeId: when it is not a UUID.
-    """
-    try:
-        if not isinstance(volume_id, str):
-            raise TypeError(volume_id)
-        return str(uuid.UUID(volume_id))
-    except (TypeError, ValueError):
-        raise exception.InvalidVolumeId(volume_id=volume_id) from None
+#: Validate a cinder volume id and return its canonical form (see
+#: :func:`bdm_guard.internal.statuses.check_volume_id`).
+check_volume_id = statuses.check_volume_id
 
 
 class VolumeClient:
     """Volume calls that each end in one :class:`bdm_guard.outcome.Outcome`.
 
-    The real implementation of :class:`bdm_guard.internal.client.
+    The real implementation of :class:`bdm_guard.client.
     VolumeClient`.
 
     :param session: a :class:`keystoneauth1.session.Session`.

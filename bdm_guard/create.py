@@ -30,6 +30,7 @@ from bdm_guard.internal.create import cleanup
 from bdm_guard.internal.create import flow
 from bdm_guard.internal.create import keys
 from bdm_guard.internal.create import request as request_mod
+from bdm_guard.internal.wait import poll
 from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
 from bdm_guard import wait
@@ -65,7 +66,7 @@ def create_volume(client, size_gb: int, *, idempotency_key: str,
                   ) -> CreateResult:
     """Create a volume exactly once for ``idempotency_key``.
 
-    :param client: a :class:`bdm_guard.internal.client.VolumeClient` (the
+    :param client: a :class:`bdm_guard.client.VolumeClient` (the
         real one is :class:`bdm_guard.cinder.VolumeClient`).
     :param size_gb: size in GiB (int, 1 .. 2**31-1).
     :param idempotency_key: the key (str, 1-255 printable characters), e.g.
@@ -144,7 +145,7 @@ def create_and_wait(client, size_gb: int, *, idempotency_key: str,
     (``creating``, ``downloading``...) is handed back at once (``cleanup``
     ``kept``), never waited on.
 
-    :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
+    :param client: a :class:`bdm_guard.client.VolumeClient`.
     :param size_gb: size in GiB (int).
     :param idempotency_key: see :func:`create_volume`.
     :param delete_on_failure: delete the volume when the wait fails.
@@ -199,9 +200,9 @@ def create_and_wait(client, size_gb: int, *, idempotency_key: str,
     result = flow.Creator(client, request, conf, sleep, clock,
                           resume=create_kwargs.get('resume', False)).run()
     volume_id = result.volume['id']
-    bind = getattr(waker, 'bind', None)
-    if bind is not None:
-        bind(volume_id)
+    if waker is not None:
+        waker = poll.as_waker(waker, sleep)
+        waker.bind(volume_id)
     try:
         report = wait_func(volume_id, result.created_at)
     except Exception as exc:

@@ -41,6 +41,7 @@ import typing
 
 from bdm_guard.internal.events import listener as listener_mod
 from bdm_guard.internal.events import watch as watch_mod
+from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
 
 __all__ = ['EventSource', 'Watch', 'get_source', 'queue_policy',
@@ -74,9 +75,7 @@ class EventSource:
                                            suspect=self._suspect)
         self.listener = listener_mod.Listener(self.conf, self.registry,
                                               host=host, transport=transport)
-        group = self.conf.bdm_guard
-        self._confirm = (lambda n: group.poll_initial_interval
-                         * group.poll_multiplier ** n)
+        self._confirm = schedule.confirm_intervals(self.conf)
 
     @property
     def pool(self) -> str:

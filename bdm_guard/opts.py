@@ -12,7 +12,9 @@
 
 """The ``[bdm_guard]`` configuration options.
 
-Every duration is in seconds. The waiter's schedule is::
+Every duration is in seconds. The default ``poll_schedule = completion``
+is described in :mod:`bdm_guard.internal.wait.completion`. The
+``backoff`` schedule is::
 
     interval(n) = min(<phase>_initial_interval * poll_multiplier ** n,
                       max(<phase>_max_interval,
@@ -51,6 +53,83 @@ GROUP = 'bdm_guard'
 _DEFAULT_PENDING = list(statuses.DEFAULT_PENDING)
 
 _wait_opts = [
+    cfg.StrOpt('poll_schedule',
+               default='completion',
+               choices=[
+                   ('completion', 'Predict when the volume is ready from its '
+                                  'size, status and cinder\'s timestamps, '
+                                  'learn the copy rate from finished waits, '
+                                  'and poll where it most likely becomes '
+                                  'ready (the completion_* options).'),
+                   ('backoff', 'The per-status exponential back-off of '
+                               'bdm-guard 1.0 (poll_initial_interval, '
+                               'poll_multiplier, the *_max_interval caps '
+                               'and max_interval_fraction).'),
+               ],
+               help='How the waiter spaces its volume GETs. Both keep the '
+                    'same deadline (base_deadline, per_gib_allowance, '
+                    'deadline_ceiling, nova\'s budget). "completion" sends '
+                    'about 0.75x the GETs of nova\'s fixed 3 s loop at '
+                    'about its mean detection lag; "backoff" sends about '
+                    '0.7x with 3-4x the lag (doc/source/admin/'
+                    'performance.rst, from bdm-guard simulate).'),
+    cfg.FloatOpt('completion_lag_cost',
+                 default=0.25, min=0.01, max=10.0,
+                 help='poll_schedule = completion: the seconds of detection '
+                      'lag one volume GET is worth. The schedule minimises '
+                      'lag + this x GETs: raise it to send fewer GETs for '
+                      'more lag, lower it for the opposite (0.1: about '
+                      '1.05x the GETs of nova\'s 3 s loop at 0.65x its '
+                      'mean lag; 0.5: about 0.65x the GETs at 1.3x the '
+                      'lag). The interval bounds hold whatever its value.'),
+    cfg.FloatOpt('completion_max_interval',
+                 default=8.0, min=1.0, max=300.0,
+                 help='poll_schedule = completion: the longest interval '
+                      'between two volume GETs, in seconds, until '
+                      'completion_interval_fraction x the time waited is '
+                      'longer. It bounds the detection lag of "available" '
+                      'and of "error" alike; lower it to bound the worst '
+                      'case tighter at the cost of GETs on slow volumes.'),
+    cfg.FloatOpt('completion_interval_fraction',
+                 default=0.05, min=0.0, max=0.5,
+                 help='poll_schedule = completion: lets the longest interval '
+                      'grow with the time waited, to this fraction of it '
+                      'up to completion_interval_ceiling (0.05: intervals '
+                      'of up to 8 s for the first 160 s, then up to 5% of '
+                      'the time waited). 0: never longer than '
+                      'completion_max_interval.'),
+    cfg.FloatOpt('completion_interval_ceiling',
+                 default=30.0, min=1.0, max=3600.0,
+                 help='poll_schedule = completion: the longest interval, in '
+                      'seconds, that completion_interval_fraction can '
+                      'reach (never below completion_max_interval). It '
+                      'bounds the detection lag of long copies: 30 s on a '
+                      '4,000 s copy instead of the 200 s that 5% allow.'),
+    cfg.FloatOpt('completion_first_look',
+                 default=2.0, min=0.5, max=60.0,
+                 help='poll_schedule = completion: seconds after the create '
+                      'of the first volume GET (at once when the caller does '
+                      'not say when the create returned, then this long '
+                      'after it). It catches blank volumes on fast backends '
+                      'and scheduling failures; later GETs follow the '
+                      'prediction.'),
+    cfg.FloatOpt('completion_creating_median',
+                 default=4.0, min=0.1, max=3600.0,
+                 help='poll_schedule = completion: the prior median, in '
+                      'seconds, of the time a new volume spends in '
+                      '"creating" (scheduling and allocation). Each process '
+                      'learns the real one from its finished waits, per '
+                      'volume type; the prior matters for the first waits '
+                      'only. A prior 4x off costs GETs or lag, not the '
+                      'interval bounds.'),
+    cfg.FloatOpt('completion_copy_per_gib',
+                 default=2.0, min=0.01, max=3600.0,
+                 help='poll_schedule = completion: the prior median, in '
+                      'seconds per GiB of volume size, of an image (or '
+                      'snapshot, backup) copy in "downloading". Learnt like '
+                      'completion_creating_median. Set it near your '
+                      'backend\'s rate (the time of a 10 GiB copy / 10) '
+                      'if the first boots after a restart matter.'),
     cfg.FloatOpt('poll_initial_interval',
                  default=0.5, min=0.05, max=10.0,
                  help='Seconds between the first two volume GETs while the '

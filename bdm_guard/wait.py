@@ -29,10 +29,10 @@ import typing
 from oslo_log import log as logging
 import tenacity
 
-from bdm_guard import cinder
 from bdm_guard import exception
 from bdm_guard.internal import retry
 from bdm_guard.internal import statuses
+from bdm_guard.internal.wait import completion
 from bdm_guard.internal.wait import poll
 from bdm_guard.internal.wait import reason as reason_mod
 from bdm_guard.internal.wait import schedule
@@ -50,6 +50,10 @@ UNAUTHORIZED = 'unauthorized'
 #: configuration problem no deadline clears (keystoneauth's own
 #: ``Session`` re-authenticates once per 401).
 UNAUTHORIZED_LIMIT = 3
+
+#: Seconds slept when a schedule fails on an input nobody foresaw: the wait
+#: goes on (``completion_max_interval``'s default), it never crashes.
+FALLBACK_INTERVAL = 8.0
 
 _CAUSES = {'not_found': 'HTTP 404', 'auth': 'HTTP 401',
            'throttled': 'rate-limited', 'not_sent': 'connection failures',
@@ -97,8 +101,10 @@ class Waiter:
     :param waker: what to sleep on between looks
         (:class:`bdm_guard.internal.wait.poll.Waker`); an event source wakes
         the wait early, and the next look confirms.
-    :param backoff: a :class:`bdm_guard.internal.wait.schedule.
-        wait_status_backoff`.
+    :param backoff: the schedule, a tenacity wait strategy that takes the
+        attempt's :class:`bdm_guard.internal.wait.poll.Observation`
+        (:class:`bdm_guard.internal.wait.completion.wait_completion` or
+        :class:`bdm_guard.internal.wait.schedule.wait_status_backoff`).
     :param deadline: a :class:`bdm_guard.internal.retry.Deadline`.
     :param clock: a monotonic clock in seconds.
     :param on_status: ``on_status(status, elapsed_s, volume)`` or None.
@@ -107,16 +113,22 @@ class Waiter:
         did not know the size: the first time the volume shows in a pending
         status other than ``creating`` (an image copy), the deadline is
         extended to ``budget_for(volume['size'])`` from the start; or None.
+    :param start: the clock value the wait started at (default: now).
+
+    :ivar copy_start: when the volume entered its first pending status
+        other than ``creating`` (clock seconds, from cinder's timestamps),
+        or None.
     """
 
     def __init__(self, source, waker, backoff, deadline, clock,
-                 on_status=None, on_retry=None, budget_for=None):
+                 on_status=None, on_retry=None, budget_for=None, start=None):
         self.source = source
         self.waker = waker
         self.backoff = backoff
         self.deadline = deadline
         self.clock = clock
-        self.start = clock()
+        self.start = clock() if start is None else start
+        self.copy_start = None
         self.on_status = on_status
         self.on_retry = on_retry
         self.budget_for = budget_for
@@ -138,7 +150,10 @@ class Waiter:
                                         'polls': report.polls})
         report.statuses.append((elapsed, status))
         self.status = status
-        self.backoff.reset()
+        if (self.copy_start is None and observation.pending
+                and status != statuses.CREATING):
+            self.copy_start = completion.change_time(observation,
+                                                     self.source.created)
         if self.on_status is not None:
             self.on_status(status, elapsed, observation.volume)
 
@@ -164,9 +179,7 @@ class Waiter:
         """One look at the volume (tenacity's attempt)."""
         observation = self.source.observe()
         self.report.polls = self.source.polls
-        observed = getattr(self.waker, 'observed', None)
-        if observed is not None:
-            observed(observation)
+        self.waker.observed(observation)
         if observation.cause == oc.AUTH:
             self.unauthorized += 1
             if self.unauthorized >= UNAUTHORIZED_LIMIT:
@@ -189,12 +202,21 @@ class Waiter:
         """
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(lambda obs: obs.pending),
-            wait=self.backoff, stop=self.deadline.stop,
+            wait=self._interval, stop=self.deadline.stop,
             sleep=self.waker.sleep,
             retry_error_callback=lambda state: state.outcome.result())
         final = retrying(self.look)
         self.report.elapsed = self.clock() - self.start
         return final
+
+    def _interval(self, retry_state):
+        try:
+            return self.backoff(retry_state)
+        except (ArithmeticError, ValueError):
+            LOG.exception('The poll schedule failed for volume %s; the wait '
+                          'goes on at %.0f s intervals.',
+                          self.source.volume_id, FALLBACK_INTERVAL)
+            return self.deadline.cap(FALLBACK_INTERVAL)
 
     def error(self, final, client, grace):
         """The exception for a wait that did not end ``available``."""
@@ -238,11 +260,12 @@ def wait_for_volume(client, volume_id: str, *,
                     allocate_retries_interval: typing.Optional[float] = None,
                     rng: typing.Optional[random.Random] = None,
                     on_retry=None, waker=None,
-                    per_gib_floor: typing.Optional[float] = None
+                    per_gib_floor: typing.Optional[float] = None,
+                    learner: typing.Optional[completion.Learner] = None
                     ) -> WaitReport:
     """Wait until a volume is ``available``; fail fast when it cannot be.
 
-    :param client: a :class:`bdm_guard.internal.client.VolumeClient` (the
+    :param client: a :class:`bdm_guard.client.VolumeClient` (the
         real one is :class:`bdm_guard.cinder.VolumeClient`).
     :param volume_id: the volume's UUID (str).
     :param size_gb: the size in GiB (int >= 0) of a volume created from an
@@ -270,15 +293,21 @@ def wait_for_volume(client, volume_id: str, *,
         ``server_error``, ``auth``, ``throttled``, ``malformed``).
     :param waker: a :class:`bdm_guard.internal.wait.poll.Waker` to sleep on
         between polls; None sleeps with ``sleep``. An event waker
-        (:class:`bdm_guard.events.Watch`, which also has ``backstop`` and
-        ``observed``) wakes the wait on cinder's notifications and
-        lengthens the intervals to its backstop while its listener is
-        healthy; the deadline is the same. A ``fresh`` one (taken before
-        the POST) also spares the GET at once, as ``created_at`` does.
+        (:class:`bdm_guard.events.Watch`) wakes the wait on cinder's
+        notifications and lengthens the intervals to its backstop while its
+        listener is healthy; the deadline is the same. A ``fresh`` one
+        (taken before the POST) also spares the GET at once, as
+        ``created_at`` does. An object with only a ``sleep`` method is
+        still taken, with a deprecation warning.
     :param per_gib_floor: seconds per GiB the per-GiB allowance never goes
         below (nova's ``reimage_timeout_per_gb``), or None. Without
         ``size_gb`` the size is read from the volume once it is seen in a
         pending status other than ``creating``, and the deadline extended.
+    :param learner: the :class:`bdm_guard.internal.wait.completion.Learner`
+        that ``poll_schedule = completion`` predicts with and teaches
+        (default: the process's own, :data:`bdm_guard.internal.wait.
+        completion.LEARNER`; the simulator gives each simulated host its
+        own).
     :returns: a :class:`WaitReport` whose ``volume`` is available.
     :raises bdm_guard.exception.InvalidVolumeId: malformed id, before any
         request.
@@ -299,7 +328,7 @@ def wait_for_volume(client, volume_id: str, *,
         to ``UNAUTHORIZED_LIMIT`` polls in a row, re-authenticating before
         each; the volume's state is unknown.
     """
-    volume_id = cinder.check_volume_id(volume_id)
+    volume_id = statuses.check_volume_id(volume_id)
     conf = opts.get_conf(conf)
     group = conf.bdm_guard
     budget = schedule.wait_deadline(conf, size_gb, allocate_retries,
@@ -307,32 +336,39 @@ def wait_for_volume(client, volume_id: str, *,
     start = _start(created_at, clock)
     created = start if created_at is None else created_at
     deadline = retry.Deadline(clock, budget, start=start)
-    waker = waker or poll.SleepWaker(sleep)
-    stretch = getattr(waker, 'backstop', None)
-    if (getattr(waker, 'bind', None) is not None
-            and getattr(waker, 'volume_id', None) is None):
+    waker = poll.as_waker(waker, sleep)
+    if waker.volume_id is None:
         waker.bind(volume_id)
+    if group.poll_schedule == 'backoff':
+        backoff = schedule.wait_status_backoff(
+            conf, clock, start, deadline, rng or random.Random(),
+            waker.backstop)
+    else:
+        backoff = completion.wait_completion(
+            conf, clock, start, deadline, rng or random.Random(),
+            waker.backstop, created=created, size_gb=size_gb or None,
+            learner=learner)
     waiter = Waiter(
         poll.PollSource(client, volume_id, group.pending_statuses,
                         group.not_found_grace, created, clock, deadline),
-        waker,
-        schedule.wait_status_backoff(conf, clock, start, deadline,
-                                     rng or random.Random(), stretch),
-        deadline, clock, on_status=on_status, on_retry=on_retry,
+        waker, backoff, deadline, clock, on_status=on_status,
+        on_retry=on_retry,
         budget_for=None if size_gb is not None else functools.partial(
             schedule.wait_deadline, conf,
             allocate_retries=allocate_retries,
             allocate_retries_interval=allocate_retries_interval,
-            per_gib_floor=per_gib_floor))
-    waiter.start = start
-    if created_at is not None or getattr(waker, 'fresh', False):
+            per_gib_floor=per_gib_floor), start=start)
+    if created_at is not None or waker.fresh:
         # Right after a create the volume is "creating": the first GET at
         # once would only say so. A fresh event watch (taken before the
         # POST) says the same for a caller that passes no created_at, as
         # nova's wait function cannot.
-        first = created + group.poll_initial_interval - clock()
-        waker.sleep(deadline.cap(stretch(first) if stretch else first))
+        first = created + backoff.first(created) - clock()
+        waker.sleep(deadline.cap(waker.backstop(first)))
     final = waiter.run()
     if final.state == poll.AVAILABLE:
+        if group.poll_schedule != 'backoff':
+            completion.learn(backoff.learner, final, created,
+                             waiter.copy_start, size_gb or None)
         return waiter.report
     raise waiter.error(final, client, group.not_found_grace)

@@ -10,52 +10,10 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The seam between bdm-guard's logic and cinder.
+"""Kept for importers of the old place: the Protocol is public now.
 
-The waiter and the creator talk to cinder only through this interface. It
-has three implementations: :class:`bdm_guard.cinder.VolumeClient` (real
-HTTP), the lab's simulated cinder (``bdm_guard_lab.sim.cinder``) and the
-requests-mock fake of the unit tests. Every call ends in one
-:class:`bdm_guard.outcome.Outcome`; none raises for an HTTP or transport
-failure.
+See :mod:`bdm_guard.client`.
 """
 
-import typing
-
-from bdm_guard import outcome as oc
-
-
-Timeout = typing.Optional[float]
-
-
-class VolumeClient(typing.Protocol):
-    """Volume calls that each end in one :class:`~bdm_guard.outcome.Outcome`.
-
-    Every call carries the client's global request id (nova's
-    ``context.global_id`` inside nova-compute), and takes ``timeout``: the
-    seconds left of the caller's deadline, which bounds the whole call
-    (None: the client's own limit).
-    """
-
-    def get_volume(self, volume_id: str, *,
-                   timeout: Timeout = None) -> oc.Outcome:
-        """``GET /volumes/{id}``; ``body`` is the volume dict when ok."""
-
-    def create_volume(self, volume: dict, *,
-                      timeout: Timeout = None) -> oc.Outcome:
-        """``POST /volumes``, sent exactly once; ``body`` is the volume."""
-
-    def list_volumes(self, *, metadata: typing.Optional[dict] = None,
-                     timeout: Timeout = None) -> oc.Outcome:
-        """``GET /volumes/detail?metadata=``; ``body`` is a list."""
-
-    def delete_volume(self, volume_id: str, *,
-                      timeout: Timeout = None) -> oc.Outcome:
-        """``DELETE /volumes/{id}``."""
-
-    def list_messages(self, volume_id: str, *,
-                      timeout: Timeout = None) -> oc.Outcome:
-        """``GET /messages?resource_uuid={id}``; ``body`` is a list."""
-
-    def reauthenticate(self) -> bool:
-        """Drop the cached token so that the next call gets a new one."""
+from bdm_guard.client import Timeout  # noqa: F401
+from bdm_guard.client import VolumeClient  # noqa: F401

@@ -13,8 +13,14 @@
 """Cinder's volume statuses, as bdm-guard groups them.
 
 The source of every set is cinder 29's ``cinder/objects/fields.py``
-(``VolumeStatus``) and ``cinder/volume/api.py`` (``API.delete``).
+(``VolumeStatus``) and ``cinder/volume/api.py`` (``API.delete``). The
+volume id check lives here too, so that the waiter and the creator check an
+id without importing the HTTP module (:mod:`bdm_guard.cinder`).
 """
+
+import uuid
+
+from bdm_guard import exception
 
 #: The status a wait ends on.
 AVAILABLE = 'available'
@@ -41,3 +47,23 @@ def is_error(status: object) -> bool:
 def is_attached(volume: dict) -> bool:
     """Whether ``volume`` is attached or being attached (never deleted)."""
     return bool(volume.get('status') in ATTACHED or volume.get('attachments'))
+
+
+def check_volume_id(volume_id):
+    """Validate a cinder volume id and return its canonical form.
+
+    Python's :class:`uuid.UUID` accepts forms cinder does not route
+    (``{...}``, ``urn:uuid:...``, no dashes); only the canonical form is
+    put into a URL.
+
+    :param volume_id: the id (str).
+    :returns: the canonical id (str, lower-case hex with dashes, as
+        ``str(uuid.UUID(volume_id))``).
+    :raises bdm_guard.exception.InvalidVolumeId: when it is not a UUID.
+    """
+    try:
+        if not isinstance(volume_id, str):
+            raise TypeError(volume_id)
+        return str(uuid.UUID(volume_id))
+    except (TypeError, ValueError):
+        raise exception.InvalidVolumeId(volume_id=volume_id) from None

@@ -28,6 +28,7 @@ second next to the cinder-api GET rates of the arms.
 import collections
 
 from bdm_guard.internal.events import watch as watch_mod
+from bdm_guard.internal.wait import schedule
 from bdm_guard_lab.sim import metrics as sim_metrics
 
 #: Seconds from cinder's publish to the listener (lab-recipes.md: 1.3 ms
@@ -83,10 +84,8 @@ def watch_for(env, backstop):
         registry = env.events_registry = watch_mod.Registry(
             health=lambda: (True, 0), clock=env.sim.clock)
         env.events_wire = SimWire(env, registry)
-    group = env.conf.bdm_guard
-    watch = watch_mod.Watch(
-        registry, None, backstop,
-        lambda n: group.poll_initial_interval * group.poll_multiplier ** n)
+    watch = watch_mod.Watch(registry, None, backstop,
+                            schedule.confirm_intervals(env.conf))
     watch._wait = env.events_wire.wait(watch)
     return registry.add(watch)
 

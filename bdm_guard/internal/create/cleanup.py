@@ -96,7 +96,7 @@ def after_failed_wait(client, exc: BaseException, volume_id: str, key: str,
                       delete_on_failure: bool, sleep) -> str:
     """Delete the volume of a failed wait, or hand it back at once.
 
-    :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
+    :param client: a :class:`bdm_guard.client.VolumeClient`.
     :param exc: the exception the wait raised (any).
     :param volume_id: the new volume's id.
     :param key: its idempotency key (for the log).

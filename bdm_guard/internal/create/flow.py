@@ -84,7 +84,7 @@ class CreateResult:
 class Creator:
     """One idempotent create; see :func:`bdm_guard.create.create_volume`.
 
-    :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
+    :param client: a :class:`bdm_guard.client.VolumeClient`.
     :param request: a checked
         :class:`bdm_guard.internal.create.request.CreateRequest`.
     :param conf: a ConfigOpts with ``[bdm_guard]`` registered.

@@ -26,7 +26,6 @@ import typing
 from oslo_log import log as logging
 import tenacity
 
-from bdm_guard import cinder
 from bdm_guard import exception
 from bdm_guard.internal.create import keys
 from bdm_guard.internal import retry
@@ -59,7 +58,7 @@ def carries_key(volume: object, key: str) -> bool:
     if not isinstance(volume, dict):
         return False
     try:
-        cinder.check_volume_id(volume.get('id'))
+        statuses.check_volume_id(volume.get('id'))
     except exception.InvalidVolumeId:
         return False   # not cinder's: never adopted, never deleted
     metadata = volume.get('metadata')
@@ -74,7 +73,7 @@ def list_by_key(client, key: str, timeout: typing.Optional[float] = None
                 ) -> typing.Optional[Volumes]:
     """One lookup: the caller's volumes that carry ``key``, oldest first.
 
-    :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
+    :param client: a :class:`bdm_guard.client.VolumeClient`.
     :param key: the idempotency key (str).
     :param timeout: seconds the call may take (what is left of the
         create's deadline), or None.

@@ -23,6 +23,8 @@ import dataclasses
 import time
 import typing
 
+import debtcollector
+
 from bdm_guard.internal import statuses
 from bdm_guard import outcome as oc
 
@@ -34,7 +36,7 @@ VANISHED = 'vanished'
 
 @dataclasses.dataclass(frozen=True)
 class Observation:
-    """One look at the volume.
+    """One look at the volume: all a schedule decides on.
 
     :ivar state: ``available``, ``pending``, ``failed`` or ``vanished``.
     :ivar phase: the pending status the schedule ramps for (``creating``
@@ -45,6 +47,18 @@ class Observation:
         kind: ``not_found``, ``not_sent``, ``unknown``, ``server_error``,
         ``auth``, ``throttled``, ``malformed``), else None.
     :ivar retry_after: seconds cinder asked to wait, or None.
+    :ivar polls: volume GETs since the status last changed (0 on the GET
+        that saw the change; GETs that brought no status count too).
+    :ivar at: the clock value (seconds) when the answer came.
+    :ivar phase_after: the clock value of the last GET that showed the
+        volume in another status before ``phase`` began, or None (the
+        phase was seen from the first status on).
+    :ivar phase_seen: the clock value of the first GET that showed
+        ``phase``, or None (``creating`` not seen yet).
+    :ivar previous_at: the clock value of the last GET before this one
+        that brought a status, or None.
+    :ivar failures: GETs in a row, this one included, that brought no
+        status (0 when this one did).
     """
 
     state: str
@@ -53,6 +67,12 @@ class Observation:
     volume: typing.Optional[dict] = None
     cause: typing.Optional[str] = None
     retry_after: typing.Optional[float] = None
+    polls: int = 0
+    at: float = 0.0
+    phase_after: typing.Optional[float] = None
+    phase_seen: typing.Optional[float] = None
+    previous_at: typing.Optional[float] = None
+    failures: int = 0
 
     @property
     def pending(self) -> bool:
@@ -60,30 +80,87 @@ class Observation:
         return self.state == PENDING
 
 
+@typing.runtime_checkable
 class Waker(typing.Protocol):
-    """What the waiter sleeps on between two looks."""
+    """What the waiter sleeps on between two looks, and tells what it saw.
+
+    A waker is a sleep callable that may wake early on news, like
+    tenacity's ``nap.sleep_using_event``, plus three hooks. The null waker
+    is :class:`SleepWaker`; the event waker is
+    :class:`bdm_guard.events.Watch`.
+
+    :ivar fresh: True when the waker was taken before the volume's POST
+        and will see every event of it, so the wait's first look may wait
+        (as with ``created_at``).
+    :ivar volume_id: the volume the waker is bound to, or None.
+    """
+
+    fresh: bool
+    volume_id: typing.Optional[str]
 
     def sleep(self, seconds: float) -> None:
         """Return after ``seconds``, or earlier when there is news."""
 
+    def bind(self, volume_id: str) -> None:
+        """Say which volume the wait is for (after its POST)."""
+
+    def observed(self, observation: Observation) -> None:
+        """Be told what each GET showed."""
+
+    def backstop(self, interval: float) -> float:
+        """The interval (seconds) to sleep instead of ``interval``."""
+
 
 class SleepWaker:
-    """A :class:`Waker` that only sleeps (polling alone).
+    """The null :class:`Waker`: it only sleeps (polling alone).
 
     :param sleep: ``sleep(seconds)``.
     """
 
+    fresh = False
+
     def __init__(self, sleep: typing.Callable[[float], None] = time.sleep):
         self._sleep = sleep
+        self.volume_id = None
 
     def sleep(self, seconds: float) -> None:
         self._sleep(seconds)
+
+    def bind(self, volume_id: str) -> None:
+        self.volume_id = volume_id
+
+    def observed(self, observation: Observation) -> None:
+        """Nothing to compare: polling alone."""
+
+    def backstop(self, interval: float) -> float:
+        return interval
+
+
+def as_waker(waker, sleep: typing.Callable[[float], None]) -> Waker:
+    """The :class:`Waker` to use for a caller's ``waker`` argument.
+
+    :param waker: None (poll alone, sleeping with ``sleep``), a
+        :class:`Waker`, or (deprecated) any object with only a ``sleep``
+        method, which is wrapped in a :class:`SleepWaker`.
+    :param sleep: ``sleep(seconds)`` for the null waker.
+    :returns: a :class:`Waker`.
+    """
+    if waker is None:
+        return SleepWaker(sleep)
+    if isinstance(waker, Waker):
+        return waker
+    debtcollector.deprecate(
+        'A waker with only a sleep() method', version='1.1',
+        removal_version='2.0',
+        message='Implement bdm_guard.internal.wait.poll.Waker (or '
+                'subclass SleepWaker).', category=DeprecationWarning)
+    return SleepWaker(waker.sleep)
 
 
 class PollSource:
     """One ``GET /volumes/{id}`` -> one :class:`Observation`.
 
-    :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
+    :param client: a :class:`bdm_guard.client.VolumeClient`.
     :param volume_id: the canonical volume id.
     :param pending_statuses: statuses that keep the wait going.
     :param grace: seconds after ``created`` during which a 404 is lag.
@@ -106,21 +183,47 @@ class PollSource:
         self.deadline = deadline
         self.phase = statuses.CREATING
         self.polls = 0
+        self._status = None
+        self._since_change = 0
+        self._last_seen = None
+        self._phase_after = None
+        self._phase_seen = None
+        self._failures = 0
 
-    def _pending(self, cause, retry_after=None, volume=None):
-        return Observation(PENDING, self.phase, cause=cause,
-                           retry_after=retry_after, volume=volume)
+    def _make(self, state, status=None, volume=None, cause=None,
+              retry_after=None):
+        now = self.clock()
+        previous = self._last_seen
+        if status is not None and status != self._status:
+            self._since_change = 0
+            if status in self.pending_statuses and (
+                    status != self.phase or self._phase_seen is None):
+                if status != self.phase:
+                    self._phase_after = self._last_seen
+                self.phase = status
+                self._phase_seen = now
+            self._status = status
+        else:
+            self._since_change += 1
+        if status is not None:
+            self._last_seen = now
+            self._failures = 0
+        else:
+            self._failures += 1
+        return Observation(state, self.phase, status, volume, cause,
+                           retry_after, self._since_change, now,
+                           self._phase_after, self._phase_seen, previous,
+                           self._failures)
 
     def _volume(self, volume):
         status = volume.get('status')
         if not isinstance(status, str) or not status:
-            return self._pending(oc.MALFORMED)
+            return self._make(PENDING, cause=oc.MALFORMED)
         if status == statuses.AVAILABLE:
-            return Observation(AVAILABLE, self.phase, status, volume)
+            return self._make(AVAILABLE, status, volume)
         if status in self.pending_statuses:
-            self.phase = status
-            return Observation(PENDING, status, status, volume)
-        return Observation(FAILED, self.phase, status, volume)
+            return self._make(PENDING, status, volume)
+        return self._make(FAILED, status, volume)
 
     def observe(self) -> Observation:
         """Send one GET and say what it showed.
@@ -135,8 +238,9 @@ class PollSource:
             return self._volume(result.body)
         if result.kind == oc.NOT_FOUND:
             if self.clock() - self.created < self.grace:
-                return self._pending(oc.NOT_FOUND)
-            return Observation(VANISHED, self.phase)
+                return self._make(PENDING, cause=oc.NOT_FOUND)
+            return self._make(VANISHED)
         if result.kind == oc.AUTH:
             self.client.reauthenticate()
-        return self._pending(result.kind, result.retry_after)
+        return self._make(PENDING, cause=result.kind,
+                          retry_after=result.retry_after)

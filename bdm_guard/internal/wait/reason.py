@@ -28,7 +28,7 @@ def for_volume(client, volume_id: str,
                ) -> typing.Optional[str]:
     """Cinder's newest user message about ``volume_id``, or None.
 
-    :param client: a :class:`bdm_guard.internal.client.VolumeClient`.
+    :param client: a :class:`bdm_guard.client.VolumeClient`.
     :param volume_id: the canonical volume id.
     :param timeout: seconds the call may take (what is left of the wait).
     :returns: ``"<user_message> (<event_id>)"`` or None (no message, or

@@ -109,20 +109,60 @@ def wait_deadline(conf, size_gb=None, allocate_retries=None,
     return budget
 
 
+def ramp(start, multiplier, n, cap):
+    """``min(start * multiplier ** n, cap)``, the one back-off ramp.
+
+    Written once for the poll schedule and the events confirm schedule,
+    in a form that cannot overflow: ``multiplier ** n`` is never computed
+    past the point where it would pass ``cap`` (an ``OverflowError`` after
+    about 1,750 steps at ``multiplier = 1.5`` otherwise, issue 27 class 2).
+
+    :param start: the first interval, seconds (> 0).
+    :param multiplier: the growth factor (>= 1).
+    :param n: steps taken (int >= 0; any size).
+    :param cap: the largest interval, seconds (> 0).
+    :returns: seconds (float), at most ``cap``.
+    """
+    if start >= cap:
+        return float(cap)
+    if multiplier <= 1.0 or n <= 0:
+        return float(start)
+    steps = math.log(cap / start) / math.log(multiplier)
+    if n >= steps:
+        return float(cap)
+    return min(float(cap), start * multiplier ** n)
+
+
+def confirm_intervals(conf):
+    """The events confirm schedule: ``confirm(n) -> seconds``.
+
+    After an event that the next GET does not confirm yet, the watch polls
+    on the ``[bdm_guard]`` ramp from ``poll_initial_interval``, capped at
+    ``creating_max_interval`` (:func:`ramp`).
+
+    :param conf: a ConfigOpts with ``[bdm_guard]`` registered.
+    """
+    group = conf.bdm_guard
+    return lambda n: ramp(group.poll_initial_interval, group.poll_multiplier,
+                          n, group.creating_max_interval)
+
+
 class wait_status_backoff(tenacity.wait.wait_base):
     """A per-status exponential back-off with a cap that grows with time.
 
-    ``interval(n) = min(start * multiplier ** n, cap)`` where ``n`` counts
-    polls since the last :meth:`reset`, ``start`` is the phase's first
-    interval (:meth:`start_interval`) and ``cap = max(phase_cap, fraction *
-    elapsed)``. While the interval ramps up it is lengthened by up to
-    ``jitter`` of itself, never past the cap: jitter then adds no polls (no
-    interval gets shorter) and no lag beyond the cap (no interval gets
-    longer than it). A Retry-After wins when longer; the deadline cuts the
-    last interval short so the final poll lands on it.
+    ``interval(n) = min(start * multiplier ** n, cap)`` where ``n`` is the
+    observation's ``polls`` (GETs since the status last changed, counted by
+    :class:`bdm_guard.internal.wait.poll.PollSource`), ``start`` is the
+    phase's first interval (:meth:`start_interval`) and ``cap =
+    max(phase_cap, fraction * elapsed)``. While the interval ramps up it is
+    lengthened by up to ``jitter`` of itself, never past the cap: jitter
+    then adds no polls (no interval gets shorter) and no lag beyond the cap
+    (no interval gets longer than it). A Retry-After wins when longer; the
+    deadline cuts the last interval short so the final poll lands on it.
+    The strategy keeps no state: it is a function of the attempt alone.
 
-    The attempt's result must have ``phase`` ('creating' or another pending
-    status) and ``retry_after`` (seconds or None) attributes.
+    The attempt's result must be a
+    :class:`bdm_guard.internal.wait.poll.Observation`.
 
     :param conf: a ConfigOpts with ``[bdm_guard]`` registered.
     :param clock: a zero-argument callable returning seconds (monotonic).
@@ -142,11 +182,6 @@ class wait_status_backoff(tenacity.wait.wait_base):
         self.deadline = deadline
         self.rng = rng or random.Random()
         self.stretch = stretch
-        self.n = 0
-
-    def reset(self):
-        """Restart the ramp (called on every status change)."""
-        self.n = 0
 
     def start_interval(self, phase):
         """The first interval, in seconds, of ``phase``'s ramp."""
@@ -154,26 +189,27 @@ class wait_status_backoff(tenacity.wait.wait_base):
             return self.conf.poll_initial_interval
         return self.conf.downloading_initial_interval
 
+    def first(self, created):
+        """Seconds from ``created`` to the first look after a create."""
+        return self.conf.poll_initial_interval
+
     def cap(self, phase, elapsed):
         """The interval cap, in seconds, for ``phase`` after ``elapsed``."""
         if phase == statuses.CREATING:
             base = self.conf.creating_max_interval
         else:
             base = self.conf.downloading_max_interval
-        return max(base, self.conf.max_interval_fraction * elapsed)
+        return max(base, self.conf.max_interval_fraction * max(0.0, elapsed))
 
     def __call__(self, retry_state):
         observation = retry_state.outcome.result()
         now = self.clock()
         cap = self.cap(observation.phase, now - self.start)
-        ramp = self.start_interval(observation.phase) * (
-            self.conf.poll_multiplier ** self.n)
-        self.n += 1
-        if ramp < cap:
+        interval = ramp(self.start_interval(observation.phase),
+                        self.conf.poll_multiplier, observation.polls, cap)
+        if interval < cap:
             jitter = 1.0 + self.conf.poll_jitter * self.rng.random()
-            interval = min(cap, ramp * jitter)
-        else:
-            interval = cap
+            interval = min(cap, interval * jitter)
         if observation.retry_after:
             interval = max(interval, observation.retry_after)
         if self.stretch is not None:

@@ -17,9 +17,11 @@ none duplicated, none leaked (or, where the creator cannot know, one left
 that a later create with the same key reconciles).
 """
 
+import fixtures
 from oslotest import base
 
 from bdm_guard import create
+from bdm_guard.internal.wait import completion
 from bdm_guard import opts
 from bdm_guard import testing
 from tests.unit import fake_cinder
@@ -27,6 +29,12 @@ from tests.unit import fake_cinder
 KEY = 'c0ffee00-0000-4000-8000-00000000000b'
 KEY_META = create.IDEMPOTENCY_METADATA_KEY
 LIST = '^/volumes/detail'
+
+
+def fresh_learner(test):
+    """Give ``test`` its own learner: no test learns from another's waits."""
+    test.useFixture(fixtures.MockPatchObject(completion, 'LEARNER',
+                                             completion.Learner()))
 
 
 def fault(kind, start=0, end=10 ** 6, path=LIST):
@@ -42,6 +50,7 @@ class FakeCinderTest(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
+        fresh_learner(self)
         self.clock = testing.VirtualClock()
         self.fake = fake_cinder.FakeCinder(self.clock)
         self.client = fake_cinder.make_client(self, self.fake)
@@ -59,6 +68,7 @@ class FaultTest(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
+        fresh_learner(self)
         self.reset()
         # One requests-mock for the test; it answers with the current fake.
         self.client = fake_cinder.make_client(

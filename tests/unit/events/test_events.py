@@ -23,6 +23,8 @@ from bdm_guard import create
 from bdm_guard import events
 from bdm_guard.internal.events import listener
 from bdm_guard.internal.events import watch as watch_mod
+from bdm_guard.internal.wait import completion
+from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
 from bdm_guard import testing
 from bdm_guard import wait
@@ -82,12 +84,10 @@ class EventWaitTest(create_base.FakeCinderTest):
         self.conf = opts.get_conf(None)
 
     def watch(self, volume_id=None, project=PROJECT):
-        group = self.conf.bdm_guard
         made = watch_mod.Watch(
             self.registry, project,
             self.conf.bdm_guard_events.backstop_interval,
-            lambda n: group.poll_initial_interval * group.poll_multiplier ** n,
-            wait=self.script)
+            schedule.confirm_intervals(self.conf), wait=self.script)
         return self.registry.add(made, volume_id)
 
     def wait(self, vid, waker, **kw):
@@ -106,7 +106,8 @@ class EventWaitTest(create_base.FakeCinderTest):
         vid = fake.add_volume(timeline=timeline)
         report = wait.wait_for_volume(client, vid, sleep=clock.sleep,
                                       clock=clock, rng=random.Random(1),
-                                      conf=self.conf, created_at=clock())
+                                      conf=self.conf, created_at=clock(),
+                                      learner=completion.Learner())
         return report, len([r for r in fake.requests if r[1] == 'GET'])
 
 

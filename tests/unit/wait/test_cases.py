@@ -27,9 +27,12 @@ import testtools
 import yaml
 
 from bdm_guard import exception
+from bdm_guard.internal.wait import completion
+from bdm_guard import opts
 from bdm_guard import testing
 from bdm_guard import wait
 from bdm_guard_lab.arms import stock_model as stock
+from tests.unit.create import base as create_base
 from tests.unit import fake_cinder
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)),
@@ -54,12 +57,12 @@ def final_change(case):
     return case['timeline'][-1]['t']
 
 
-def run_guard(test, case, seed=0):
+def run_guard(test, case, seed=0, conf=None):
     clock, fake, client, vid = build(test, case)
     try:
         report = wait.wait_for_volume(
             client, vid, size_gb=case['size_gb'], sleep=clock.sleep,
-            clock=clock, rng=random.Random(seed))
+            clock=clock, rng=random.Random(seed), conf=conf)
         result = ('available', report.polls, clock() - final_change(case),
                   report)
     except exception.VolumeCreateFailed as exc:
@@ -87,15 +90,30 @@ def run_stock(test, case):
 
 
 class TestWaiterCases(base.BaseTestCase):
+    """The cases with the default schedule (``poll_schedule = completion``).
+
+    Each case's wait starts with nothing learnt, as in a new process.
+    """
 
     scenarios = None
+    schedule = 'completion'
+
+    def setUp(self):
+        super().setUp()
+        create_base.fresh_learner(self)
+        self.conf = opts.get_conf(None)
+        self.conf.set_override('poll_schedule', self.schedule,
+                               group='bdm_guard')
 
     def _check(self, case, seed):
-        (outcome, polls, lag, detail), gets = run_guard(self, case, seed)
+        (outcome, polls, lag, detail), gets = run_guard(self, case, seed,
+                                                        self.conf)
         expect = case['expect']
         self.assertEqual(expect['outcome'], outcome, detail)
-        if 'max_polls' in expect:
-            self.assertLessEqual(polls, expect['max_polls'])
+        limit = expect.get('max_polls_%s' % self.schedule,
+                           expect.get('max_polls'))
+        if limit is not None:
+            self.assertLessEqual(polls, limit)
         if 'detect_within_s' in expect:
             self.assertIsNotNone(lag)
             self.assertLessEqual(lag, expect['detect_within_s'])
@@ -127,11 +145,18 @@ def _make(case):
     def test(self):
         # Jitter must not break any bound, whatever it draws.
         for seed in range(5):
+            completion.LEARNER.clear()
             self._check(case, seed)
         self._check_stock(case)
     test.__name__ = 'test_%s' % case['id']
     test.__doc__ = case['source']
     return test
+
+
+class TestWaiterCasesBackoff(TestWaiterCases):
+    """The same cases with ``poll_schedule = backoff``."""
+
+    schedule = 'backoff'
 
 
 for _case in CASES:

@@ -25,6 +25,13 @@ from tests.unit.create import base as create_base
 from tests.unit import fake_cinder
 
 
+def backoff_conf():
+    """Options with ``poll_schedule = backoff`` (bdm-guard 1.0's)."""
+    conf = opts.get_conf(None)
+    conf.set_override('poll_schedule', 'backoff', group='bdm_guard')
+    return conf
+
+
 class WaitTestCase(create_base.FakeCinderTest):
 
     def wait(self, vid, **kw):
@@ -160,7 +167,7 @@ class TestBehaviour(WaitTestCase):
         vid = self.fake.add_volume(timeline=[
             (0, 'creating'), (30, 'downloading'), (60, 'available')])
         seen = []
-        report = self.wait(vid, size_gb=2,
+        report = self.wait(vid, size_gb=2, conf=backoff_conf(),
                            on_status=lambda s, t, v: seen.append(s))
         self.assertEqual(['creating', 'downloading', 'available'], seen)
         self.assertEqual(['creating', 'downloading', 'available'],
@@ -176,13 +183,20 @@ class TestBehaviour(WaitTestCase):
         vid = self.fake.add_volume(timeline=[(0, 'creating'),
                                              (2, 'available')])
         self.clock.now = 100.0
-        self.wait(vid, created_at=99.8)
+        self.wait(vid, created_at=99.8, conf=backoff_conf())
         self.assertAlmostEqual(100.3, self.gets()[0][0])
+
+    def test_first_get_after_create_waits_the_first_look(self):
+        vid = self.fake.add_volume(timeline=[(0, 'creating'),
+                                             (2, 'available')])
+        self.clock.now = 100.0
+        self.wait(vid, created_at=99.8)
+        self.assertAlmostEqual(101.8, self.gets()[0][0])
 
     def test_jitter_never_adds_polls(self):
         vid_a = self.fake.add_volume(timeline=[(0, 'downloading'),
                                                (300, 'available')])
-        conf = opts.get_conf(None)
+        conf = backoff_conf()
         conf.set_override('poll_jitter', 0, group='bdm_guard')
         base = self.wait(vid_a, conf=conf, size_gb=10).polls
         for seed in range(20):
@@ -193,7 +207,8 @@ class TestBehaviour(WaitTestCase):
             client = fake_cinder.make_client(self, fake)
             report = wait.wait_for_volume(client, vid, sleep=clock.sleep,
                                           clock=clock, size_gb=10,
-                                          rng=random.Random(seed))
+                                          rng=random.Random(seed),
+                                          conf=backoff_conf())
             self.assertLessEqual(report.polls, base)
             self.assertLessEqual(max(clock.sleeps), 15.0 + 1e-9)
 

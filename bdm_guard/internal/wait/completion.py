@@ -1,0 +1,441 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The completion-aware poll schedule, and what it learns per process.
+
+The schedule predicts when the volume will be ready from what the waiter
+knows, and polls where it most likely becomes ready:
+
+* the time a volume spends in ``creating`` (C) and its image copy time per
+  GiB (R) are lognormal (``doc/source/admin/scale.rst`` says why); their
+  medians start at the ``[bdm_guard] completion_*`` priors and are learnt
+  from the waits this process has finished (:class:`Learner`);
+* while the volume is ``creating`` at ``t`` seconds after the create, the
+  time left is what is left of C plus, for an image-, snapshot- or backup-
+  backed volume, the copy ``size * R``, taken as one lognormal (Fenton-
+  Wilkinson: same mean and variance);
+* in ``downloading`` (any other pending status), the time left is what is
+  left of the copy, counted from its start: cinder's ``updated_at -
+  created_at`` after the create, kept between the last GET that showed the
+  volume ``creating`` and the first that showed it copying.
+
+With a cost of ``completion_lag_cost`` seconds of lag per GET, the poll
+density that minimises lag plus cost is ``sqrt(h(t) / (2 * cost))`` polls
+per second, ``h`` being the hazard rate of the time left (the optimal
+inspection density of Barlow, Hunter and Proschan; derived in
+``doc/source/admin/performance.rst``). The next GET comes where that
+density integrates to 1, never sooner than :data:`MIN_INTERVAL` and never
+later than :meth:`wait_completion.cap`: ``max(completion_max_interval,
+min(completion_interval_fraction * seconds waited,
+completion_interval_ceiling))``. Past the predicted median the cost of a
+GET grows with the time already spent (lag counts relative to the wait).
+That bound holds in
+every status, so an ``error`` is seen as soon as ``available`` would be.
+
+Every step is bounded arithmetic on finite floats (logarithms of positive
+numbers, exponentials of clamped arguments), so no in-range option and no
+volume dict can make it overflow or return NaN.
+"""
+
+import collections
+import datetime
+import math
+import random
+import threading
+import typing
+
+import tenacity
+
+from bdm_guard.internal import statuses
+from bdm_guard.internal.wait import schedule
+
+#: The shortest interval between two GETs, seconds.
+MIN_INTERVAL = 0.5
+#: Log-scale spread of the creating time and of the copy time per GiB
+#: (the simulation's workload, ``bdm_guard_lab/sim/model.py``: sigma 0.8
+#: and 0.5, from the spread of cinder's scheduling and of image copies).
+CREATING_SIGMA = 0.8
+COPY_SIGMA = 0.5
+#: Log-scale uncertainty of a prior's median before anything is learnt: a
+#: prior 4x off is 2.8 of these (so 4x-wrong priors are still covered).
+PRIOR_TAU = 0.5
+#: Most samples one estimate counts; older ones fade (EWMA), so that the
+#: learner follows a backend whose speed changes.
+LEARN_WEIGHT = 50
+#: Most keys (volume types) the learner keeps, least recently used first
+#: out: its memory is bounded whatever the cloud does.
+LEARN_KEYS = 64
+#: Learnt spreads stay within these bounds (log scale).
+SIGMA_RANGE = (0.15, 1.5)
+#: Integration steps per interval bound.
+_STEPS = 32
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+#: Clamp of log-seconds (e^40 s is far beyond any deadline).
+_LOG_RANGE = (-20.0, 40.0)
+
+CREATING = 'creating'
+COPY = 'copy'
+
+
+def _clamp(value, low, high):
+    return low if value < low else high if value > high else value
+
+
+def _q(z):
+    """The standard normal survival function."""
+    return 0.5 * math.erfc(z / _SQRT2)
+
+
+def hazard(t: float, mu: float, sigma: float) -> float:
+    """The hazard rate (1/s) at ``t`` seconds of a lognormal(mu, sigma).
+
+    :param t: seconds (any float; <= 0 gives 0).
+    :param mu: the mean of the logarithm.
+    :param sigma: the spread of the logarithm (> 0).
+    :returns: ``f(t) / S(t)``, finite and >= 0.
+    """
+    if not t > 0.0:
+        return 0.0
+    z = (math.log(t) - mu) / sigma
+    if z < -12.0:
+        return 0.0
+    if z > 8.0:
+        mills = z + 1.0 / z - 2.0 / z ** 3   # phi(z) / Q(z), asymptotic
+    else:
+        mills = math.exp(-0.5 * z * z) / (_SQRT2PI * _q(z))
+    return mills / (sigma * t)
+
+
+def _moments(mu, sigma):
+    mean = math.exp(mu + 0.5 * sigma * sigma)
+    return mean, (math.exp(sigma * sigma) - 1.0) * mean * mean
+
+
+def _residual(t, mu, sigma):
+    """Mean and variance of ``C - t`` given ``C > t``, C lognormal."""
+    if t <= 0.0:
+        mean, var = _moments(mu, sigma)
+        return mean - max(t, 0.0), var
+    z = (math.log(t) - mu) / sigma
+    if z > 6.0:
+        # Far in the tail the time left is about exponential with the
+        # lognormal's mean residual life, sigma^2 t / (ln t - mu).
+        mean = sigma * sigma * t / (math.log(t) - mu)
+        return mean, mean * mean
+    q0 = _q(z)
+    e1 = math.exp(mu + 0.5 * sigma * sigma) * _q(z - sigma) / q0
+    e2 = math.exp(2.0 * mu + 2.0 * sigma * sigma) * _q(z - 2 * sigma) / q0
+    mean = max(e1 - t, 1e-3)
+    return mean, max(e2 - e1 * e1, (0.1 * mean) ** 2)
+
+
+def _lognormal(mean, var):
+    """``(mu, sigma)`` of the lognormal with this mean and variance."""
+    mean = max(mean, 1e-6)
+    s2 = math.log1p(var / (mean * mean))
+    sigma = _clamp(math.sqrt(s2), SIGMA_RANGE[0], 2.0)
+    return _clamp(math.log(mean) - 0.5 * s2, *_LOG_RANGE), sigma
+
+
+def parse_stamp(value) -> typing.Optional[float]:
+    """Seconds since the epoch of one of cinder's ISO 8601 stamps, or None.
+
+    cinder writes ``2026-01-01T00:00:04.000000`` (UTC, no zone) and some
+    deployments ``...Z`` or ``...+00:00``; anything else gives None.
+    """
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    text = value.strip()
+    if text.endswith('Z'):
+        text = text[:-1]
+    try:
+        stamp = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return (stamp - datetime.datetime(1970, 1, 1)).total_seconds()
+
+
+def since_created(volume) -> typing.Optional[float]:
+    """``updated_at - created_at`` of a volume dict (seconds), or None."""
+    if not isinstance(volume, dict):
+        return None
+    created = parse_stamp(volume.get('created_at'))
+    updated = parse_stamp(volume.get('updated_at'))
+    if created is None or updated is None or updated < created:
+        return None
+    return updated - created
+
+
+def change_time(observation, created) -> float:
+    """When the volume entered the observation's status (clock seconds).
+
+    cinder's ``updated_at - created_at`` after ``created``, kept between
+    the last GET before the change (``previous_at``, or ``created``) and
+    the GET that saw it (``at``); the middle of that window when the stamps
+    are missing.
+
+    :param observation: a :class:`bdm_guard.internal.wait.poll.Observation`
+        that saw a status change.
+    :param created: the clock value of the create.
+    """
+    high = observation.at
+    low = observation.previous_at
+    if low is None:
+        low = min(created, high)
+    offset = since_created(observation.volume)
+    if offset is None:
+        return 0.5 * (low + high)
+    return _clamp(created + offset, low, high)
+
+
+def _key(volume):
+    kind = (volume or {}).get('volume_type') if isinstance(
+        volume, dict) else None
+    return kind[:255] if isinstance(kind, str) else ''
+
+
+def _size(volume):
+    size = (volume or {}).get('size') if isinstance(volume, dict) else None
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        return None
+    return size
+
+
+class Learner:
+    """The creating and copy times of finished waits, in one process.
+
+    Thread-safe; memory bounded by :data:`LEARN_KEYS` volume types times
+    two estimates of three floats each. Each estimate is the normal model
+    of a log time with the option's prior as its mean: after ``n`` samples
+    the median moves from the prior towards what was seen, and the spread
+    that the schedule uses shrinks from ``sqrt(sigma^2 + PRIOR_TAU^2)``
+    towards ``sigma``.
+    """
+
+    def __init__(self, keys: int = LEARN_KEYS, weight: int = LEARN_WEIGHT):
+        self._keys = keys
+        self._weight = weight
+        self._lock = threading.Lock()
+        self._stats = collections.OrderedDict()
+
+    def learn(self, key: str, kind: str, seconds: float) -> None:
+        """Count one sample: ``kind`` (:data:`CREATING`, :data:`COPY`)."""
+        if not (isinstance(seconds, (int, float))
+                and math.isfinite(seconds) and seconds > 0):
+            return
+        x = _clamp(math.log(seconds), *_LOG_RANGE)
+        with self._lock:
+            per_key = self._stats.get(key)
+            if per_key is None:
+                per_key = self._stats[key] = {}
+                while len(self._stats) > self._keys:
+                    self._stats.popitem(last=False)
+            self._stats.move_to_end(key)
+            n, mean, var = per_key.get(kind, (0, 0.0, 0.0))
+            n = min(n + 1, self._weight)
+            delta = x - mean
+            mean += delta / n
+            var += (delta * (x - mean) - var) / n
+            per_key[kind] = (n, mean, var)
+
+    def estimate(self, key: str, kind: str, prior_median: float,
+                 sigma: float) -> typing.Tuple[float, float]:
+        """``(mu, sigma)`` of the log time the schedule predicts with."""
+        mu0 = _clamp(math.log(prior_median), *_LOG_RANGE)
+        with self._lock:
+            n, mean, var = self._stats.get(key, {}).get(kind, (0, 0.0, 0.0))
+        if n == 0:
+            return mu0, math.sqrt(sigma * sigma + PRIOR_TAU * PRIOR_TAU)
+        k0 = 4.0
+        s2 = (k0 * sigma * sigma + n * var) / (k0 + n)
+        s2 = _clamp(s2, SIGMA_RANGE[0] ** 2, SIGMA_RANGE[1] ** 2)
+        tau2 = 1.0 / (1.0 / PRIOR_TAU ** 2 + n / s2)
+        mu = tau2 * (mu0 / PRIOR_TAU ** 2 + n * mean / s2)
+        return mu, math.sqrt(s2 + tau2)
+
+    def clear(self) -> None:
+        """Forget everything (tests; a reconfigured backend)."""
+        with self._lock:
+            self._stats.clear()
+
+
+#: The process's learner: every wait of this process teaches it.
+LEARNER = Learner()
+
+
+def learn(learner: Learner, final, created: float,
+          copy_start: typing.Optional[float],
+          size_gb: typing.Optional[int]) -> None:
+    """Teach ``learner`` what one wait that ended ``available`` saw.
+
+    :param final: the ``available`` observation.
+    :param created: the clock value of the create.
+    :param copy_start: when the copy started (:func:`change_time` of the
+        first observation in a status other than ``creating``), or None
+        (no copy seen).
+    :param size_gb: the caller's size, or None.
+    """
+    done = change_time(final, created)
+    key = _key(final.volume)
+    if copy_start is None:
+        if size_gb is None:
+            learner.learn(key, CREATING, done - created)
+        return
+    size = size_gb or _size(final.volume)
+    if final.phase_after is not None and copy_start > created:
+        learner.learn(key, CREATING, copy_start - created)
+    if size:
+        learner.learn(key, COPY, (done - copy_start) / size)
+
+
+class wait_completion(tenacity.wait.wait_base):
+    """The completion-aware poll schedule (a tenacity wait strategy).
+
+    A function of the attempt's :class:`bdm_guard.internal.wait.poll.
+    Observation` and the clock: it keeps no state of its own. The learnt
+    estimates are read at each call, so a wait still running profits from
+    every wait that finished meanwhile.
+
+    :param conf: a ConfigOpts with ``[bdm_guard]`` registered.
+    :param clock: a zero-argument callable returning seconds (monotonic).
+    :param start: the clock value the wait started at.
+    :param deadline: the :class:`bdm_guard.internal.retry.Deadline`.
+    :param rng: a :class:`random.Random` for the jitter.
+    :param stretch: ``stretch(interval) -> seconds`` (the waker's
+        backstop), or None.
+    :param created: the clock value of the create (default ``start``).
+    :param size_gb: the caller's size for an image-, snapshot- or backup-
+        backed volume; None for a blank one (or an unknown source: the
+        copy is modelled once it is seen).
+    :param learner: a :class:`Learner` (default :data:`LEARNER`).
+    """
+
+    def __init__(self, conf, clock, start, deadline, rng=None, stretch=None,
+                 created=None, size_gb=None, learner=None):
+        self.conf = conf.bdm_guard
+        self.clock = clock
+        self.start = start
+        self.deadline = deadline
+        self.rng = rng or random.Random()
+        self.stretch = stretch
+        self.created = start if created is None else created
+        self.size_gb = size_gb
+        self.learner = LEARNER if learner is None else learner
+
+    def first(self, created):
+        """Seconds from ``created`` to the first look after a create."""
+        return self.conf.completion_first_look
+
+    def cap(self, waited):
+        """The longest interval (seconds) after ``waited`` seconds.
+
+        ``max(completion_max_interval, min(completion_interval_fraction *
+        waited, completion_interval_ceiling))``.
+        """
+        grown = min(self.conf.completion_interval_fraction * max(0.0, waited),
+                    self.conf.completion_interval_ceiling)
+        return max(self.conf.completion_max_interval, grown)
+
+    def _params(self, key, kind):
+        if kind == CREATING:
+            return self.learner.estimate(
+                key, CREATING, self.conf.completion_creating_median,
+                CREATING_SIGMA)
+        return self.learner.estimate(key, COPY,
+                                     self.conf.completion_copy_per_gib,
+                                     COPY_SIGMA)
+
+    def model(self, observation, now):
+        """The prediction: ``(x0, mu, sigma)``.
+
+        The time left is lognormal(mu, sigma) conditioned on exceeding
+        ``x0`` seconds (its age now).
+        """
+        key = _key(observation.volume)
+        size = self.size_gb or _size(observation.volume) or 1
+        if observation.phase == statuses.CREATING:
+            mu_c, s_c = self._params(key, CREATING)
+            t = now - self.created
+            if self.size_gb is None:
+                return t, mu_c, s_c
+            mean, var = _residual(t, mu_c, s_c)
+            mu_r, s_r = self._params(key, COPY)
+            copy_mean, copy_var = _moments(
+                _clamp(mu_r + math.log(size), *_LOG_RANGE), s_r)
+            mu, sigma = _lognormal(mean + copy_mean, var + copy_var)
+            return 0.0, mu, sigma
+        mu_r, s_r = self._params(key, COPY)
+        begun = self.created
+        if observation.phase_seen is not None:
+            begun = change_time(_Window(observation), self.created)
+        return (now - begun, _clamp(mu_r + math.log(size), *_LOG_RANGE),
+                s_r)
+
+    def interval(self, observation, now):
+        """Seconds to the next GET, before jitter, within the bounds."""
+        cap = self.cap(now - self.start)
+        t = now - self.created
+        if observation.phase == statuses.CREATING and (
+                t < self.conf.completion_first_look):
+            return _clamp(self.conf.completion_first_look - t,
+                          MIN_INTERVAL, cap)
+        x0, mu, sigma = self.model(observation, now)
+        # Past the predicted median a GET is worth lag in proportion to the
+        # time already spent: the cost is relative to the wait, so that a
+        # copy far slower than predicted is polled on the cap, not on the
+        # lognormal's slowly falling hazard.
+        cost = self.conf.completion_lag_cost * max(
+            1.0, x0 / math.exp(mu))
+        scale = 1.0 / math.sqrt(2.0 * cost)
+        step = cap / _STEPS
+        total = 0.0
+        for i in range(_STEPS):
+            density = scale * math.sqrt(
+                hazard(x0 + (i + 0.5) * step, mu, sigma))
+            if total + density * step >= 1.0:
+                return _clamp(i * step + (1.0 - total) / density,
+                              MIN_INTERVAL, cap)
+            total += density * step
+        return cap
+
+    def __call__(self, retry_state):
+        observation = retry_state.outcome.result()
+        now = self.clock()
+        cap = self.cap(now - self.start)
+        interval = self.interval(observation, now)
+        if observation.failures:
+            # cinder gave no status (a 5xx, a 401, a reset, a 404 in the
+            # grace): back off from completion_first_look, doubling, so
+            # that a short outage is not hammered at the predicted rate.
+            interval = max(interval, schedule.ramp(
+                self.conf.completion_first_look, 2.0,
+                observation.failures - 1, cap))
+        if interval < cap:
+            jitter = 1.0 + self.conf.poll_jitter * self.rng.random()
+            interval = min(cap, interval * jitter)
+        if observation.retry_after:
+            interval = max(interval, observation.retry_after)
+        if self.stretch is not None:
+            interval = self.stretch(interval)
+        return self.deadline.cap(interval)
+
+
+class _Window:
+    """The phase change of an observation, as :func:`change_time` takes."""
+
+    def __init__(self, observation):
+        self.at = observation.phase_seen
+        self.previous_at = observation.phase_after
+        self.volume = observation.volume
