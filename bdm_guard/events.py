@@ -39,6 +39,8 @@ import threading
 import time
 import typing
 
+from debtcollector import removals
+
 from bdm_guard.internal.events import listener as listener_mod
 from bdm_guard.internal.events import watch as watch_mod
 from bdm_guard.internal.wait import schedule
@@ -123,35 +125,51 @@ class EventSource:
             pause.wait(0.05)
         return self.healthy
 
-    def _watch(self, project_id, time_scale):
+    def _watch(self, project_id, time_scale, wait):
+        if wait is None and time_scale not in (None, 1.0):
+            scale = time_scale
+
+            def wait(event, seconds):
+                return event.wait(seconds * scale)
         return Watch(self.registry, project_id,
                      self.conf.bdm_guard_events.backstop_interval,
-                     self._confirm, time_scale=time_scale)
+                     self._confirm, wait=wait)
 
+    @removals.removed_kwarg(
+        'time_scale', message='Pass wait= (a scaled wait) instead.',
+        version='1.1', removal_version='2.0')
     def expect(self, project_id: typing.Optional[str],
-               time_scale: float = 1.0) -> Watch:
+               time_scale: float = None, wait=None) -> Watch:
         """A watch for a volume about to be created (call before the POST).
 
         Events arriving before :meth:`Watch.bind` are kept and replayed.
 
         :param project_id: the project creating the volume; events naming
             another one are ignored (None: not checked).
-        :param time_scale: real seconds per second of the waiter's clock.
+        :param time_scale: deprecated: real seconds per second of the
+            waiter's clock; pass ``wait`` instead.
+        :param wait: ``wait(event, seconds) -> bool``, how the watch's sleep
+            waits on the news (default :meth:`threading.Event.wait`; the
+            lab passes a scaled one, tests one on a virtual clock).
         :returns: an unbound :class:`Watch`.
         """
-        return self.registry.add(self._watch(project_id, time_scale))
+        return self.registry.add(self._watch(project_id, time_scale, wait))
 
+    @removals.removed_kwarg(
+        'time_scale', message='Pass wait= (a scaled wait) instead.',
+        version='1.1', removal_version='2.0')
     def watch(self, volume_id: str, project_id: typing.Optional[str],
-              time_scale: float = 1.0) -> Watch:
+              time_scale: float = None, wait=None) -> Watch:
         """A watch for an existing volume id (events from now on).
 
         :param volume_id: the volume.
         :param project_id: see :meth:`expect`.
-        :param time_scale: see :meth:`expect`.
+        :param time_scale: deprecated, see :meth:`expect`.
+        :param wait: see :meth:`expect`.
         :returns: a bound :class:`Watch`.
         """
-        return self.registry.add(self._watch(project_id, time_scale),
-                                 volume_id)
+        return self.registry.add(
+            self._watch(project_id, time_scale, wait), volume_id)
 
     def find(self, volume_id: str) -> typing.Optional[Watch]:
         """A watch already bound to ``volume_id`` in this process, or None.

@@ -63,8 +63,9 @@ _wait_opts = [
                                   'ready (the completion_* options).'),
                    ('backoff', 'The per-status exponential back-off of '
                                'bdm-guard 1.0 (poll_initial_interval, '
-                               'poll_multiplier, the *_max_interval caps '
-                               'and max_interval_fraction).'),
+                               'poll_multiplier, creating_max_interval, '
+                               'downloading_max_interval and '
+                               'max_interval_fraction).'),
                ],
                help='How the waiter spaces its volume GETs. Both keep the '
                     'same deadline (base_deadline, per_gib_allowance, '
@@ -74,28 +75,32 @@ _wait_opts = [
                     '0.7x with 3-4x the lag (doc/source/admin/'
                     'performance.rst, from bdm-guard simulate).'),
     cfg.FloatOpt('completion_lag_cost',
-                 default=0.25, min=0.01, max=10.0,
+                 default=0.2, min=0.01, max=10.0,
                  help='poll_schedule = completion: the seconds of detection '
                       'lag one volume GET is worth. The schedule minimises '
                       'lag + this x GETs: raise it to send fewer GETs for '
-                      'more lag, lower it for the opposite (0.1: about '
-                      '1.05x the GETs of nova\'s 3 s loop at 0.65x its '
-                      'mean lag; 0.5: about 0.65x the GETs at 1.3x the '
-                      'lag). The interval bounds hold whatever its value.'),
+                      'more lag, lower it for the opposite. In bdm-guard '
+                      'simulate, against nova\'s 3 s loop: 0.15 sent 0.77x '
+                      'its GETs at 0.8x its mean lag, 0.2 (the default) '
+                      '0.74x at 0.9x, 0.25 0.65x at 1.05x '
+                      '(doc/source/admin/performance.rst). The interval '
+                      'bounds hold whatever its value.'),
     cfg.FloatOpt('completion_max_interval',
-                 default=8.0, min=1.0, max=300.0,
+                 default=6.0, min=1.0, max=300.0,
                  help='poll_schedule = completion: the longest interval '
                       'between two volume GETs, in seconds, until '
                       'completion_interval_fraction x the time waited is '
                       'longer. It bounds the detection lag of "available" '
-                      'and of "error" alike; lower it to bound the worst '
-                      'case tighter at the cost of GETs on slow volumes.'),
+                      'and of "error" alike, and what a prior far from the '
+                      'backend costs before anything is learnt; lower it '
+                      'to bound the worst case tighter at the cost of GETs '
+                      'on slow volumes.'),
     cfg.FloatOpt('completion_interval_fraction',
                  default=0.05, min=0.0, max=0.5,
                  help='poll_schedule = completion: lets the longest interval '
                       'grow with the time waited, to this fraction of it '
                       'up to completion_interval_ceiling (0.05: intervals '
-                      'of up to 8 s for the first 160 s, then up to 5% of '
+                      'of up to 6 s for the first 120 s, then up to 5% of '
                       'the time waited). 0: never longer than '
                       'completion_max_interval.'),
     cfg.FloatOpt('completion_interval_ceiling',

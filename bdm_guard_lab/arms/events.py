@@ -100,8 +100,10 @@ class EventsArm(arms.GuardArm):
             endpoint_override=self.proxy.endpoint)
         instance, bdm = arms.instance_and_bdm(self.seed, index)
         key = create.key_for_bdm(instance, bdm)
-        watch = self.source.expect(self.svc.project_id,
-                                   time_scale=self.scale)
+        scale = self.scale
+        watch = self.source.expect(
+            self.svc.project_id,
+            wait=lambda event, seconds: event.wait(seconds * scale))
         try:
             result, _ = create.create_and_wait(
                 client, size_gb, idempotency_key=key, image_id=image_id,

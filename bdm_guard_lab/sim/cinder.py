@@ -123,9 +123,21 @@ class SimCinder:
         return volume
 
     def view(self, volume):
-        """The API's dict for ``volume`` as of now."""
+        """The API's dict for ``volume`` as of now.
+
+        ``updated_at`` is the time of the last status change, in whole
+        seconds as a MySQL DATETIME column keeps it (cinder saves the row
+        with each status change); ``created_at`` keeps its microseconds.
+        """
         body = dict(volume.body)
-        body['status'] = volume.status(self.sim.now)
+        now = self.sim.now
+        body['status'] = volume.status(now)
+        changed = volume.created
+        for at in (volume.downloading_at, volume.done_at):
+            if at <= now:
+                changed = at
+        body['updated_at'] = (_EPOCH + datetime.timedelta(
+            seconds=int(changed))).isoformat(timespec='microseconds')
         return body
 
     def delete(self, volume):

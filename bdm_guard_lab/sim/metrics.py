@@ -31,7 +31,18 @@ KEYS = ('boots', 'succeeded', 'failed', 'failures_by_reason',
         'success_share', 'duplicates_made', 'requests',
         'requests_per_success', 'requests_by_kind',
         'lost_requests', 'peak_rps', 'mean_rps', 'p99_rps',
-        'wait_p50_s', 'wait_p95_s', 'virtual_s')
+        'wait_p50_s', 'wait_p95_s', 'virtual_s', 'gets_per_success',
+        'detect_lag_mean_s', 'detect_lag_p99_s', 'detect_lag_max_s',
+        'lag_over_bound')
+
+
+def lag_bound(wait_s):
+    """Issue 22's bound on one boot's detection lag, in seconds.
+
+    ``max(8 s, 5% of the wait) + 0.5 s``, the wait running from the build
+    slot to the volume being ready.
+    """
+    return max(8.0, 0.05 * wait_s) + 0.5
 
 
 def percentile(values, share):
@@ -79,6 +90,8 @@ def summarize(boots, cinder, wall_s):
     owned = {b.volume_id for b in ok}
     live = cinder.live_by_owner()
     lags = [b.end - cinder.done_at(b.volume_id) for b in ok]
+    over = sum(1 for b, lag in zip(ok, lags)
+               if lag > lag_bound(b.end - b.start))
     series = rate_series(cinder.rate)
     first = next((i for i, n in enumerate(series) if n), 0)
     span = max(1, len(series) - first)
@@ -111,6 +124,12 @@ def summarize(boots, cinder, wall_s):
         'wait_p95_s': _round(percentile([b.end - b.start for b in ok],
                                         0.95)),
         'virtual_s': _round(max(b.end for b in boots)),
+        'gets_per_success': _round(cinder.requests['GET volume'] / len(ok))
+        if ok else None,
+        'detect_lag_mean_s': _round(sum(lags) / len(lags)) if lags else None,
+        'detect_lag_p99_s': _round(percentile(lags, 0.99)),
+        'detect_lag_max_s': _round(max(lags)) if lags else None,
+        'lag_over_bound': over,
         'rate': series,
     }
 

@@ -29,8 +29,10 @@ from oslo_log import log as logging
 
 from bdm_guard import create
 from bdm_guard import exception
+from bdm_guard.internal.wait import completion
 from bdm_guard import opts
 from bdm_guard import outcome as oc
+from bdm_guard import wait
 from bdm_guard_lab.arms import stock_model as stock
 from bdm_guard_lab import exception as lab_exception
 from bdm_guard_lab.sim import cinder as sim_cinder
@@ -145,14 +147,23 @@ def guard_boot(env, boot, client, waker=None):
     instance_uuid = str(uuid.UUID(int=boot.index + 1, version=4))
     bdm_uuid = str(uuid.UUID(int=(boot.index + 1) << 64, version=4))
     key = create.key_for_bdm(instance_uuid, bdm_uuid)
+    # Each simulated host is one nova-compute process: it learns copy
+    # times from its own finished waits only.
+    learner = env.learners[boot.index % work.hosts]
+    rng = sim_model.stream(env.seed, boot.index, 'jitter')
+
+    def wait_func(volume_id, created_at):
+        return wait.wait_for_volume(
+            client, volume_id, size_gb=boot.size, created_at=created_at,
+            conf=env.conf, sleep=env.sim.sleep, clock=env.sim.clock,
+            allocate_retries=work.allocate_retries,
+            allocate_retries_interval=work.allocate_retries_interval,
+            rng=rng, waker=waker, learner=learner)
     try:
         result, _report = create.create_and_wait(
             client, boot.size, idempotency_key=key, image_id=IMAGE_ID,
             delete_on_failure=True, conf=env.conf, sleep=env.sim.sleep,
-            clock=env.sim.clock, allocate_retries=work.allocate_retries,
-            allocate_retries_interval=work.allocate_retries_interval,
-            rng=sim_model.stream(env.seed, boot.index, 'jitter'),
-            waker=waker)
+            clock=env.sim.clock, wait_func=wait_func, waker=waker)
     except exception.BdmGuardException as exc:
         return type(exc).__name__, None
     return None, result.volume['id']
@@ -168,6 +179,7 @@ class _Env:
         self.cinder = sim_cinder.SimCinder(self.sim, workload, seed)
         self.slots = [sim.Semaphore(self.sim, workload.max_concurrent_builds)
                       for _ in range(workload.hosts)]
+        self.learners = [completion.Learner() for _ in range(workload.hosts)]
 
 
 def run_arm(arm, workload, faults, seed=0, conf=None, cinders=None):

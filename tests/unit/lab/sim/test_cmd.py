@@ -137,3 +137,28 @@ class TestSimulateCommand(base.BaseTestCase):
         self.assertEqual(1, code)
         self.assertIn(conf, err)
         self.assertNotIn('Traceback', err)
+
+
+class TestPareto(TestSimulateCommand):
+
+    def test_pareto_rows_are_ratios_to_stock(self):
+        code, out, _ = self.run_cli(*SMALL, '--scenario', 'none',
+                                    '--pareto')
+        self.assertEqual(0, code, out)
+        for name in ('stock nova 34 (3 s)', 'fixed 5 s',
+                     'backoff (1.0 default)', 'completion (default)',
+                     'completion, prior 4x low', 'completion, prior 4x high',
+                     'events'):
+            self.assertIn(name, out)
+        self.assertIn('GETs x stock', out)
+        self.assertIn('targets (issue 22', out)
+
+    def test_pareto_json_has_every_row(self):
+        code, out, _ = self.run_cli(*SMALL, '--scenario', 'none',
+                                    '--pareto', '-f', 'json')
+        self.assertEqual(0, code)
+        rows = json.loads(out)
+        self.assertEqual(8, len(rows))
+        stock = rows['stock nova 34 (3 s)']
+        self.assertIn('detect_lag_p99_s', stock)
+        self.assertIn('lag_over_bound', stock)
