@@ -137,8 +137,9 @@ def _seconds(value):
     return '-' if value is None else '%s s' % value
 
 
-def _times(value):
-    return '-' if value is None else '%.2fx' % value
+def _exact(value, reference):
+    """``value / reference`` to 3 places, as the verdict compares it."""
+    return '-' if value is None else '%.3fx' % (value / reference)
 
 
 def _line(target, checks):
@@ -163,8 +164,9 @@ def healthy_verdicts(case, reference=REFERENCE):
         str}``, one per target: boot to ACTIVE p50 and p95 at most
         :data:`BOOT_RATIO` x stock's, detection lag p50 at most stock's +
         :data:`LAG_P50_SLACK_S`, GETs per boot at most :data:`GETS_RATIO`
-        x stock's; each over the compared slots, for every arm but stock.
-        ``met`` is None when stock or every other arm is missing.
+        x stock's; each over the compared slots, for every arm but stock,
+        on the unrounded ratio. ``met`` is None when stock or every other
+        arm is missing.
     """
     base = case['arms'].get(reference)
     guards = [arm for arm in case['arms'] if arm != reference]
@@ -175,11 +177,11 @@ def healthy_verdicts(case, reference=REFERENCE):
             label, round(100 * (BOOT_RATIO - 1)),
             _seconds(base and base[key]))
         checks = []
-        for arm in guards if base and base[key] is not None else ():
-            x = case['arms'][arm]['x_stock'][key]
+        for arm in guards if base and base[key] else ():
+            value = case['arms'][arm][key]
             checks.append((arm, '%s (%s)' % (
-                _seconds(case['arms'][arm][key]), _times(x)),
-                x is not None and x <= BOOT_RATIO))
+                _seconds(value), _exact(value, base[key])),
+                value is not None and value <= BOOT_RATIO * base[key]))
         out.append(_line(target, checks))
     target = 'healthy: detection lag p50 within %g s of stock\'s (%s)' % (
         LAG_P50_SLACK_S, _seconds(base and base['lag_s_p50']))
@@ -195,10 +197,10 @@ def healthy_verdicts(case, reference=REFERENCE):
         GETS_RATIO, '-' if not base else base['gets_per_boot'])
     checks = []
     for arm in guards if base and base['gets_per_boot'] else ():
-        x = case['arms'][arm]['x_stock']['gets_per_boot']
-        checks.append((arm, '%s (%s)' % (case['arms'][arm]['gets_per_boot'],
-                                         _times(x)),
-                       x is not None and x <= GETS_RATIO))
+        value = case['arms'][arm]['gets_per_boot']
+        checks.append((arm, '%s (%s)' % (
+            value, _exact(value, base['gets_per_boot'])),
+            value is not None and value <= GETS_RATIO * base['gets_per_boot']))
     out.append(_line(target, checks))
     return out
 

@@ -109,11 +109,23 @@ class TestCompare(testtools.TestCase):
                          [v['met'] for v in verdicts])
         self.assertEqual(
             "[MISSED] healthy: boot to ACTIVE p50 within 5% of stock's "
-            "(10.0 s): launcher 11.0 s (1.10x) MISSED", verdicts[0]['text'])
+            "(10.0 s): launcher 11.0 s (1.100x) MISSED", verdicts[0]['text'])
         self.assertIn('launcher 1.5 s (+0.50 s) met', verdicts[2]['text'])
         self.assertEqual(
             "[met] healthy: GETs per boot <= 0.8x stock's (12.0): "
-            "launcher 8.5 (0.71x) met", verdicts[3]['text'])
+            "launcher 8.5 (0.708x) met", verdicts[3]['text'])
+
+    def test_healthy_verdicts_compare_unrounded_ratios(self):
+        # 84.12 / 79.95 rounds to 1.05 but is above 1.05: missed.
+        for slot in ('a0', 'a2'):
+            self.results['stock']['per_server'][slot]['boot_s'] = 79.95
+            self.results['launcher']['per_server'][slot]['boot_s'] = 84.12
+        case = compare.compare(self.results)
+        self.assertEqual(1.05, case['arms']['launcher']['x_stock'][
+            'boot_s_p50'])
+        verdict = compare.healthy_verdicts(case)[0]
+        self.assertFalse(verdict['met'])
+        self.assertIn('84.12 s (1.052x) MISSED', verdict['text'])
 
     def test_healthy_verdicts_without_stock(self):
         del self.results['stock']
@@ -224,7 +236,7 @@ class TestDemoOutput(testtools.TestCase):
         self.assertIn('3 of 3', out)
         self.assertIn('52.0 / 53.0 (1.00x / 1.00x)', out)
         self.assertIn("[met] healthy: GETs per boot <= 0.8x stock's (12.0): "
-                      "launcher 9.0 (0.75x) met; events 9.0 (0.75x) met",
+                      "launcher 9.0 (0.750x) met; events 9.0 (0.750x) met",
                       out)
         self.assertIn('[met] seed faults: 0 leaked: launcher 0 met; '
                       'patched 0 met; events 0 met', out)
