@@ -111,6 +111,45 @@ def _round(value):
     return None if value is None else round(value, 2)
 
 
+def per_server(records, proxy):
+    """Each server's own figures, by name, to compare arms boot by boot.
+
+    A server's name (``lab-boot-<n>``) is its slot: in every arm of one
+    run it carries the same request id, so its volume gets the same
+    durations from cinder's driver and the same fault draws from the proxy
+    (:func:`bdm_guard_lab.nova.harness.request_id`).
+
+    :param records: the servers (:meth:`NovaService.boot`).
+    :param proxy: the arm's :class:`FaultProxy`.
+    :returns: ``{name: {"status": str, "boot_s": float or None, "lag_s":
+        float or None, "gets": int}}``: nova's status (``POST failed`` when
+        the POST was refused), seconds from ``POST /servers`` to nova's
+        ``launched_at`` (ACTIVE servers), the detection lag of its volume
+        (as in :func:`summarize`; the largest when it has several) and the
+        ``GET /volumes/<id>`` requests for its attached volumes.
+    """
+    servers = {}
+    for record in records:
+        lags = []
+        for volume_id in record.get('volumes', []):
+            done = proxy.available_at.get(volume_id)
+            when = proxy.noticed_at.get(volume_id)
+            if done is not None and when is not None:
+                lags.append(max(0.0, when - done))
+        boot = None
+        if record.get('status') == 'ACTIVE' and record.get('active_at'):
+            boot = _round(record['active_at'] - record['posted_at'])
+        servers[record['name']] = {
+            'status': record.get('status') or (
+                'POST failed' if record.get('post_error') else None),
+            'boot_s': boot,
+            'lag_s': _round(max(lags)) if lags else None,
+            'gets': sum(proxy.volume_gets.get(v, 0)
+                        for v in record.get('volumes', [])),
+        }
+    return servers
+
+
 def summarize(records, volumes, left, proxy, *, project_id, wall_s):
     """The figures of one nova arm.
 
@@ -125,7 +164,8 @@ def summarize(records, volumes, left, proxy, *, project_id, wall_s):
         volume is the server's whose request id created it, as the proxy
         saw the POST) plus ``attach_lag_p50_s``/``p95``,
         ``faults_injected``, ``requests``, ``wall_s``,
-        ``volumes_by_status``, ``not_settled``. The detection lag of an
+        ``volumes_by_status``, ``not_settled`` and ``per_server``
+        (:func:`per_server`). The detection lag of an
         ACTIVE server's volume runs from cinder's ``updated_at`` (the
         ``available`` save) to the first ``GET`` that answered
         ``available``: when nova's wait could first know. The attach lag
@@ -160,6 +200,7 @@ def summarize(records, volumes, left, proxy, *, project_id, wall_s):
     faults = collections.Counter(fault_reason(r) for r in records
                                  if r.get('status') != 'ACTIVE')
     return {
+        'per_server': per_server(records, proxy),
         'servers': len(records),
         'active': len(active),
         'error': len(error),
@@ -262,6 +303,25 @@ def _lag_from_first_create(galera, timeout, prox):
         raise errors[0]
 
 
+#: The scenario fields cinder's driver takes its durations from: cases
+#: that agree on them can share one cinder (:func:`run_cases`).
+CINDER_FIELDS = ('seed', 'create_seconds', 'create_jitter',
+                 'download_seconds_per_gib')
+
+
+def same_cinder(one, other):
+    """Whether two scenarios give every volume the same cinder durations.
+
+    :param one: a :class:`bdm_guard_lab.faults.scenario.Scenario`.
+    :param other: another.
+    :returns: bool; when true, server ``n`` of either scenario gets the
+        same create and download times from the lab's cinder, so the two
+        can run one after the other on one cinder (:func:`run_cases`).
+    """
+    return all(getattr(one, name) == getattr(other, name)
+               for name in CINDER_FIELDS)
+
+
 def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
             galera=None, settle_timeout=900.0, nova_series=None,
             debug=False, db_variant=galera_variants.MULTI_WRITER.name):
@@ -288,22 +348,79 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
     :param debug: nova and cinder log at DEBUG.
     :returns: :func:`summarize`'s figures plus ``arm``, ``nova`` (what runs:
         ``guard`` mode and replaced methods, or the applied patches),
-        ``server_records``; with ``galera`` the DB figures. For a patched
-        arm whose series does not apply, every figure of :data:`KEYS` but
-        ``servers`` is None and ``arm_error`` names the patch.
+        ``server_records``, ``scenario`` (its name), ``setup_s`` (real
+        seconds to start cinder, the proxy and nova) and ``after``
+        (None: the services were fresh); with ``galera`` the DB figures.
+        For a patched arm whose series does not apply, every figure of
+        :data:`KEYS` but ``servers`` is None and ``arm_error`` names the
+        patch.
     :raises ValueError: unknown arm.
+    :raises bdm_guard_lab.exception.LabError: cinder or nova did not start.
+    """
+    return run_cases(arm, [(scenario, servers)], time_scale=time_scale,
+                     progress=progress, galera=galera,
+                     settle_timeout=settle_timeout, nova_series=nova_series,
+                     debug=debug, db_variant=db_variant)[0]
+
+
+def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
+              settle_timeout=900.0, nova_series=None, debug=False,
+              db_variant=galera_variants.MULTI_WRITER.name):
+    """Run one nova arm's cases, one after the other, on one cinder and nova.
+
+    The services start once, fresh, and the cases run on them in order:
+    each boots its servers, waits for them and for cinder to settle, reads
+    the figures, deletes every server and waits for cinder again, as
+    :func:`run_arm` does. Before each case after the first the proxy takes
+    that case's scenario and forgets its counters
+    (:meth:`~bdm_guard_lab.faults.proxy.FaultProxy.reset_counters`), so its
+    fault draws are those of a fresh proxy, and the volumes that the cases
+    before left in cinder (none, when their deletes went through) are not
+    counted. nova runs :func:`computes_for` the largest case's servers in
+    every case. What differs from fresh services: nova's and cinder's
+    databases hold the earlier cases' deleted rows, their caches are warm,
+    and a launcher's process keeps what it learned in the earlier waits.
+
+    :param arm: one of :data:`ARMS`.
+    :param cases: ``[(scenario, servers or None)]``, at least one; the
+        scenarios must agree on cinder's durations (:func:`same_cinder`).
+        Servers default to the scenario's.
+    :param time_scale: as :func:`run_arm`.
+    :param progress: as :func:`run_arm`; with several cases each is
+        reported as ``<arm> (<scenario name>)``.
+    :param galera: as :func:`run_arm`; only with one case.
+    :param settle_timeout: as :func:`run_arm`.
+    :param nova_series: as :func:`run_arm`.
+    :param debug: as :func:`run_arm`.
+    :param db_variant: as :func:`run_arm`.
+    :returns: one :func:`run_arm` figures dict per case, in order; the
+        first case's ``setup_s`` is the services' start, later cases have
+        ``setup_s`` 0 and ``after`` naming the scenario of the case before.
+    :raises ValueError: unknown arm, no case, cases cinder cannot share,
+        or several cases on Galera.
     :raises bdm_guard_lab.exception.LabError: cinder or nova did not start.
     """
     if arm not in ARMS:
         raise ValueError('arm must be one of %s' % (ARMS,))
-    total = servers or scenario.volumes
-    tracker = library_arms.Progress(
-        arm if galera is None else '%s/%s' % (arm, db_variant), total,
-        progress)
+    cases = [(scen, servers or scen.volumes) for scen, servers in cases]
+    if not cases:
+        raise ValueError('run_cases needs at least one case')
+    first = cases[0][0]
+    if not all(same_cinder(first, scen) for scen, _ in cases[1:]):
+        raise ValueError('the cases differ in %s: they cannot share one '
+                         'cinder' % ', '.join(CINDER_FIELDS))
+    if galera is not None and len(cases) > 1:
+        raise ValueError('Galera arms run one case each')
+    label = arm if galera is None else '%s/%s' % (arm, db_variant)
+    labels = [label if len(cases) == 1 else '%s (%s)' % (label, scen.name)
+              for scen, _ in cases]
+    tracker = library_arms.Progress(labels[0], cases[0][1], progress)
     tracker.report()
+    started = time.monotonic()
     db, lag = {}, contextlib.nullcontext
     if galera is not None:
-        scenario = galera_lab.without_simulated_lag(scenario)
+        cases = [(galera_lab.without_simulated_lag(scen), total)
+                 for scen, total in cases]
         db = galera.cinder_kwargs('cinder_%s' % arm, db_variant)
         lag = functools.partial(_lag_from_first_create, galera,
                                 settle_timeout)
@@ -315,14 +432,16 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
             except exception.PatchDoesNotApply as exc:
                 LOG.error('%s', exc)
                 tracker.set_phase('done')
-                return dict(dict.fromkeys(KEYS), arm=arm, servers=total,
-                            arm_error=str(exc))
+                return [dict(dict.fromkeys(KEYS), arm=arm, servers=total,
+                             scenario=scen.name, arm_error=str(exc))
+                        for scen, total in cases]
             nova_path = copy.path
             about['patches'] = copy.applied
         events_url = None
         if arm == 'events':
             events_url = _broker(stack)
             db['notification_url'] = events_url
+        scenario = cases[0][0]
         svc = _enter(stack, cinder_service.CinderService(
             create_seconds=scenario.create_seconds,
             create_jitter=scenario.create_jitter,
@@ -335,11 +454,42 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         tracker.set_phase('starting nova')
         nova = _enter(stack, nova_service.NovaService(
             '%s/v3/%%(project_id)s' % prox.base_url, svc.project_id,
-            mode=arm, computes=computes_for(total), nova_path=nova_path,
-            debug=debug, events_url=events_url))
+            mode=arm, computes=computes_for(max(t for _, t in cases)),
+            nova_path=nova_path, debug=debug, events_url=events_url))
         about.update(nova.ready)
         about.pop('event', None)
-        stack.enter_context(tracker.ticking())
+        setup = time.monotonic() - started
+        results, after = [], None
+        for index, (scen, total) in enumerate(cases):
+            if index:
+                tracker = library_arms.Progress(labels[index], total,
+                                                progress)
+                tracker.set_phase('posting')
+            figures = _run_case(
+                svc, prox, nova, scen, total, tracker,
+                settle_timeout=settle_timeout, galera=galera, lag=lag,
+                db_variant=db_variant, fresh=not index)
+            figures.update({'arm': arm, 'nova': dict(about),
+                            'scenario': scen.name, 'after': after,
+                            'setup_s': round(setup, 1) if not index
+                            else 0.0})
+            results.append(figures)
+            after = scen.name
+    return results
+
+
+def _run_case(svc, prox, nova, scenario, total, tracker, *, settle_timeout,
+              galera, lag, db_variant, fresh):
+    """Boot one case's servers on running services; read; delete.
+
+    :returns: :func:`summarize`'s figures plus ``server_records`` and
+        ``servers_not_deleted``; with ``galera`` the DB figures.
+    """
+    before = () if fresh else {v['id'] for v in svc.list_volumes()}
+    if not fresh:
+        prox.scenario = scenario
+        prox.reset_counters()
+    with tracker.ticking():
         start = time.monotonic()
         with lag(prox):
             records = nova.boot(total, scenario.seed, scenario.size_gb,
@@ -351,12 +501,13 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         # as the library arms do, then count them stuck. After the delete,
         # wait only for the deletes (what is stuck does not move).
         settle = 300.0 if galera is None else metrics.GALERA_SETTLE_S
-        found = svc.wait_settled(timeout=settle)
+        found = svc.wait_settled(timeout=settle, ignore=before)
         tracker.done, tracker.failed = total, 0
         tracker.set_phase('deleting')
         deleted = nova.delete_all(progress=_nova_progress(tracker))
         after_delete = {} if galera is None else {'pending': ('deleting',)}
-        left = svc.wait_settled(timeout=settle, **after_delete)
+        left = svc.wait_settled(timeout=settle, ignore=before,
+                                **after_delete)
         figures = summarize(records, found, left, prox,
                             project_id=svc.project_id, wall_s=wall)
         if galera is not None:
@@ -365,6 +516,6 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
                 found, svc.db_errors(), prox.get_latencies, galera.last_lag,
                 db_variant))
     tracker.set_phase('done')
-    figures.update({'arm': arm, 'nova': about, 'server_records': records,
+    figures.update({'server_records': records,
                     'servers_not_deleted': deleted['remaining']})
     return figures

@@ -292,16 +292,22 @@ class CinderService(fixtures.Fixture):
         return volumes
 
     def wait_settled(self, timeout=120.0, pending=('creating', 'downloading',
-                                                   'deleting')):
+                                                   'deleting'), ignore=()):
         """Wait until no volume is in a transitional status.
 
         :param timeout: seconds.
+        :param pending: the transitional statuses.
+        :param ignore: volume ids neither waited for nor returned (what an
+            earlier run on this cinder left).
         :returns: the final list of volumes.
         """
+        def listed():
+            return [v for v in self.list_volumes() if v['id'] not in ignore]
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(
                 lambda vols: any(v['status'] in pending for v in vols)),
             wait=tenacity.wait_fixed(0.5),
             stop=tenacity.stop_after_delay(timeout),
             retry_error_callback=lambda state: state.outcome.result())
-        return retrying(self.list_volumes)
+        return retrying(listed)

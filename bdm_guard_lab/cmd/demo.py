@@ -28,9 +28,12 @@ and JSON keys named ``<arm>/<variant>``. Needs the ``lab`` extra.
 """
 
 import contextlib
+import dataclasses
 import json
 import logging as std_logging
 import sys
+import textwrap
+import time
 import warnings
 
 from cliff import columns
@@ -38,6 +41,7 @@ from cliff import show
 from oslo_log import log as logging
 
 from bdm_guard import exception
+from bdm_guard_lab.arms import compare
 from bdm_guard_lab.arms import metrics
 from bdm_guard_lab.arms import nova_run
 from bdm_guard_lab.arms import run as arms
@@ -70,6 +74,9 @@ ROWS = (
         '%s: %d' % kv for kv in r['faults_injected'].items()) or '-'),
 )
 
+
+#: The nova arms that also run the healthy case (``--healthy-servers``).
+HEALTHY_ARMS = ('stock', 'launcher', 'events')
 
 #: The rows of the nova mode's table.
 NOVA_ROWS = (
@@ -243,6 +250,15 @@ class Demo(show.ShowOne):
             help='With --db galera: real seconds node 3 lags from the '
                  'start of each arm\'s boots (default: %(default)s).')
         parser.add_argument(
+            '--healthy-servers', type=int, default=0, metavar='N',
+            help='Nova mode: also boot N servers with no fault (the '
+                 'scenario without its rules: "none" for the packaged '
+                 'ones) in the arms stock, launcher and events, first, on '
+                 'the services the arm then runs the scenario on, and '
+                 'print both cases side by side on the boots every arm '
+                 'finished, with issue 22\'s targets. 0: only the '
+                 'scenario (default: %(default)s; tox -e demo: 20).')
+        parser.add_argument(
             '--nova-series', metavar='DIR',
             help='Nova mode: the nova patch series (a folder with a '
                  '"series" file) applied to a copy of the installed nova '
@@ -261,7 +277,25 @@ class Demo(show.ShowOne):
                     ', '.join(wrong), args.mode, ', '.join(known)))
         return chosen
 
+    def _healthy(self, args, scenario, chosen):
+        """The healthy case's scenario and arms, or ``(None, ())``."""
+        if not args.healthy_servers:
+            return None, ()
+        if not 1 <= args.healthy_servers <= 1000:
+            raise exception.InvalidInput(
+                reason='--healthy-servers must be 0..1000')
+        if args.mode != 'nova' or args.db != 'sqlite':
+            raise exception.InvalidInput(
+                reason='--healthy-servers runs with --mode nova on sqlite '
+                       'only')
+        if not scenario.rules:
+            # The scenario is the healthy case already.
+            return None, ()
+        return (healthy_scenario(scenario),
+                tuple(a for a in chosen if a in HEALTHY_ARMS))
+
     def take_action(self, args):
+        started = time.monotonic()
         if args.volumes is not None and not 1 <= args.volumes <= 1000:
             raise exception.InvalidInput(reason='--volumes must be 1..1000')
         if not 0.01 <= args.time_scale <= 10:
@@ -271,8 +305,9 @@ class Demo(show.ShowOne):
         if args.seed is not None:
             scenario = scenario.with_seed(args.seed)
         chosen = self._arms(args)
+        healthy, healthy_arms = self._healthy(args, scenario, chosen)
         progress = ProgressLine(sys.stderr)
-        results = {}
+        results, healthy_results = {}, {}
         with contextlib.ExitStack() as stack:
             stack.enter_context(_quiet(getattr(self.app.options,
                                                'verbose_level', 1)))
@@ -292,7 +327,18 @@ class Demo(show.ShowOne):
                 arm, _, variant = column.partition('/')
                 extra = {'galera': galera, 'db_variant': variant} if (
                     variant) else {}
-                if args.mode == 'nova':
+                if args.mode == 'nova' and arm in healthy_arms:
+                    # One start of the arm's services for both cases, the
+                    # healthy one first (on fresh services).
+                    healthy_results[arm], results[column] = (
+                        nova_run.run_cases(
+                            arm, [(healthy, args.healthy_servers),
+                                  (scenario, args.volumes)],
+                            time_scale=args.time_scale, progress=progress,
+                            nova_series=args.nova_series))
+                    healthy_results[arm].pop('server_records', None)
+                    results[column].pop('server_records', None)
+                elif args.mode == 'nova':
                     results[column] = nova_run.run_arm(
                         arm, scenario, servers=args.volumes,
                         time_scale=args.time_scale, progress=progress,
@@ -305,7 +351,34 @@ class Demo(show.ShowOne):
                         use_nova=not args.model_stock, **extra)
         self.results = results
         self.scenario = scenario
+        self.healthy = healthy
+        self.healthy_results = healthy_results
+        self.wall_s = round(time.monotonic() - started, 1)
         return chosen, tuple(ArmColumn(results[a]) for a in chosen)
+
+    def _cases(self):
+        """``[(label, scenario, results)]``: the healthy case first."""
+        cases = []
+        if self.healthy_results:
+            cases.append(('healthy', self.healthy, self.healthy_results))
+        cases.append(('healthy' if not self.scenario.rules else 'faulted',
+                      self.scenario, self.results))
+        return cases
+
+    def _summary(self):
+        """The comparison and verdicts of the nova mode (JSON-able)."""
+        compared, verdicts = {}, []
+        for label, scen, results in self._cases():
+            if any('/' in column for column in results):
+                continue        # Galera variants: not compared here.
+            case = compare.compare(results)
+            case.update({'scenario': scen.name, 'case': label})
+            compared[label] = case
+            if label == 'healthy':
+                verdicts.extend(compare.healthy_verdicts(case))
+            else:
+                verdicts.extend(compare.fault_verdicts(results, scen.name))
+        return compared, verdicts
 
     def produce_output(self, args, column_names, data):
         if args.mode == 'nova':
@@ -322,30 +395,144 @@ class Demo(show.ShowOne):
         return 0
 
     def _nova_output(self, args, column_names):
+        compared, verdicts = self._summary()
         if args.formatter == 'json':
-            json.dump({'arms': self.results, 'scenario': self.scenario.name,
-                       'seed': self.scenario.seed}, self.app.stdout,
+            out = {'arms': self.results, 'scenario': self.scenario.name,
+                   'seed': self.scenario.seed, 'compared': compared,
+                   'verdicts': verdicts, 'wall_s': self.wall_s}
+            if self.healthy_results:
+                out['healthy'] = {'arms': self.healthy_results,
+                                  'scenario': self.healthy.name,
+                                  'servers': args.healthy_servers}
+            json.dump(out, self.app.stdout,
                       indent=2 if getattr(args, 'noindent', False) is False
                       else None, sort_keys=True)
             self.app.stdout.write('\n')
             return 0
-        header = ['figure'] + ['%s (%s)' % (a, _nova_label(self.results[a]))
+        write = self._write
+        if self.healthy_results:
+            write('%s case: %s servers per arm; %s ran it on the services '
+                  'of their healthy case (below), once its servers were '
+                  'deleted' % (self.scenario.name, _servers(self.results),
+                               ', '.join(self.healthy_results)))
+        self._nova_table(args, list(column_names), self.results)
+        if self.healthy_results:
+            servers = args.healthy_servers
+            most = max(r['servers'] for r in self.results.values())
+            fewer = ''
+            if servers < most:
+                fewer = (' (fewer than the %s case\'s %d, to keep the '
+                         'demo within 25 minutes)' % (self.scenario.name,
+                                                      most))
+            write('\nhealthy case: scenario %s, %d servers per arm%s, run '
+                  'first on each arm\'s fresh cinder and nova, with %d '
+                  'nova-computes as the %s case' % (
+                      self.healthy.name, servers, fewer,
+                      nova_run.computes_for(max(servers, most)),
+                      self.scenario.name))
+            self._nova_table(args, list(self.healthy_results),
+                             self.healthy_results)
+        if compared:
+            write('')
+            self._compared_table(args, compared)
+        if verdicts:
+            write('\nissue 22 targets (information: a missed target does '
+                  'not fail the demo):')
+            for verdict in verdicts:
+                # One line each, unwrapped: easy to grep in a CI log.
+                self.app.stdout.write(verdict['text'] + '\n')
+        write('\ndemo wall time: %.1f min' % (self.wall_s / 60.0))
+        return 0
+
+    def _write(self, text):
+        """Write prose to stdout, wrapped at 79 columns."""
+        lead = '\n' if text.startswith('\n') else ''
+        self.app.stdout.write(lead + textwrap.fill(
+            text.lstrip('\n'), 79, subsequent_indent='  ',
+            break_on_hyphens=False) + '\n')
+
+    def _nova_table(self, args, column_names, results):
+        header = ['figure'] + ['%s (%s)' % (a, _nova_label(results[a]))
                                for a in column_names]
-        failed = {a: self.results[a]['arm_error'] for a in column_names
-                  if self.results[a].get('arm_error')}
+        failed = {a: results[a]['arm_error'] for a in column_names
+                  if results[a].get('arm_error')}
         # NOVA_ROWS already counts the volumes in error.
-        extra = GALERA_ROWS[1:] if any('db_variant' in self.results[a]
+        extra = GALERA_ROWS[1:] if any('db_variant' in results[a]
                                        for a in column_names) else ()
         rows = []
         for label, get in NOVA_ROWS + extra:
             rows.append([label] + [
-                ('did not run' if a in failed else get(self.results[a]))
+                ('did not run' if a in failed else get(results[a]))
                 for a in column_names])
         if failed:
             rows.append(['arm error'] + [failed.get(a, '-')
                                          for a in column_names])
         self.formatter.emit_list(header, rows, self.app.stdout, args)
-        return 0
+
+    def _compared_table(self, args, compared):
+        self._write('side by side, on the boots every arm of a case '
+                    'finished: slot n is server lab-boot-<n>, with the '
+                    'same request id, cinder durations and fault draws in '
+                    'every arm of the case; a slot counts only if it is '
+                    'ACTIVE in every arm that ran (so a fast failure does '
+                    'not count). Ratios: arm / stock over the same slots.')
+        header = ['case', 'arm', 'boots compared',
+                  'boot to ACTIVE p50 / p95 (s)',
+                  'detection lag p50 / p95 (s)', 'GETs per boot']
+        rows = []
+        for label, case in compared.items():
+            name = '%s (%s)' % (label, case['scenario'])
+            for arm, fig in case['arms'].items():
+                x = fig['x_stock']
+                ratios = arm != compare.REFERENCE
+                rows.append([
+                    name, arm,
+                    '%d of %d' % (fig['boots'], case['servers']),
+                    _pair(fig, x, 'boot_s', ratios),
+                    _pair(fig, x, 'lag_s', ratios),
+                    '%s%s' % (_na(fig['gets_per_boot']), ' (%s)' % _x(
+                        x['gets_per_boot']) if ratios else '')])
+                name = ''
+        self.formatter.emit_list(header, rows, self.app.stdout, args)
+
+
+def _x(value):
+    return '-' if value is None else '%.2fx' % value
+
+
+def _pair(fig, x, key, ratios):
+    """``p50 / p95`` and, for arms but stock, ``(ratio / ratio)``."""
+    text = '%s / %s' % (_na(fig[key + '_p50']), _na(fig[key + '_p95']))
+    if ratios:
+        text += ' (%s / %s)' % (_x(x[key + '_p50']), _x(x[key + '_p95']))
+    return text
+
+
+def _servers(results):
+    """The servers per arm of a case (``20``, or ``5-20`` if they differ)."""
+    counts = sorted({r['servers'] for r in results.values()})
+    return str(counts[0]) if len(counts) == 1 else '%d-%d' % (
+        counts[0], counts[-1])
+
+
+def healthy_scenario(scenario):
+    """The healthy case of ``scenario``: the same load, no fault rule.
+
+    :param scenario: a :class:`bdm_guard_lab.faults.scenario.Scenario`.
+    :returns: a Scenario with no rules and the same seed, volume size and
+        cinder timings (so that it shares the arm's cinder, see
+        :func:`bdm_guard_lab.arms.nova_run.same_cinder`), named ``none``
+        when it is the packaged ``none`` scenario with that seed, else
+        ``<name>-without-faults``.
+    """
+    plain = dataclasses.replace(scenario, rules=())
+    none = lab_scenario.load('none').with_seed(scenario.seed)
+    if nova_run.same_cinder(plain, none) and (
+            plain.size_gb, plain.image) == (none.size_gb, none.image):
+        return dataclasses.replace(plain, name=none.name,
+                                   description=none.description)
+    return dataclasses.replace(plain, name='%s-without-faults' % (
+        scenario.name))
 
 
 def _nova_label(figures):
