@@ -119,6 +119,19 @@ class TestFloors(base.BaseTestCase):
         self.assertNotIn('%d.99.0' % (min(map(int, guard.SUPPORTED_NOVA))
                                       - 1), nova.specifier)
 
+    def test_the_db_extra_resolves_from_2024_2_on(self):
+        # bdm_guard.db needs SQLAlchemy 2.0 (Connection.commit); 2024.1
+        # pins 1.4.51, so the [db] extra does not install there (said in
+        # doc/source/admin/packaging.rst). Every other release admits it.
+        db = _extra('db')
+        for path in CONSTRAINTS:
+            found = conflicts(db, read_constraints(path))
+            if path.endswith('-2024.1.txt'):
+                self.assertEqual([('SQLAlchemy>=2.0.0', '1.4.51', None)],
+                                 found)
+            else:
+                self.assertEqual([], found, path)
+
     def test_a_floor_above_a_pin_is_caught(self):
         # The check itself: tenacity>=9.1.0 (the old floor) against 2024.1.
         pins = read_constraints(os.path.join(
