@@ -32,13 +32,13 @@ For each release of :data:`RELEASES` (default: all), one at a time:
    environment on top of that nova (no docker);
 5. one real-nova boot through the launcher against real cinder
    (:data:`REAL_NOVA_BOOT`): cinder 29 and the lab's fault proxy run in
-   this interpreter (``tox -e nova-compat`` installs ``bdm-guard[lab]``
-   into it), the nova child in a *boot layer* over the release's
+   this interpreter (``tox -e nova-compat`` installs bdm-guard and
+   bdm-guard-lab into it), the nova child in a *boot layer* over the release's
    virtualenv (a virtualenv that sees the nova venv's packages through a
    ``.pth`` file and adds ``lab/nova-child-requirements.txt``, nova's
    functional framework, the release's placement and bdm-guard-lab without
-   its dependencies, within the release's constraints; cached too). The nova venv
-   itself stays what nova-compute runs from.
+   its dependencies, within the release's constraints; cached too). The
+   nova venv itself stays what nova-compute runs from.
 
 Then it prints one summary line per release and exits non-zero if any
 release failed. Usage::
@@ -587,7 +587,7 @@ def main(argv=None):
     os.makedirs(args.workdir, exist_ok=True)
     start = time.monotonic()
     wheels = build_wheel(args.workdir,
-                        os.path.join(args.workdir, 'nova-compat-dist.log'))
+                         os.path.join(args.workdir, 'nova-compat-dist.log'))
     rows = []
     for release in args.releases:
         print('nova-compat: nova %s ...' % release, flush=True)
