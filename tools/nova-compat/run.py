@@ -154,7 +154,14 @@ def cache_key(constraints, python):
 
 
 def run(cmd, log, **kwargs):
-    """Run ``cmd``, its output appended to ``log``; returns the exit code."""
+    """Run ``cmd``, its output appended to ``log``; returns the exit code.
+
+    Without this interpreter's ``PYTHONPATH``: a release venv sees only
+    what is installed into it.
+    """
+    if 'env' not in kwargs:
+        kwargs['env'] = {k: v for k, v in os.environ.items()
+                         if k != 'PYTHONPATH'}
     with open(log, 'a') as out:
         out.write('$ %s\n' % ' '.join(shlex.quote(c) for c in cmd))
         out.flush()
