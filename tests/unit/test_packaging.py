@@ -170,6 +170,30 @@ class TestNovaCompat(base.BaseTestCase):
             self.assertTrue(os.path.exists(run.constraints_file(release)))
             self.assertRegex(python, r'^3\.(9|1[0-3])$')
 
+    def test_overrides_only_raise_a_pin_of_the_release(self):
+        from packaging import version
+        run = _tool('run.py')
+        tmp = self.useFixture(fixtures.TempDir()).path
+        for release, overrides in run.OVERRIDES.items():
+            own = run.constraints_file(release)
+            derived = run.constraints_file(release, tmp)
+            with open(own) as f:
+                own_lines = [line for line in f.read().splitlines()
+                             if not line.startswith('# ')]
+            with open(derived) as f:
+                derived_lines = [line for line in f.read().splitlines()
+                                 if not line.startswith('# ')]
+            changed = [(a, b) for a, b in zip(own_lines, derived_lines)
+                       if a != b]
+            self.assertEqual(len(own_lines), len(derived_lines))
+            self.assertEqual(len(overrides), len(changed))
+            for before, after in changed:
+                name, old = before.split(';')[0].split('===')
+                self.assertEqual('%s===%s' % (name, overrides[name][0]),
+                                 after)
+                self.assertGreater(version.Version(overrides[name][0]),
+                                   version.Version(old))
+
     def test_each_release_pins_its_own_placement(self):
         run = _tool('run.py')
         majors = [int(run.RELEASES[r][3].split('.')[0])
