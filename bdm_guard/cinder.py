@@ -65,8 +65,12 @@ MIN_REQUEST_TIMEOUT = 1.0
 CONNECT_TIMEOUT = 10.0
 
 _TRANSIENT_KS_ERRORS = (ks_exc.ConnectionError, ks_exc.HttpServerError,
-                        ks_exc.RequestTimeout, ks_exc.TooManyRequests,
-                        ks_exc.InvalidResponse)
+                        ks_exc.RequestTimeout, ks_exc.InvalidResponse)
+#: HTTP 429 Too Many Requests (RFC 6585): keystone rate-limited, transient.
+#: keystoneauth1 5.16 raises ``exceptions.TooManyRequests`` for it; older
+#: releases (every supported OpenStack release pins one: 2024.1 5.6.1 to
+#: master 5.15.0) raise a plain ``HttpError`` whose ``http_status`` is 429.
+HTTP_TOO_MANY_REQUESTS = 429
 # requests errors (wrapped in keystoneauth's UnknownConnectionError) for an
 # endpoint URL that can never work.
 _BAD_URL_ERRORS = (requests.exceptions.InvalidURL,
@@ -75,13 +79,39 @@ _BAD_URL_ERRORS = (requests.exceptions.InvalidURL,
 
 
 def _caused_by(exc, types):
+    """Whether ``exc`` or one of its causes is of ``types``.
+
+    :param types: a tuple of exception types, or a predicate taking an
+        exception and returning bool.
+    """
+    if isinstance(types, tuple):
+        def matches(e):
+            return isinstance(e, types)
+    else:
+        matches = types
     for _ in range(20):
         if exc is None:
             return False
-        if isinstance(exc, types):
+        if matches(exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def is_transient_ks_error(exc):
+    """Whether a keystoneauth error may clear on a retry.
+
+    keystone or the network down or overloaded while the token, catalog or
+    version document was fetched, or keystone rate-limiting (HTTP 429, on
+    every keystoneauth1 release: see :data:`HTTP_TOO_MANY_REQUESTS`).
+
+    :param exc: an exception.
+    :returns: bool.
+    """
+    if isinstance(exc, _TRANSIENT_KS_ERRORS):
+        return True
+    return (isinstance(exc, ks_exc.HttpError)
+            and getattr(exc, 'http_status', None) == HTTP_TOO_MANY_REQUESTS)
 
 
 #: Validate a cinder volume id and return its canonical form (see
@@ -162,7 +192,7 @@ class VolumeClient:
                                 message='answer nested too deep to read')
         except ks_exc.ClientException as exc:
             if _caused_by(exc, _BAD_URL_ERRORS) or not _caused_by(
-                    exc, _TRANSIENT_KS_ERRORS):
+                    exc, is_transient_ks_error):
                 LOG.error('%(method)s %(url)s cannot be sent: %(type)s: '
                           '%(exc)s', {'method': method, 'url': url,
                                       'type': type(exc).__name__, 'exc': exc})

@@ -43,6 +43,7 @@ sooner: nova's budget wins even over ``deadline_ceiling``.
 """
 
 import copy
+import dataclasses
 
 from oslo_config import cfg
 
@@ -474,3 +475,81 @@ def list_opts():
             (DB_GROUP, copy.deepcopy(_db_opts)),
             (EVENTS_GROUP, copy.deepcopy(_events_opts)),
             (METRICS_GROUP, copy.deepcopy(_metrics_opts))]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigProblem:
+    """One bdm-guard option value that oslo.config refuses.
+
+    :ivar group: the section (str), ``bdm_guard`` ...
+    :ivar name: the option name (str).
+    :ivar value: the value as written (str), or None when unknown.
+    :ivar reason: oslo.config's reason (str): out of range, not a number,
+        not one of the choices ...
+    :ivar source: the file that set it (str), or None.
+    """
+
+    group: str
+    name: str
+    value: object
+    reason: str
+    source: object = None
+
+    def __str__(self):
+        where = ' in %s' % self.source if self.source else ''
+        value = '' if self.value is None else ' = %s' % _short(self.value)
+        return '[%s] %s%s%s is refused: %s' % (
+            self.group, self.name, value, where, self.reason)
+
+
+def _short(value, limit=40):
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _written(conf, group, opt):
+    """``(value as written (str), file)``; ``(None, None)`` if unknown.
+
+    Best effort, through oslo.config's namespace: the text only decorates
+    the problem's message.
+    """
+    try:
+        value, location = conf._namespace._get_file_value(
+            [(group, opt.dest)])
+    except Exception:  # noqa: see the docstring
+        return None, None
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value, getattr(location, 'detail', None)
+
+
+def check_config(conf):
+    """Every bdm-guard option value in ``conf`` that oslo.config refuses.
+
+    Reads every option of :func:`list_opts` (``[bdm_guard]``,
+    ``[bdm_guard_db]``, ``[bdm_guard_events]``) the way the code will read
+    it, so that a value out of its ``min``/``max``, of the wrong type or
+    not one of its ``choices`` is found here, at start, and not as a
+    ``ConfigFileValueError`` in the first boot that reads it. The launcher
+    (:mod:`bdm_guard.nova.launcher`) refuses to start nova-compute with
+    any, and ``bdm-guard audit`` (:mod:`bdm_guard.audit.checks.options`)
+    reports each one.
+
+    :param conf: an :class:`oslo_config.cfg.ConfigOpts` whose files were
+        parsed; bdm-guard's options are registered on it if they are not.
+    :returns: a list of :class:`ConfigProblem` in :func:`list_opts` order;
+        empty when every value is valid.
+    """
+    conf = get_conf(conf)
+    problems = []
+    for group, options in list_opts():
+        for opt in options:
+            try:
+                getattr(conf[group], opt.dest)
+            except (cfg.ConfigFileValueError, ValueError) as exc:
+                text = str(exc)
+                reason = text.split(' is not valid: ', 1)[-1]
+                value, source = _written(conf, group, opt)
+                problems.append(ConfigProblem(group, opt.name, value,
+                                              reason.strip(), source))
+    return problems

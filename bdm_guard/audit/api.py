@@ -28,6 +28,7 @@ from bdm_guard.audit.checks import deployment as deployment_checks
 from bdm_guard.audit.checks import galera as galera_checks
 from bdm_guard.audit.checks import haproxy as haproxy_checks
 from bdm_guard.audit.checks import nova as nova_checks
+from bdm_guard.audit.checks import options as options_checks
 from bdm_guard.audit import findings as fnd
 from bdm_guard.audit.parsers import haproxy
 from bdm_guard.audit.parsers import ini
@@ -162,8 +163,9 @@ def audit(nova_conf=None, haproxy_cfg=None, galera_cnf=None,
     inputs = load(nova_conf, haproxy_cfg, galera_cnf, cinder_conf, image_gb,
                   proxysql_cnf, launcher, deployment)
     result = []
-    for check in (nova_checks.CHECKS + galera_checks.CHECKS
-                  + haproxy_checks.CHECKS + deployment_checks.CHECKS):
+    for check in (nova_checks.CHECKS + options_checks.CHECKS
+                  + galera_checks.CHECKS + haproxy_checks.CHECKS
+                  + deployment_checks.CHECKS):
         result.extend(check(inputs))
     result.extend(inputs.findings)
     result.sort(key=lambda f: (-fnd.SEVERITIES.index(f.severity), f.file,

@@ -23,9 +23,20 @@ import sys
 import warnings
 
 from cliff import app
+from cliff import command
 from cliff import commandmanager
 
 from bdm_guard import exception
+
+#: The ``bdm_guard.cli`` entry points' namespace.
+NAMESPACE = 'bdm_guard.cli'
+#: Exit status of a command that cannot run here.
+EXIT_UNAVAILABLE = 2
+_LAB = ('the lab (bdm-guard-lab): from a bdm-guard checkout, pip install '
+        '-e lab (it brings nova 34 and cinder 29: a development machine, '
+        'never nova\'s own environment)')
+#: Commands another distribution provides: name -> what it needs.
+OPTIONAL_COMMANDS = {'demo': _LAB, 'simulate': _LAB}
 
 
 def _version():
@@ -108,6 +119,101 @@ def checked(check):
     return convert
 
 
+class _AnyArguments(argparse.ArgumentParser):
+    """Takes any arguments: an unavailable command says why, not usage."""
+
+    def parse_args(self, args=None, namespace=None):
+        return self.parse_known_args(args, namespace)[0]
+
+
+def unavailable(name, reason):
+    """A cliff command that only says why ``name`` cannot run here.
+
+    :param name: the command's name (str).
+    :param reason: why (str, one sentence).
+    :returns: a :class:`cliff.command.Command` subclass; running it writes
+        ``bdm-guard <name>: unavailable: <reason>`` to stderr and exits
+        with :data:`EXIT_UNAVAILABLE`, whatever its arguments.
+    """
+    class Unavailable(command.Command):
+        __doc__ = 'Unavailable here: %s' % reason
+
+        def get_parser(self, prog_name):
+            return _AnyArguments(prog=prog_name,
+                                 description=self.get_description())
+
+        def take_action(self, parsed_args):
+            self.app.stderr.write('bdm-guard %s: unavailable: %s\n'
+                                  % (name, reason))
+            self.app.stderr.flush()
+            return EXIT_UNAVAILABLE
+
+    Unavailable.__name__ = 'Unavailable_%s' % name
+    return Unavailable
+
+
+def _load_failure(name, target, exc):
+    """Why the entry point ``target`` of ``name`` does not import (str)."""
+    why = '%s does not import (%s: %s)' % (
+        target, type(exc).__name__, str(exc).splitlines()[0][:200]
+        if str(exc) else '')
+    try:
+        from bdm_guard.nova import launcher
+        launcher.check_requirements()
+    except Exception as found:  # noqa: Refused, or no metadata at all
+        if type(found).__name__ == 'Refused':
+            why += '; %s' % found
+    return '%s needs %s' % (name, why)
+
+
+def entry_points(namespace):
+    """``[(name, entry point)]`` of ``namespace``, none loaded, first wins.
+
+    :param namespace: the entry point group (str).
+    """
+    found = importlib.metadata.entry_points()
+    group = (found.select(group=namespace) if hasattr(found, 'select')
+             else found.get(namespace, []))
+    result = {}
+    for ep in group:
+        result.setdefault(ep.name, ep)
+    return sorted(result.items())
+
+
+class _LazyCommand:
+    """An entry point loaded when its command is used.
+
+    cliff's own loading (stevedore) drops a command whose module does not
+    import, without a word; this one stands in for it with a command that
+    says why (:func:`unavailable`).
+    """
+
+    def __init__(self, name, ep):
+        self.name = name
+        self.ep = ep
+
+    def load(self):
+        try:
+            return self.ep.load()
+        except Exception as exc:  # noqa: any failure, said to the user
+            return unavailable(self.name, _load_failure(
+                self.name, self.ep.value, exc))
+
+
+class CommandManager(commandmanager.CommandManager):
+    """cliff's manager; unloadable and missing commands say why."""
+
+    def load_commands(self, namespace):
+        self.group_list.append(namespace)
+        for name, ep in entry_points(namespace):
+            self.commands[name] = _LazyCommand(name, ep)
+        if namespace == NAMESPACE:
+            for name, needs in OPTIONAL_COMMANDS.items():
+                if name not in self.commands:
+                    self.add_command(name, unavailable(
+                        name, '%s needs %s' % (name, needs)))
+
+
 class BdmGuardApp(app.App):
     """bdm-guard: reliable boot-from-volume creates for nova."""
 
@@ -115,7 +221,7 @@ class BdmGuardApp(app.App):
         super().__init__(
             description=BdmGuardApp.__doc__.strip().splitlines()[0],
             version=_version(),
-            command_manager=commandmanager.CommandManager('bdm_guard.cli'),
+            command_manager=CommandManager(NAMESPACE),
             deferred_help=True)
         self.argv = []
 

@@ -182,13 +182,17 @@ def install(session: ks_session.Session) -> None:
         old = requests_session.adapters.get(prefix)
         if isinstance(old, BoundedAdapter):
             continue
-        requests_session.mount(prefix, BoundedAdapter(
-            tls_ciphers=getattr(old, 'tls_ciphers', None),
-            tls_min_version=getattr(old, 'tls_min_version', None),
+        kwargs = dict(
             pool_connections=getattr(old, '_pool_connections', 10),
             pool_maxsize=getattr(old, '_pool_maxsize', 10),
             max_retries=getattr(old, 'max_retries', 0),
-            pool_block=getattr(old, '_pool_block', False)))
+            pool_block=getattr(old, '_pool_block', False))
+        # The TLS settings are newer than 2024.1's keystoneauth1 (5.6.1),
+        # whose adapter has and takes neither.
+        for name in ('tls_ciphers', 'tls_min_version'):
+            if hasattr(old, name):
+                kwargs[name] = getattr(old, name)
+        requests_session.mount(prefix, BoundedAdapter(**kwargs))
 
 
 @contextlib.contextmanager

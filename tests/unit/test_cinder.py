@@ -186,6 +186,27 @@ class TestKeystoneErrors(base.BaseTestCase):
         self.assertIn('Could not find versioned identity endpoints',
                       result.message)
 
+    def test_keystone_rate_limit_is_transient(self):
+        # A 429 from keystone: keystoneauth1 >= 5.16 raises TooManyRequests,
+        # older ones (2024.1 to master pin 5.6.1 to 5.15.0) a plain
+        # HttpError with http_status 429. Either way nothing reached cinder.
+        self.keystone(status_code=429, text='slow down')
+        result = self.client().get_volume(VID)
+        self.assertEqual(oc.NOT_SENT, result.kind)
+        self.assertFalse(any('volumes' in r.url
+                             for r in self.mock.request_history))
+
+    def test_429_is_transient_on_every_keystoneauth(self):
+        from keystoneauth1 import exceptions as ks_exc
+        plain = ks_exc.HttpError(http_status=429)
+        self.assertTrue(cinder.is_transient_ks_error(plain))
+        self.assertFalse(cinder.is_transient_ks_error(
+            ks_exc.HttpError(http_status=418)))
+        self.assertFalse(cinder.is_transient_ks_error(ks_exc.Unauthorized()))
+        if hasattr(ks_exc, 'TooManyRequests'):
+            self.assertTrue(cinder.is_transient_ks_error(
+                ks_exc.TooManyRequests()))
+
     def test_malformed_endpoint_is_a_config_error(self):
         sess = session.Session(auth=token_endpoint.Token('cinder.test', 't'))
         client = cinder.VolumeClient(sess, endpoint_override='cinder.test/v3')

@@ -12,12 +12,15 @@
 
 """``tox -e nova-compat``: bdm-guard's nova tests on every nova release.
 
-For each release (default: all of ``constraints-*.txt``), one at a time:
+For each release of :data:`RELEASES` (default: all), one at a time:
 
-1. a virtualenv with that nova, pinned by ``constraints-<release>.txt``,
+1. a virtualenv with that nova, on the Python that release's distributions
+   ship (:data:`RELEASES`; the interpreter must exist here), pinned by that
+   release's own ``upper-constraints-<release>.txt`` (copied from
+   openstack/requirements, sources in ``README.rst`` next to this file),
    cached under the tox work dir and keyed by a hash of the constraints
-   file, the requirement lists and the Python version (a changed pin builds
-   a new one; an unchanged one is reused);
+   file, the requirement lists and the Python (a changed pin builds a new
+   one; an unchanged one is reused);
 2. bdm-guard installed into it, as a deployer installs it into nova's
    virtualenv (OpenStack-Ansible style);
 3. the drop-in and launcher unit tests (``tests/unit/nova``) run against
@@ -29,12 +32,13 @@ For each release (default: all of ``constraints-*.txt``), one at a time:
    environment on top of that nova (no docker);
 5. one real-nova boot through the launcher against real cinder
    (:data:`REAL_NOVA_BOOT`): cinder 29 and the lab's fault proxy run in
-   this interpreter (``tox -e nova-compat`` installs ``bdm-guard[lab]``
-   into it), the nova child in a *boot layer* over the release's
+   this interpreter (``tox -e nova-compat`` installs bdm-guard and
+   bdm-guard-lab into it), the nova child in a *boot layer* over the release's
    virtualenv (a virtualenv that sees the nova venv's packages through a
-   ``.pth`` file and adds bdm-guard's ``lab-nova`` extra, nova's functional
-   framework, within the release's constraints; cached too). The nova venv
-   itself stays what nova-compute runs from.
+   ``.pth`` file and adds ``lab/nova-child-requirements.txt``, nova's
+   functional framework, the release's placement and bdm-guard-lab without
+   its dependencies, within the release's constraints; cached too). The
+   nova venv itself stays what nova-compute runs from.
 
 Then it prints one summary line per release and exits non-zero if any
 release failed. Usage::
@@ -45,7 +49,6 @@ release failed. Usage::
 """
 
 import argparse
-import configparser
 import glob
 import hashlib
 import importlib.util
@@ -65,6 +68,36 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 DOCKERFILE = os.path.join(REPO, 'tools', 'kolla',
                           'Dockerfile.nova-compute-bdm-guard')
 
+#: nova major release -> (OpenStack release of its upper-constraints file,
+#: the nova version installed, the Python its distributions ship, the
+#: openstack-placement of the same release for the real-nova boot). The
+#: Python: 2024.1 and 2024.2 are deployed on Ubuntu 22.04 (3.10) and RHEL 9
+#: (3.9); 2025.1 on is deployed on Ubuntu 24.04 (3.12). nova's functional
+#: framework (``PlacementFixture``) runs placement in-process, and no
+#: upper-constraints file pins a service, so placement is pinned here.
+RELEASES = {
+    '29': ('2024.1', '29.4.0', '3.10', '11.0.1'),
+    '30': ('2024.2', '30.3.0', '3.10', '12.0.2'),
+    '31': ('2025.1', '31.3.1', '3.12', '13.0.1'),
+    '32': ('2025.2', '32.2.1', '3.12', '14.0.0'),
+    '33': ('2026.1', '33.0.2', '3.12', '15.0.0'),
+    '34': ('master', '34.0.0', '3.12', '16.0.0'),
+}
+
+#: Pins raised over a release's own file, only where that release's nova
+#: itself does not install on it: {release: {package: (pin, why)}}. The
+#: derived file is written to the work dir (:func:`constraints_file`).
+OVERRIDES = {
+    '34': {
+        'keystoneauth1': ('5.16.0', 'nova 34.0.0 requires keystoneauth1>='
+                          '5.16.0; the master snapshot (33536777, '
+                          '2026-08-22) pins 5.15.0'),
+        'oslo.versionedobjects': ('3.12.0', 'nova 34.0.0 requires '
+                                  'oslo.versionedobjects>=3.12.0; the '
+                                  'master snapshot pins 3.11.0'),
+    },
+}
+
 #: What the unit tests need beyond bdm-guard and nova.
 TEST_DEPS = ('stestr', 'oslotest', 'fixtures', 'requests-mock', 'testtools')
 
@@ -76,9 +109,9 @@ TEST_DEPS = ('stestr', 'oslotest', 'fixtures', 'requests-mock', 'testtools')
 #: is ACTIVE with exactly one volume and nothing leaked (its JSON result
 #: says what was wrong otherwise).
 REAL_NOVA_BOOT = 'bdm_guard_lab.nova.compat'
-#: What the boot layer adds to the release's venv: bdm-guard's extra with
-#: nova's functional framework (setup.cfg).
-BOOT_EXTRA = 'lab-nova'
+#: What the boot layer adds to the release's venv: nova's functional
+#: framework, for the lab's nova child.
+BOOT_REQUIREMENTS = os.path.join(REPO, 'lab', 'nova-child-requirements.txt')
 #: Seconds one boot may take, start and delete included, before it counts
 #: as failed (it takes 15 to 30 s).
 BOOT_TIMEOUT = 600
@@ -95,31 +128,77 @@ json.dump({'run': result.testsRun, 'failures': len(result.failures),
 
 
 def releases_available():
-    found = []
-    for path in glob.glob(os.path.join(HERE, 'constraints-*.txt')):
-        found.append(re.search(r'constraints-(\d+)\.txt$', path).group(1))
-    return sorted(found, key=int)
+    return sorted(RELEASES, key=int)
 
 
-def nova_pin(constraints):
-    with open(constraints) as f:
+def constraints_file(release, workdir=None):
+    """The release's own upper-constraints file (path).
+
+    :param workdir: where a file with :data:`OVERRIDES` is written, for a
+        release that has some; None for the copy in the tree.
+    """
+    own = os.path.join(HERE,
+                       'upper-constraints-%s.txt' % RELEASES[release][0])
+    overrides = OVERRIDES.get(release)
+    if not overrides or workdir is None:
+        return own
+    names = {re.sub(r'[-_.]+', '-', n).lower(): n for n in overrides}
+    lines = []
+    with open(own) as f:
         for line in f:
-            if line.startswith('nova=='):
-                return line.strip().split('==', 1)[1]
-    raise SystemExit('%s pins no nova' % constraints)
+            first = re.split(r'[=<>!~;\s]', line, 1)[0]
+            name = re.sub(r'[-_.]+', '-', first).lower()
+            if name in names:
+                pin, why = overrides[names[name]]
+                lines.append('# %s: %s\n%s===%s\n' % (names[name], why,
+                                                      names[name], pin))
+            else:
+                lines.append(line)
+    path = os.path.join(workdir, 'nova-compat-%s-constraints.txt' % release)
+    with open(path, 'w') as f:
+        f.write(''.join(lines))
+    return path
 
 
-def cache_key(constraints):
+def nova_pin(release):
+    return RELEASES[release][1]
+
+
+def find_python(release):
+    """The interpreter of the release's Python, or None if not here."""
+    version = RELEASES[release][2]
+    root = os.environ.get('PYENV_ROOT', os.path.expanduser('~/.pyenv'))
+    candidates = [shutil.which('python%s' % version)] + sorted(glob.glob(
+        os.path.join(root, 'versions', '%s.*' % version, 'bin', 'python')))
+    for path in candidates:
+        # A pyenv shim exists for every version, and fails unless that
+        # version is selected: try each one.
+        if path and subprocess.call(
+                [path, '-c', 'import sys; sys.exit(sys.version_info[:2] '
+                 '!= %r)' % (tuple(int(v) for v in version.split('.')),)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+            return path
+    return None
+
+
+def cache_key(constraints, python):
     digest = hashlib.sha256()
     for path in (constraints, os.path.join(REPO, 'requirements.txt')):
         with open(path, 'rb') as f:
             digest.update(f.read())
-    digest.update(repr((TEST_DEPS, sys.version_info[:2])).encode())
+    digest.update(repr((TEST_DEPS, python)).encode())
     return digest.hexdigest()[:12]
 
 
 def run(cmd, log, **kwargs):
-    """Run ``cmd``, its output appended to ``log``; returns the exit code."""
+    """Run ``cmd``, its output appended to ``log``; returns the exit code.
+
+    Without this interpreter's ``PYTHONPATH``: a release venv sees only
+    what is installed into it.
+    """
+    if 'env' not in kwargs:
+        kwargs['env'] = {k: v for k, v in os.environ.items()
+                         if k != 'PYTHONPATH'}
     with open(log, 'a') as out:
         out.write('$ %s\n' % ' '.join(shlex.quote(c) for c in cmd))
         out.flush()
@@ -127,7 +206,7 @@ def run(cmd, log, **kwargs):
                                **kwargs)
 
 
-def build_venv(venv, constraints, log):
+def build_venv(venv, constraints, nova, python, log):
     """Create the cached virtualenv unless it exists; returns seconds."""
     ready = os.path.join(venv, '.nova-compat-ready')
     if os.path.exists(ready):
@@ -135,11 +214,11 @@ def build_venv(venv, constraints, log):
             return json.load(f)['install_seconds'], True
     shutil.rmtree(venv, ignore_errors=True)
     start = time.monotonic()
-    if run([sys.executable, '-m', 'venv', venv], log):
+    if run([python, '-m', 'venv', venv], log):
         raise RuntimeError('venv creation failed')
     pip = [os.path.join(venv, 'bin', 'python'), '-m', 'pip', 'install',
            '--quiet', '-c', constraints]
-    if run(pip + ['nova==%s' % nova_pin(constraints), *TEST_DEPS,
+    if run(pip + ['nova==%s' % nova, *TEST_DEPS,
                   '-r', os.path.join(REPO, 'requirements.txt')], log):
         raise RuntimeError('installing nova failed')
     seconds = time.monotonic() - start
@@ -149,13 +228,19 @@ def build_venv(venv, constraints, log):
 
 
 def build_wheel(workdir, log):
-    """bdm-guard's wheel, built once per run (as a release is published)."""
+    """bdm-guard's and the lab's wheels, built once per run.
+
+    :returns: ``(bdm-guard wheel, bdm-guard-lab wheel)`` paths.
+    """
     dist = os.path.join(workdir, 'nova-compat-dist')
     shutil.rmtree(dist, ignore_errors=True)
-    if run([sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps',
-            '-w', dist, REPO], log):
-        raise SystemExit('building the bdm-guard wheel failed (%s)' % log)
-    return glob.glob(os.path.join(dist, 'bdm_guard-*.whl'))[0]
+    for source in (REPO, os.path.join(REPO, 'lab')):
+        if run([sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps',
+                '-w', dist, source], log):
+            raise SystemExit('building the wheel of %s failed (%s)'
+                             % (source, log))
+    return (glob.glob(os.path.join(dist, 'bdm_guard-*.whl'))[0],
+            glob.glob(os.path.join(dist, 'bdm_guard_lab-*.whl'))[0])
 
 
 def install_bdm_guard(venv, constraints, wheel, log):
@@ -212,6 +297,7 @@ def installed_checks(venv, release, log):
                     % (code, text[:2000]))
         if code != 0 or '--config-file' not in text:
             problems.append('bdm-guard-nova-compute --help exited %d' % code)
+        problems.extend(launcher_checks(script, cwd, env, log))
         check = ('import bdm_guard, sys; from bdm_guard.nova import guard; '
                  'assert bdm_guard.__file__.startswith("%s"), '
                  'bdm_guard.__file__; guard.check(); '
@@ -220,6 +306,43 @@ def installed_checks(venv, release, log):
         if run([os.path.join(venv, 'bin', 'python'), '-c', check], log,
                cwd=cwd, env=env):
             problems.append('installed guard.release() check failed')
+    return problems
+
+
+def launcher_checks(script, cwd, env, log):
+    """``--version`` names both versions; a bad option fails closed.
+
+    :returns: problems (list of str).
+    """
+    problems = []
+    out = subprocess.run([script, '--version'], capture_output=True,
+                         text=True, cwd=cwd, env=env, timeout=120)
+    with open(log, 'a') as f:
+        f.write('$ bdm-guard-nova-compute --version -> %d\n%s%s\n' % (
+            out.returncode, out.stdout, out.stderr))
+    if out.returncode != 0 or not re.search(
+            r'^bdm-guard \S+ \(nova \d+\.', out.stdout, re.M):
+        problems.append('bdm-guard-nova-compute --version: %r' % (
+            out.stdout + out.stderr)[:200])
+    conf = os.path.join(cwd, 'bad.conf')
+    logfile = os.path.join(cwd, 'nova-compute.log')
+    with open(conf, 'w') as f:
+        f.write('[DEFAULT]\nlog_file = %s\n[bdm_guard]\n'
+                'poll_multiplier = 9\n' % logfile)
+    out = subprocess.run([script, '--config-file', conf],
+                         capture_output=True, text=True, cwd=cwd, env=env,
+                         timeout=120)
+    with open(log, 'a') as f:
+        f.write('$ bdm-guard-nova-compute --config-file bad.conf -> %d\n'
+                '%s%s\n' % (out.returncode, out.stdout, out.stderr))
+    lines = out.stderr.splitlines()
+    logged = open(logfile).read() if os.path.exists(logfile) else ''
+    if (out.returncode != 2 or len(lines) != 1
+            or 'poll_multiplier' not in lines[0]
+            or 'poll_multiplier' not in logged):
+        problems.append('a [bdm_guard] value out of range did not fail '
+                        'closed (exit %d, stderr %r, log %r)' % (
+                            out.returncode, out.stderr[:300], logged[:300]))
     return problems
 
 
@@ -232,7 +355,8 @@ def layer_over(venv, layer, pth, log):
     :returns: ``(python, site-packages)`` of the layer.
     :raises RuntimeError: the venv could not be created.
     """
-    if run([sys.executable, '-m', 'venv', layer], log):
+    python = os.path.join(venv, 'bin', 'python')
+    if run([python, '-m', 'venv', layer], log):
         raise RuntimeError('venv creation failed: %s' % layer)
     base = glob.glob(os.path.join(venv, 'lib', 'python3*',
                                   'site-packages'))[0]
@@ -291,12 +415,10 @@ def kolla_layer(venv, constraints, release, log):
 
 
 def boot_extra():
-    """The requirements of :data:`BOOT_EXTRA`, as setup.cfg lists them."""
-    parser = configparser.ConfigParser()
-    parser.read(os.path.join(REPO, 'setup.cfg'))
-    lines = parser.get('extras', BOOT_EXTRA).splitlines()
-    return [line.strip() for line in lines
-            if line.strip() and not line.strip().startswith('#')]
+    """The requirements of :data:`BOOT_REQUIREMENTS` (list of str)."""
+    with open(BOOT_REQUIREMENTS) as f:
+        lines = [line.split(' #', 1)[0].strip() for line in f]
+    return [line for line in lines if line and not line.startswith('#')]
 
 
 def lab_problem():
@@ -337,38 +459,52 @@ def run_boot(cmd, log, cwd, env):
             return None
 
 
-def build_boot_layer(venv, constraints, log):
+def build_boot_layer(venv, constraints, release, lab_wheel, log):
     """The boot layer over ``venv``, unless cached; returns its python.
 
     :returns: ``(python, seconds, cached)``.
     :raises RuntimeError: the layer could not be built.
     """
-    digest = hashlib.sha256(repr(boot_extra()).encode()).hexdigest()[:8]
+    placement = 'openstack-placement==%s' % RELEASES[release][3]
+    digest = hashlib.sha256(repr((boot_extra(), placement)).encode()
+                            ).hexdigest()[:8]
     layer = '%s-boot-%s' % (venv, digest)
     python = os.path.join(layer, 'bin', 'python')
     ready = os.path.join(layer, '.nova-compat-ready')
     if os.path.exists(ready):
         with open(ready) as f:
-            return python, json.load(f)['install_seconds'], True
+            seconds = json.load(f)['install_seconds']
+        _install_lab(python, lab_wheel, log)
+        return python, seconds, True
     shutil.rmtree(layer, ignore_errors=True)
     start = time.monotonic()
     layer_over(venv, layer, 'zz-nova-venv.pth', log)
-    # bdm-guard is the nova venv's (its metadata names the extra): only
-    # what the extra adds comes in, within the release's constraints.
+    # bdm-guard is the nova venv's: only nova's functional framework comes
+    # in, within the release's constraints.
     if run([python, '-m', 'pip', 'install', '--quiet', '-c', constraints,
-            'bdm-guard[%s]' % BOOT_EXTRA], log):
-        raise RuntimeError('installing bdm-guard[%s] into the boot layer '
-                           'failed' % BOOT_EXTRA)
+            placement, *boot_extra()], log):
+        raise RuntimeError('installing %s into the boot layer failed'
+                           % BOOT_REQUIREMENTS)
     seconds = time.monotonic() - start
+    # The lab's code for its nova child, without the lab's dependencies
+    # (cinder 29, nova 34): not cached, it changes with the tree.
+    _install_lab(python, lab_wheel, log)
     with open(ready, 'w') as f:
         json.dump({'install_seconds': seconds}, f)
     return python, seconds, False
 
 
-def real_nova_boot(venv, constraints, log, row):
+def _install_lab(python, lab_wheel, log):
+    if run([python, '-m', 'pip', 'install', '--quiet', '--force-reinstall',
+            '--no-deps', lab_wheel], log):
+        raise RuntimeError('installing bdm-guard-lab into the boot layer '
+                           'failed')
+
+
+def real_nova_boot(venv, constraints, release, lab_wheel, log, row):
     """Step 5; returns the row's boot text (``FAILED ...`` on failure).
 
-    Every release of constraints-*.txt boots; a release the lab's nova
+    Every release of :data:`RELEASES` boots; a release the lab's nova
     does not know (:mod:`bdm_guard_lab.nova.releases`) fails, saying so.
     """
     problem = lab_problem()
@@ -376,7 +512,7 @@ def real_nova_boot(venv, constraints, log, row):
         return 'FAILED (%s)' % problem
     try:
         python, row['boot_install'], row['boot_cached'] = \
-            build_boot_layer(venv, constraints, log)
+            build_boot_layer(venv, constraints, release, lab_wheel, log)
     except RuntimeError as exc:
         return 'FAILED (%s)' % exc
     # cinder's and nova's logs, kept by the lab when the boot ends.
@@ -407,27 +543,39 @@ def real_nova_boot(venv, constraints, log, row):
         '; '.join(result['problems'] or ['exit %d' % code]), logs)
 
 
-def one_release(release, workdir, wheel):
-    constraints = os.path.join(HERE, 'constraints-%s.txt' % release)
-    venv = os.path.join(workdir, 'nova-compat-%s-%s'
-                        % (release, cache_key(constraints)))
+def one_release(release, workdir, wheels):
+    wheel, lab_wheel = wheels
+    constraints = constraints_file(release, workdir)
+    python = find_python(release)
     log = os.path.join(workdir, 'nova-compat-%s.log' % release)
     with open(log, 'w'):
         pass
-    row = {'release': release, 'nova': nova_pin(constraints),
-           'install': None, 'cached': False, 'tests': None,
-           'packaging': [], 'boot': None, 'boot_install': None,
-           'boot_cached': False, 'ok': False, 'log': log}
+    row = {'release': release, 'nova': nova_pin(release),
+           'constraints': RELEASES[release][0],
+           'python': RELEASES[release][2], 'install': None,
+           'cached': False, 'tests': None, 'packaging': [], 'boot': None,
+           'boot_install': None, 'boot_cached': False, 'ok': False,
+           'log': log, 'seconds': None}
+    start = time.monotonic()
+    if python is None:
+        row['error'] = 'no Python %s on this machine' % row['python']
+        return row
+    venv = os.path.join(workdir, 'nova-compat-%s-%s'
+                        % (release, cache_key(constraints, python)))
     try:
-        row['install'], row['cached'] = build_venv(venv, constraints, log)
+        row['install'], row['cached'] = build_venv(
+            venv, constraints, nova_pin(release), python, log)
         install_bdm_guard(venv, constraints, wheel, log)
         row['tests'] = unit_tests(venv, log)
         row['packaging'] = (installed_checks(venv, release, log) +
                             kolla_layer(venv, constraints, release, log))
-        row['boot'] = real_nova_boot(venv, constraints, log, row)
+        row['boot'] = real_nova_boot(venv, constraints, release, lab_wheel,
+                                     log, row)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         row['error'] = str(exc)
         return row
+    finally:
+        row['seconds'] = time.monotonic() - start
     t = row['tests']
     row['ok'] = (t['run'] > 0 and not t['failures'] and not t['errors'] and
                  not t['skipped'] and not row['packaging'] and
@@ -443,10 +591,13 @@ def summary(row):
     if row.get('boot_install') is not None:
         install += ' + boot layer %.0f s%s' % (
             row['boot_install'], ' (cached)' if row['boot_cached'] else '')
-    return ('nova-compat: nova %s (%s) %s: install %s; tests %d run, %d '
-            'passed, %d skipped; packaging %s; real-nova boot: %s%s' % (
-                row['release'], row['nova'],
-                'OK' if row['ok'] else 'FAILED', install, t['run'], passed,
+    return ('nova-compat: nova %s (%s, %s constraints, Python %s) %s in '
+            '%s: install %s; tests %d run, %d passed, %d skipped; '
+            'packaging %s; real-nova boot: %s%s' % (
+                row['release'], row['nova'], row['constraints'],
+                row['python'], 'OK' if row['ok'] else 'FAILED',
+                '%.0f s' % row['seconds'] if row['seconds'] is not None
+                else '-', install, t['run'], passed,
                 t['skipped'], '; '.join(row['packaging']) or 'ok',
                 row['boot'] or '-',
                 '' if row['ok'] else ' (log: %s%s)' % (
@@ -467,7 +618,7 @@ def parse_args(argv):
     available = releases_available()
     unknown = [r for r in wanted if r not in available]
     if unknown:
-        parser.error('no constraints file for nova %s (have: %s)'
+        parser.error('nova %s is not a release of RELEASES (have: %s)'
                      % (', '.join(unknown), ', '.join(available)))
     args.releases = wanted or available
     # The checks run some commands from other folders.
@@ -479,12 +630,12 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     os.makedirs(args.workdir, exist_ok=True)
     start = time.monotonic()
-    wheel = build_wheel(args.workdir,
-                        os.path.join(args.workdir, 'nova-compat-dist.log'))
+    wheels = build_wheel(args.workdir,
+                         os.path.join(args.workdir, 'nova-compat-dist.log'))
     rows = []
     for release in args.releases:
         print('nova-compat: nova %s ...' % release, flush=True)
-        rows.append(one_release(release, args.workdir, wheel))
+        rows.append(one_release(release, args.workdir, wheels))
         print(summary(rows[-1]), flush=True)
     print('== nova-compat summary (%.0f s) ==' % (time.monotonic() - start))
     for row in rows:

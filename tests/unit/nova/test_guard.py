@@ -47,6 +47,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
 
+def _dist_requires():
+    """bdm-guard's installed requirements without extras (list of str)."""
+    try:
+        lines = importlib.metadata.requires('bdm-guard') or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    return [line for line in lines if 'extra ==' not in line]
+
+
 def _methods():
     compute_manager = manager.ComputeManager.__dict__
     driver_bdm = block_device.DriverVolumeBlockDevice.__dict__
@@ -205,13 +214,16 @@ class TestInstall(base.BaseTestCase):
 class TestLauncher(base.BaseTestCase):
     """The console script, run as nova-compute runs: in its own process."""
 
-    def _run(self, sitecustomize=None, wait_for=None):
+    def _run(self, sitecustomize=None, wait_for=None, conf_extra='',
+             args=()):
         """Run the launcher with a nova.conf logging to a file.
 
         :param sitecustomize: code run first in the child (to fake a nova
             release).
         :param wait_for: a log text after which the child is stopped
             (nova-compute itself never ends); None to wait for its exit.
+        :param conf_extra: text appended to nova.conf.
+        :param args: more arguments after ``--config-file``.
         :returns: ``(returncode, stderr, log)``.
         """
         tmp = self.useFixture(fixtures.TempDir()).path
@@ -221,7 +233,7 @@ class TestLauncher(base.BaseTestCase):
             # A message bus that refuses at once, on loopback.
             f.write('[DEFAULT]\nlog_file = %s\n'
                     'transport_url = rabbit://guest:guest@127.0.0.1:1/\n'
-                    % log_file)
+                    % log_file + conf_extra)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             [tmp, REPO] + sys.path[1:]))
         env.pop('OS_NOVA_DISABLE_EVENTLET_PATCHING', None)
@@ -231,7 +243,7 @@ class TestLauncher(base.BaseTestCase):
         proc = subprocess.Popen(
             [sys.executable, '-c', 'import sys\n'
              'from bdm_guard.nova import launcher\n'
-             'sys.exit(launcher.main())', '--config-file', conf],
+             'sys.exit(launcher.main())', '--config-file', conf, *args],
             env=env, cwd=tmp, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
         self.addCleanup(proc.stderr.close)
@@ -279,10 +291,100 @@ class TestLauncher(base.BaseTestCase):
             importlib.metadata.version = version
             ''')
 
+        self.assertRefused(code, stderr, log, 'This nova cannot be guarded: '
+                           'nova 35.0.0 is not supported')
+        self.assertIn('bdm-guard needs nova>=29.0.0,<35', stderr)
+
+    def assertRefused(self, code, stderr, log, text):
+        """Exit 2, one line on stderr, the same line in nova's log only.
+
+        Other lines on stderr may be warnings of nova's own imports (nova
+        29 under setuptools 80: pkg_resources is deprecated).
+        """
         self.assertEqual(2, code, stderr)
-        self.assertIn('bdm-guard-nova-compute: This nova cannot be guarded: '
-                      'nova 35.0.0 is not supported', stderr)
-        self.assertEqual('', log)
+        lines = [line for line in stderr.splitlines()
+                 if line.startswith('bdm-guard-nova-compute')]
+        self.assertEqual(1, len(lines), stderr)
+        self.assertNotIn('Traceback', stderr)
+        self.assertIn(text, lines[0])
+        self.assertTrue(lines[0].endswith('; nova-compute was not started'))
+        logged = log.splitlines()
+        self.assertEqual(1, len(logged), log)
+        self.assertRegex(logged[0], r'^\d{4}-\d\d-\d\d [\d:.]+ \d+ CRITICAL '
+                         r'bdm_guard\.nova\.launcher \[-\] ')
+        self.assertTrue(logged[0].endswith(lines[0]), log)
+
+    def test_refuses_an_option_out_of_range(self):
+        code, stderr, log = self._run(
+            conf_extra='[bdm_guard]\npoll_multiplier = 9\n'
+                       '[bdm_guard_events]\nping_interval = fast\n')
+
+        self.assertRefused(code, stderr, log,
+                           '[bdm_guard] poll_multiplier = 9 in ')
+        self.assertIn('nova.conf is refused: Should be less than or equal '
+                      'to 4 (and 1 more: [bdm_guard_events] '
+                      'ping_interval)', stderr)
+
+    def test_refuses_without_nova(self):
+        code, stderr, log = self._run(sitecustomize='''
+            import sys
+            class NoNova:
+                def find_spec(self, name, path=None, target=None):
+                    if name == 'nova' or name.startswith('nova.'):
+                        raise ModuleNotFoundError("No module named 'nova'",
+                                                  name='nova')
+            sys.meta_path.insert(0, NoNova())
+            ''')
+
+        self.assertRefused(code, stderr, log, 'nova cannot be imported '
+                           "(ModuleNotFoundError: No module named 'nova'): "
+                           'bdm-guard needs nova>=29.0.0,<35')
+
+    @unittest.skipIf(not _dist_requires(), 'bdm-guard is not installed')
+    def test_refuses_an_old_library(self):
+        code, stderr, log = self._run(sitecustomize='''
+            import importlib.metadata
+            _version = importlib.metadata.version
+            def version(name):
+                return ('5.4.0' if name == 'keystoneauth1'
+                        else _version(name))
+            importlib.metadata.version = version
+            ''')
+
+        needed = next(r for r in _dist_requires()
+                      if r.startswith('keystoneauth1'))
+        self.assertRefused(code, stderr, log,
+                           'keystoneauth1 5.4.0 is installed: bdm-guard ')
+        self.assertIn(' needs %s;' % needed, stderr)
+
+    def test_refuses_when_a_library_does_not_import(self):
+        code, stderr, log = self._run(sitecustomize='''
+            import sys
+            class NoCinderclient:
+                def find_spec(self, name, path=None, target=None):
+                    if name.split('.')[0] == 'cinderclient':
+                        raise ModuleNotFoundError(
+                            "No module named 'cinderclient'",
+                            name='cinderclient')
+            sys.meta_path.insert(0, NoCinderclient())
+            ''')
+
+        self.assertRefused(code, stderr, log, 'bdm_guard.cinder cannot be '
+                           'imported (ModuleNotFoundError: No module named '
+                           "'cinderclient'): bdm-guard needs "
+                           'python-cinderclient')
+
+    def test_version_names_both(self):
+        out = subprocess.run(
+            [sys.executable, '-c', 'import sys\n'
+             'from bdm_guard.nova import launcher\n'
+             'sys.exit(launcher.main())', '--version'],
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                [REPO] + sys.path[1:])))
+        self.assertEqual(0, out.returncode, out.stderr)
+        self.assertEqual('bdm-guard %s (nova %s)\n' % (
+            guard._version('bdm-guard') or 'unknown', NOVA), out.stdout)
 
 
 _PROBE = '''
