@@ -33,6 +33,10 @@ LOG = logging.getLogger(__name__)
 #: ``PYTHONPATH``.
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+#: The bdm-guard checkout the lab runs from (``lab/``'s parent), which holds
+#: the patch series (``patches/<project>``).
+REPO_ROOT = os.path.dirname(SOURCE_ROOT)
+
 #: Where a service's logs are copied on cleanup, when set.
 LOG_DIR_VARIABLE = 'BDM_GUARD_LAB_LOG_DIR'
 

@@ -19,10 +19,18 @@ from unittest import mock
 from bdm_guard.cmd import main
 
 
-def run_cli(*argv):
-    """Run ``bdm-guard`` in-process; return (exit code, stdout, stderr)."""
+def run_cli(*argv, commands=None):
+    """Run ``bdm-guard`` in-process; return (exit code, stdout, stderr).
+
+    :param commands: ``{name: cliff command class}`` added to the app's
+        own, for commands whose distribution is not installed in the test
+        environment (the lab's ``demo`` in the unit test envs, which import
+        ``bdm_guard_lab`` from the tree without installing it).
+    """
     out, err = io.StringIO(), io.StringIO()
     app = main.BdmGuardApp()
+    for name, command_class in (commands or {}).items():
+        app.command_manager.add_command(name, command_class)
     app.stdout, app.stderr = out, err
     with mock.patch('sys.stdout', out), mock.patch('sys.stderr', err):
         rc = app.run(list(argv))

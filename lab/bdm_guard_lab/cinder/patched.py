@@ -28,14 +28,13 @@ import fixtures
 from oslo_log import log as logging
 
 from bdm_guard_lab import exception
+from bdm_guard_lab import process
 
 LOG = logging.getLogger(__name__)
 
 
 def _series_dir():
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    return os.path.join(root, 'patches', 'cinder')
+    return os.path.join(process.REPO_ROOT, 'patches', 'cinder')
 
 
 class PatchedCinder(fixtures.Fixture):

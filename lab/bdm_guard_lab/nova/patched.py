@@ -28,15 +28,14 @@ import fixtures
 from oslo_log import log as logging
 
 from bdm_guard_lab import exception
+from bdm_guard_lab import process
 
 LOG = logging.getLogger(__name__)
 
 
 def series_dir():
     """The source tree's ``patches/nova``."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
-    return os.path.join(root, 'patches', 'nova')
+    return os.path.join(process.REPO_ROOT, 'patches', 'nova')
 
 
 def read_series(folder):

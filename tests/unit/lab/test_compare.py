@@ -194,6 +194,11 @@ def _figures(arm, scenario, servers, failed=0, boot=50.0, gets=12):
     return figures
 
 
+def _run_demo(*argv):
+    """``bdm-guard demo ARGV`` in-process, with the lab's command class."""
+    return cases.run_cli('demo', *argv, commands={'demo': demo.Demo})
+
+
 class TestDemoOutput(testtools.TestCase):
     """The demo's healthy case, its comparison and verdicts (no lab)."""
 
@@ -218,8 +223,8 @@ class TestDemoOutput(testtools.TestCase):
                                                  run_arm))
 
     def test_table(self):
-        rc, out, err = cases.run_cli('demo', '--volumes', '4',
-                                     '--healthy-servers', '3')
+        rc, out, err = _run_demo('--volumes', '4',
+                                 '--healthy-servers', '3')
         self.assertEqual(0, rc, err)
         self.assertEqual([(arm, [('none', 3), ('seed', 4)])
                           for arm in ('stock', 'launcher', 'events')],
@@ -243,8 +248,8 @@ class TestDemoOutput(testtools.TestCase):
         self.assertIn('demo wall time:', out)
 
     def test_json(self):
-        rc, out, err = cases.run_cli('demo', '--volumes', '4',
-                                     '--healthy-servers', '3', '-f', 'json')
+        rc, out, err = _run_demo('--volumes', '4',
+                                 '--healthy-servers', '3', '-f', 'json')
         self.assertEqual(0, rc, err)
         data = json.loads(out)
         self.assertEqual({'healthy', 'faulted'}, set(data['compared']))
@@ -258,15 +263,15 @@ class TestDemoOutput(testtools.TestCase):
         self.assertNotIn('server_records', data['arms']['stock'])
 
     def test_without_healthy_case(self):
-        rc, out, err = cases.run_cli('demo', '--volumes', '4', '--arm',
-                                     'stock', '--arm', 'launcher')
+        rc, out, err = _run_demo('--volumes', '4', '--arm',
+                                 'stock', '--arm', 'launcher')
         self.assertEqual(0, rc, err)
         self.assertEqual([], self.cases)
         self.assertNotIn('healthy case', out)
         self.assertIn('faulted (seed)', out)
 
     def test_healthy_case_needs_nova_mode(self):
-        rc, out, err = cases.run_cli('demo', '--mode', 'library',
-                                     '--healthy-servers', '3')
+        rc, out, err = _run_demo('--mode', 'library',
+                                 '--healthy-servers', '3')
         self.assertNotEqual(0, rc)
         self.assertIn('--healthy-servers', err)
