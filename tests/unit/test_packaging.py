@@ -38,7 +38,7 @@ DROPIN = os.path.join(REPO, 'etc', 'systemd', 'nova-compute.service.d',
                       'bdm-guard.conf')
 DOCKERFILE = os.path.join(REPO, 'tools', 'kolla',
                           'Dockerfile.nova-compute-bdm-guard')
-LAUNCHER = '/usr/bin/bdm-guard-nova-compute'
+LAUNCHER = '/usr/local/bin/bdm-guard-nova-compute'
 UNIT = '''[Unit]
 Description=OpenStack Compute (as a distribution ships it)
 
@@ -306,6 +306,11 @@ class TestDistributions(base.BaseTestCase):
                       'bdm_guard-config-generator.conf', names)
         self.assertIn(data + '/data/etc/bdm-guard/systemd/'
                       'nova-compute.service.d/bdm-guard.conf', names)
+        self.assertIn(data + '/data/etc/bdm-guard/systemd/debian/'
+                      'nova-compute.service.d/bdm-guard.conf', names)
+        self.assertIn(data + '/data/etc/bdm-guard/systemd/rdo/'
+                      'openstack-nova-compute.service.d/bdm-guard.conf',
+                      names)
         self.assertIn('bdm_guard/__main__.py', names)
         self.assertTrue(any(n.endswith('/LICENSE') for n in names), names)
         self.assertIn('Requires-Python: >=3.9', metadata)
