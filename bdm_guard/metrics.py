@@ -38,6 +38,7 @@ import collections
 import datetime
 import json
 import os
+import tempfile
 import threading
 import time
 
@@ -325,16 +326,23 @@ class _Collector:
 
 
 def _write_atomic(path, text):
-    tmp = '%s.%d.tmp' % (path, os.getpid())
+    # A temp file of its own per write: threads share the pid, and a timer
+    # flush may run beside a result's flush.
+    tmp = None
     try:
-        with open(tmp, 'w') as f:
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + '.',
+                                   suffix='.tmp',
+                                   dir=os.path.dirname(path) or '.')
+        with os.fdopen(fd, 'w') as f:
             f.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
         LOG.warning('bdm-guard metrics: cannot write %(path)s: %(error)s',
                     {'path': path, 'error': exc})
         try:
-            os.unlink(tmp)
+            if tmp is not None:
+                os.unlink(tmp)
         except OSError:
             pass
 
@@ -352,6 +360,7 @@ def state_path(conf):
 
 
 _RECORDERS = {}
+_RECORDERS_LOCK = threading.Lock()
 
 
 def get_recorder(conf, info=None):
@@ -364,12 +373,14 @@ def get_recorder(conf, info=None):
     if not group.textfile and not group.state_file:
         return None
     key = (group.textfile, state_path(conf))
-    recorder = _RECORDERS.get(key)
-    if recorder is None:
-        recorder = _RECORDERS[key] = Recorder(
-            group.textfile, state_path(conf), group.last_waits,
-            group.write_interval, info=info)
-    elif info:
+    with _RECORDERS_LOCK:
+        recorder = _RECORDERS.get(key)
+        if recorder is None:
+            recorder = _RECORDERS[key] = Recorder(
+                group.textfile, state_path(conf), group.last_waits,
+                group.write_interval, info=info)
+            return recorder
+    if info:
         recorder.info.update(info)
     return recorder
 

@@ -460,7 +460,7 @@ def get_conf(conf=None):
         conf = cfg.ConfigOpts()
         conf([], project='bdm_guard', default_config_files=[])
     if (GROUP not in conf or DB_GROUP not in conf
-            or EVENTS_GROUP not in conf):
+            or EVENTS_GROUP not in conf or METRICS_GROUP not in conf):
         register_opts(conf)
     return conf
 
@@ -546,6 +546,11 @@ def check_config(conf):
         for opt in options:
             try:
                 getattr(conf[group], opt.dest)
+            except (cfg.NoSuchOptError, cfg.TemplateSubstitutionError):
+                # A ``$name`` reference to an option of nova's, which
+                # this ConfigOpts need not have: nova's own CONF resolves
+                # it when the option is read, so it is not judged here.
+                continue
             except (cfg.ConfigFileValueError, ValueError) as exc:
                 text = str(exc)
                 reason = text.split(' is not valid: ', 1)[-1]

@@ -368,7 +368,13 @@ def wait_for_volume(client, volume_id: str, *,
     final = waiter.run()
     if final.state == poll.AVAILABLE:
         if group.poll_schedule != 'backoff':
-            completion.learn(backoff.learner, final, created,
-                             waiter.copy_start, size_gb or None)
+            try:
+                completion.learn(backoff.learner, final, created,
+                                 waiter.copy_start, size_gb or None)
+            except (ArithmeticError, ValueError, TypeError):
+                # Learning is a hint for later waits: it never fails this
+                # one, whose volume is available.
+                LOG.exception('Volume %s: not learning from this wait',
+                              volume_id)
         return waiter.report
     raise waiter.error(final, client, group.not_found_grace)

@@ -67,11 +67,21 @@ class Refused(Exception):
 
 
 def _version(dist):
+    """The installed version of distribution ``dist`` (str), or None.
+
+    Python 3.9's :mod:`importlib.metadata` does not normalise ``.`` in a
+    name, so ``oslo.config`` misses the ``oslo_config-*.dist-info`` folders
+    of recent wheels (PEP 503 / the binary distribution format's name
+    escaping); the escaped name is tried too.
+    """
     import importlib.metadata
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    import re
+    for name in dict.fromkeys((dist, re.sub(r'[-_.]+', '_', dist))):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return None
 
 
 def _requirements():
@@ -206,8 +216,14 @@ def read_config(argv):
     except cfg.Error as exc:
         raise Refused('nova\'s configuration cannot be read: %s' % (
             str(exc).splitlines()[0][:300])) from exc
-    log_file = log_file or conf.log_file
-    log_dir = log_dir or conf.log_dir
+    try:
+        log_file = log_file or conf.log_file
+        log_dir = log_dir or conf.log_dir
+    except cfg.Error:
+        # ``$state_path/log`` and the like name options of nova's that
+        # this ConfigOpts does not have: the refusal then goes to stderr
+        # alone (nova resolves them itself when it starts).
+        pass
     if log_file and log_dir:
         path = os.path.join(log_dir, log_file)
     elif log_file:
@@ -254,7 +270,16 @@ def refuse(reason, log_path, stderr=None):
     if log_path:
         now = datetime.datetime.now()
         try:
-            with open(log_path, 'a') as f:
+            # Never follow a link, and create nova's log file only in a
+            # folder this user owns (nova's own, under its unit's User=):
+            # one created by root trying the launcher by hand would keep
+            # nova from opening its log.
+            flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
+            folder = os.path.dirname(os.path.abspath(log_path))
+            if os.stat(folder).st_uid == os.geteuid():
+                flags |= os.O_CREAT
+            fd = os.open(log_path, flags, 0o640)
+            with os.fdopen(fd, 'a') as f:
                 f.write('%s.%03d %d CRITICAL %s [-] %s\n' % (
                     now.strftime('%Y-%m-%d %H:%M:%S'),
                     now.microsecond // 1000, os.getpid(), __name__, line))
@@ -315,6 +340,10 @@ def main(argv=None):
         check_config(conf)
     except Refused as exc:
         return refuse(exc, log_path or _log_path_best_effort(argv))
+    except Exception as exc:  # noqa: never start nova half-checked
+        return refuse('a pre-start check failed (%s: %s)' % (
+            type(exc).__name__, str(exc).splitlines()[0][:200]
+            if str(exc) else ''), log_path or _log_path_best_effort(argv))
 
     from oslo_log import log as logging
     log = logging.getLogger(__name__)

@@ -147,3 +147,22 @@ class TestRecorder(base.BaseTestCase):
                                clock=self.clock, timer=self.timer)
         rec.record_wait(report(), 'available', 'v')
         self.assertEqual(1, rec.writes)
+
+    def test_concurrent_writes_never_leave_a_torn_file(self):
+        import threading
+        path = os.path.join(self.tmp, 'torn.json')
+        texts = [json.dumps({'writer': n, 'pad': 'x' * 20000})
+                 for n in range(4)]
+
+        def write(text):
+            for _ in range(25):
+                metrics._write_atomic(path, text)
+
+        threads = [threading.Thread(target=write, args=(t,)) for t in texts]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with open(path) as f:
+            self.assertIn(f.read(), texts)
+        self.assertEqual(['torn.json'], os.listdir(self.tmp))

@@ -47,8 +47,17 @@ class ProxySQLConfig:
 
     def __init__(self, path, tables):
         self.path = path
-        self.tables = {t: [r for r in tables.get(t) or []
+        self.tables = {t: [r for r in _rows(tables.get(t))
                            if isinstance(r, dict)] for t in TABLES}
+
+
+def _rows(value):
+    """A table's rows: a list, or nothing for any other value."""
+    return value if isinstance(value, list) else []
+
+
+#: How deep groups and lists may nest; ProxySQL's own files nest 3 deep.
+MAX_DEPTH = 32
 
 
 def _tokens(text, path):
@@ -70,6 +79,7 @@ def _tokens(text, path):
 class _LibConfig:
     def __init__(self, tokens, path):
         self.tokens, self.i, self.path = tokens, 0, path
+        self.depth = 0
 
     def error(self, what):
         return exception.UnreadableInput(
@@ -100,6 +110,15 @@ class _LibConfig:
         return result
 
     def value(self):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise self.error('nested more than %d deep' % MAX_DEPTH)
+            return self._value()
+        finally:
+            self.depth -= 1
+
+    def _value(self):
         token = self.take()
         if token == '{':
             value = self.settings('}')
@@ -144,12 +163,12 @@ def read(path):
     except exception.UnreadableInput as exc:
         try:
             tables = yaml.safe_load(text)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise exception.UnreadableInput(
                 path=path, reason='%s, nor YAML: not a ProxySQL '
                 'configuration?' % exc.kwargs['reason'])
     if not isinstance(tables, dict) or not any(
-            tables.get(t) for t in TABLES if t != 'mysql_users'):
+            _rows(tables.get(t)) for t in TABLES if t != 'mysql_users'):
         raise exception.UnreadableInput(
             path=path, reason='no mysql_servers, mysql_galera_hostgroups or '
             'mysql_query_rules: not a ProxySQL configuration?')

@@ -49,9 +49,21 @@ def begin(key: str) -> bool:
             entry = _KEYS[key] = [0, False]
         entry[0] += 1
         _KEYS.move_to_end(key)
-        while len(_KEYS) > LIMIT:
-            _KEYS.popitem(last=False)
+        if len(_KEYS) > LIMIT:
+            _evict()
         return maybe
+
+
+def _evict():
+    """Drop the oldest finished keys past :data:`LIMIT` (lock held).
+
+    Keys with a create still running are kept: forgetting one would let a
+    concurrent create with it skip its look-up.
+    """
+    for key in [k for k, e in _KEYS.items() if not e[0]]:
+        if len(_KEYS) <= LIMIT:
+            return
+        del _KEYS[key]
 
 
 def contended(key: str) -> bool:

@@ -160,11 +160,13 @@ def parse_stamp(value) -> typing.Optional[float]:
         text = text[:-1]
     try:
         stamp = datetime.datetime.fromisoformat(text)
-    except ValueError:
+        if stamp.tzinfo is not None:
+            # 0001-01-01T00:00:00+01:00 overflows here.
+            stamp = stamp.astimezone(datetime.timezone.utc).replace(
+                tzinfo=None)
+        return (stamp - datetime.datetime(1970, 1, 1)).total_seconds()
+    except (ValueError, OverflowError):
         return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return (stamp - datetime.datetime(1970, 1, 1)).total_seconds()
 
 
 def since_created(volume) -> typing.Optional[float]:

@@ -198,6 +198,14 @@ mysql_query_rules:
         bad = self.write('broken.cnf', 'mysql_servers = ( { address= } )')
         self.assertRaises(exception.UnreadableInput, proxysql.read, bad)
 
+    def test_proxysql_wrong_shapes_and_deep_nesting_are_unreadable(self):
+        for name, text in (('scalar.cnf', 'mysql_servers = 5;\n'),
+                           ('scalar.yaml', 'mysql_servers: 5\n'),
+                           ('deep.cnf', 'mysql_servers = ' + '(' * 5000),
+                           ('deep.yaml', 'mysql_servers: ' + '[' * 5000)):
+            path = self.write(name, text)
+            self.assertRaises(exception.UnreadableInput, proxysql.read, path)
+
     def test_directory_without_cfg(self):
         self.assertRaises(exception.UnreadableInput, audit.audit,
                           haproxy_cfg=self.tmp)

@@ -78,3 +78,17 @@ class TestBdmGuardOptions(base.BaseTestCase):
         nova = self.write('[bdm_guard]\npoll_multiplier = 2\n')
         self.assertEqual([], [f for f in audit.audit(nova_conf=nova)
                               if f.kind == 'option_value_out_of_range'])
+
+    def test_references_to_nova_options_are_not_refused(self):
+        # nova's own CONF resolves $state_path; the launcher's ConfigOpts
+        # (and the audit's) does not know it, and must not refuse for it.
+        from bdm_guard.nova import launcher
+        nova = self.write('[DEFAULT]\nstate_path = /var/lib/nova\n'
+                          'log_dir = $state_path/log\n'
+                          '[bdm_guard_metrics]\n'
+                          'textfile = $state_path/bdm-guard.prom\n')
+        conf, log_path = launcher.read_config(['--config-file', nova])
+        self.assertEqual([], opts.check_config(conf))
+        self.assertIsNone(log_path)
+        self.assertEqual([], [f for f in audit.audit(nova_conf=nova)
+                              if f.kind == 'option_value_out_of_range'])

@@ -22,13 +22,16 @@ sleep at a time on one virtual clock.
 
 import threading
 
+import fixtures
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 from oslotest import base
+import testtools
 
 from bdm_guard import create
 from bdm_guard import exception
+from bdm_guard.internal.create import attempts
 from bdm_guard import opts
 from bdm_guard import testing
 from tests.unit.create import base as create_base
@@ -301,3 +304,22 @@ class RaceTest(base.BaseTestCase):
             resumes, (0, delay))
         fake.faults = []
         self.check(clock, fake, results)
+
+
+class TestAttemptsBound(testtools.TestCase):
+    """The per-process key memory is bounded, and keeps running creates."""
+
+    def setUp(self):
+        super().setUp()
+        attempts.forget_all()
+        self.addCleanup(attempts.forget_all)
+        self.useFixture(fixtures.MockPatchObject(attempts, 'LIMIT', 5))
+
+    def test_running_keys_survive_eviction(self):
+        self.assertFalse(attempts.begin('running'))
+        for n in range(20):
+            attempts.begin('done-%d' % n)
+            attempts.end('done-%d' % n, may_exist=True)
+        self.assertLessEqual(len(attempts._KEYS), 5)
+        # The create with 'running' still runs: a second one must look.
+        self.assertTrue(attempts.begin('running'))

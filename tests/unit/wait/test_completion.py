@@ -157,6 +157,16 @@ class TestSchedule(base.BaseTestCase):
         retry_state.set_result(observation)
         return retry_state
 
+    def test_stamps_that_overflow_or_lie_are_unknown(self):
+        self.assertIsNone(completion.parse_stamp('0001-01-01T00:00:00+01:00'))
+        self.assertIsNone(completion.parse_stamp('9999-12-31T23:59:59-05:00'))
+        self.assertIsNone(completion.parse_stamp('not a time'))
+        self.assertIsNone(completion.parse_stamp(5))
+        self.assertEqual(4.0, completion.parse_stamp('1970-01-01T00:00:04Z'))
+        self.assertIsNone(completion.since_created(
+            {'created_at': '0001-01-01T00:00:00+01:00',
+             'updated_at': '2026-01-01T00:00:04.000000'}))
+
     def test_pure_function_of_the_attempt(self):
         strategy = self.strategy()
         self.clock.now = 12.0
