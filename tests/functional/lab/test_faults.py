@@ -79,9 +79,11 @@ class TestFaults(lab_fixtures.LabTestCase):
         self.assertEqual(3, result.posts)
 
     def test_visibility_lag(self):
+        # Longer than the completion schedule's first look (2 s after the
+        # create), so that the wait does meet the lag's 404s.
         proxy, _, report = self._boot(
             [{'fault': 'visibility_lag', 'probability': 1.0,
-              'seconds': 2}])
+              'seconds': 6}])
         self.assertGreater(proxy.injected['visibility_lag'], 0)
         self.assertGreater(report.retries['not_found'], 0)
 
