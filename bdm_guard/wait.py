@@ -250,6 +250,18 @@ def _start(created_at, clock):
     return start
 
 
+def _learn(learner, final, created, copy_start, size_gb, volume_id):
+    """Teach the process's learner from a finished wait, never failing it.
+
+    Learning is a hint for later waits: an odd time stamp or size must not
+    fail this one, whose volume is available.
+    """
+    try:
+        completion.learn(learner, final, created, copy_start, size_gb)
+    except (ArithmeticError, ValueError, TypeError):
+        LOG.exception('Volume %s: not learning from this wait', volume_id)
+
+
 def wait_for_volume(client, volume_id: str, *,
                     size_gb: typing.Optional[int] = None,
                     created_at: typing.Optional[float] = None, conf=None,
@@ -368,13 +380,7 @@ def wait_for_volume(client, volume_id: str, *,
     final = waiter.run()
     if final.state == poll.AVAILABLE:
         if group.poll_schedule != 'backoff':
-            try:
-                completion.learn(backoff.learner, final, created,
-                                 waiter.copy_start, size_gb or None)
-            except (ArithmeticError, ValueError, TypeError):
-                # Learning is a hint for later waits: it never fails this
-                # one, whose volume is available.
-                LOG.exception('Volume %s: not learning from this wait',
-                              volume_id)
+            _learn(backoff.learner, final, created, waiter.copy_start,
+                   size_gb or None, volume_id)
         return waiter.report
     raise waiter.error(final, client, group.not_found_grace)
