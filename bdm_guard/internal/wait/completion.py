@@ -424,14 +424,7 @@ class wait_completion(tenacity.wait.wait_base):
             interval = max(interval, schedule.ramp(
                 self.conf.completion_first_look, 2.0,
                 observation.failures - 1, cap))
-        if interval < cap:
-            jitter = 1.0 + self.conf.poll_jitter * self.rng.random()
-            interval = min(cap, interval * jitter)
-        if observation.retry_after:
-            interval = max(interval, observation.retry_after)
-        if self.stretch is not None:
-            interval = self.stretch(interval)
-        return self.deadline.cap(interval)
+        return schedule.finish(self, interval, cap, observation)
 
 
 class _Window:

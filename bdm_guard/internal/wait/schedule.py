@@ -207,11 +207,29 @@ class wait_status_backoff(tenacity.wait.wait_base):
         cap = self.cap(observation.phase, now - self.start)
         interval = ramp(self.start_interval(observation.phase),
                         self.conf.poll_multiplier, observation.polls, cap)
-        if interval < cap:
-            jitter = 1.0 + self.conf.poll_jitter * self.rng.random()
-            interval = min(cap, interval * jitter)
-        if observation.retry_after:
-            interval = max(interval, observation.retry_after)
-        if self.stretch is not None:
-            interval = self.stretch(interval)
-        return self.deadline.cap(interval)
+        return finish(self, interval, cap, observation)
+
+
+def finish(strategy, interval, cap, observation):
+    """The steps every poll schedule ends with, in seconds.
+
+    Jitter of up to ``poll_jitter`` of the interval, never past ``cap``
+    (so it adds no polls and no lag beyond the cap); a longer Retry-After
+    wins; the strategy's ``stretch`` (an event source's backstop); and the
+    deadline cuts the last interval so the final poll lands on it.
+
+    :param strategy: the schedule, with ``conf`` (the ``[bdm_guard]``
+        group), ``rng``, ``stretch`` and ``deadline``.
+    :param interval: the schedule's interval (seconds).
+    :param cap: the interval cap in force (seconds).
+    :param observation: the attempt's observation (its ``retry_after``).
+    :returns: seconds (float).
+    """
+    if interval < cap:
+        jitter = 1.0 + strategy.conf.poll_jitter * strategy.rng.random()
+        interval = min(cap, interval * jitter)
+    if observation.retry_after:
+        interval = max(interval, observation.retry_after)
+    if strategy.stretch is not None:
+        interval = strategy.stretch(interval)
+    return strategy.deadline.cap(interval)
