@@ -36,6 +36,7 @@ from bdm_guard import exception
 from bdm_guard import opts
 from bdm_guard import outcome as oc
 from bdm_guard import wait
+from tests.functional.transport import test_silent_cinder
 
 PROJECT = '9d2e4b7a1c3f4e5d8a6b0c2e4f6a8b0d'
 VOLUME = '6018366c-f658-47a7-9ed3-4fe53a096533'
@@ -46,32 +47,14 @@ SLACK = 3.0
 HUNG_NAME = 'cinder.hung-resolver.test'
 
 
-class MuteTLSServer:
+class MuteTLSServer(test_silent_cinder.LoopbackServer):
     """Accepts TCP on 127.0.0.1, reads the ClientHello, never answers."""
 
     def __init__(self):
-        self.connections = 0
         self.received = 0
-        self.stopped = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self):
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            self.connections += 1
-            threading.Thread(target=self._hold, args=(conn,),
-                             daemon=True).start()
-
-    def _hold(self, conn):
+    def _handle(self, conn):
         conn.settimeout(0.2)
         try:
             while not self.stopped.is_set():
@@ -86,11 +69,6 @@ class MuteTLSServer:
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.thread.join(5)
-        self.sock.close()
 
 
 def client_for(endpoint, verify=True):

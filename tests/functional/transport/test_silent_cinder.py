@@ -43,17 +43,15 @@ REQUEST_TIMEOUT = 2.0
 SLACK = 3.0
 
 
-class SilentServer:
-    """A TCP server on 127.0.0.1 that hangs or drips on every request.
+class LoopbackServer:
+    """A TCP listener on 127.0.0.1 that gives each connection a thread.
 
-    :param mode: ``hang`` (read the request, answer nothing) or ``drip``
-        (one byte of a never-ending response every ``interval`` s).
+    Subclasses define ``_handle(conn)``; :meth:`stop` ends the listener and
+    every handler (they watch ``stopped``).
     """
 
-    def __init__(self, mode, interval=0.2):
-        self.mode = mode
-        self.interval = interval
-        self.requests = []
+    def __init__(self):
+        self.connections = 0
         self.stopped = threading.Event()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -70,8 +68,31 @@ class SilentServer:
                 conn, _ = self.sock.accept()
             except socket.timeout:
                 continue
+            self.connections += 1
             threading.Thread(target=self._handle, args=(conn,),
                              daemon=True).start()
+
+    def _handle(self, conn):
+        raise NotImplementedError
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+class SilentServer(LoopbackServer):
+    """A TCP server on 127.0.0.1 that hangs or drips on every request.
+
+    :param mode: ``hang`` (read the request, answer nothing) or ``drip``
+        (one byte of a never-ending response every ``interval`` s).
+    """
+
+    def __init__(self, mode, interval=0.2):
+        self.mode = mode
+        self.interval = interval
+        self.requests = []
+        super().__init__()
 
     def _handle(self, conn):
         conn.settimeout(0.5)
@@ -96,11 +117,6 @@ class SilentServer:
             return
         finally:
             conn.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.thread.join(5)
-        self.sock.close()
 
     def posts(self):
         return [r for r in self.requests if r.startswith('POST ')]
