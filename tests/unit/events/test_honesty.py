@@ -136,7 +136,11 @@ class TestListenerInput(base.BaseTestCase):
         super().setUp()
         self.logger = self.useFixture(fixtures.FakeLogger(
             level=logging.DEBUG, format='%(levelname)s %(message)s'))
-        self.registry = watch_mod.Registry(health=lambda: (True, 0))
+        # The events below carry virtual receive times: the registry's
+        # horizon must use the same clock, not the machine's uptime.
+        self.clock = testing.VirtualClock()
+        self.registry = watch_mod.Registry(health=lambda: (True, 0),
+                                           clock=self.clock)
         self.listener = listener.Listener.__new__(listener.Listener)
         self.listener.registry = self.registry
         self.listener.pool = 'bdm_guard-h1'
