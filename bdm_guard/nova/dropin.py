@@ -23,7 +23,7 @@ They behave as nova with the patch series in ``patches/nova`` does:
 
 ``sleep`` and ``clock`` are keyword-only extras for tests; nova never passes
 them. Without ``sleep`` they sleep as the running nova release's own wait loop
-does (:meth:`bdm_guard.nova.guard.NovaRelease.sleep`: eventlet's
+does (:meth:`bdm_guard.nova.releases.NovaRelease.sleep`: eventlet's
 ``greenthread.sleep`` on nova 29 to 31, ``time.sleep`` from 32 on), looked up
 at each call, so that under eventlet monkey patching every wait is green.
 """
@@ -41,7 +41,6 @@ from bdm_guard import exception
 from bdm_guard.internal.create import cleanup
 from bdm_guard import metrics
 from bdm_guard.nova import client as nova_client
-from bdm_guard.nova import guard
 from bdm_guard import wait
 
 LOG = logging.getLogger(__name__)
@@ -73,10 +72,10 @@ def _recorder(conf):
     try:
         recorder = metrics.get_recorder(conf)
         if recorder is not None and 'release' not in recorder.info:
-            row = guard.active_release()
+            row = nova_client.release()
             recorder.info.update(
                 release=row.name, nova_series=row.series,
-                mode='patched' if guard.is_patched() else 'launcher')
+                mode='patched' if nova_client.is_patched() else 'launcher')
         return recorder
     except Exception as exc:  # noqa: B902 - never break a boot for metrics
         if not _METRICS_ERRORS:
@@ -101,7 +100,7 @@ _METRICS_ERRORS = []
 
 def _sleep(sleep):
     """``sleep``, or the running release's, resolved now (not at import)."""
-    return sleep if sleep is not None else guard.active_release().sleep()
+    return sleep if sleep is not None else nova_client.release().sleep()
 
 
 def await_block_device_map_created(manager, context, vol_id, *,
