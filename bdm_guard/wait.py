@@ -229,15 +229,15 @@ class Waiter:
             why = (reason_mod.for_volume(client, self.source.volume_id,
                                          self.deadline.remaining())
                    or 'cinder gave no reason')
-            return exception.VolumeCreateFailed(reason=why, **details)
+            return exception.VolumeWaitFailed(reason=why, **details)
         if final.state == poll.VANISHED:
             return exception.VolumeVanished(grace=grace, **details)
         if final.state == UNAUTHORIZED:
             details['status'] = None
             return exception.VolumeWaitUnauthorized(
                 unauthorized=self.unauthorized, **details)
-        return exception.VolumeCreateTimeout(deadline=report.deadline,
-                                             **details)
+        return exception.VolumeWaitTimeout(deadline=report.deadline,
+                                           **details)
 
 
 def _start(created_at, clock):
@@ -330,10 +330,10 @@ def wait_for_volume(client, volume_id: str, *,
     :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot reach
         cinder for a reason no retry clears (no endpoint in the catalog,
         credentials refused...); raised at once, not at the deadline.
-    :raises bdm_guard.exception.VolumeCreateFailed: the volume reached a
+    :raises bdm_guard.exception.VolumeWaitFailed: the volume reached a
         status that is neither pending nor available (``error`` ...); the
         message carries cinder's user message about this volume, if any.
-    :raises bdm_guard.exception.VolumeCreateTimeout: still pending, or
+    :raises bdm_guard.exception.VolumeWaitTimeout: still pending, or
         cinder unreachable, at the deadline.
     :raises bdm_guard.exception.VolumeVanished: 404 past the grace.
     :raises bdm_guard.exception.VolumeWaitUnauthorized: cinder answered 401

@@ -97,6 +97,17 @@ def _record(recorder, method, *args):
 
 _METRICS_ERRORS = []
 
+#: The metrics' ``outcome`` label of a wait error renamed in 0.2.0 stays its
+#: 0.x name until the old names go (0.3.0), so that dashboards and alerts
+#: keep matching.
+_OUTCOME_LABELS = {'VolumeWaitFailed': 'VolumeCreateFailed',
+                   'VolumeWaitTimeout': 'VolumeCreateTimeout'}
+
+
+def _outcome(exc):
+    name = type(exc).__name__
+    return _OUTCOME_LABELS.get(name, name)
+
 
 def _sleep(sleep):
     """``sleep``, or the running release's, resolved now (not at import)."""
@@ -142,7 +153,7 @@ def await_block_device_map_created(manager, context, vol_id, *,
             per_gib_floor=getattr(conf, 'reimage_timeout_per_gb', None))
     except exception.VolumeWaitError as exc:
         _record(recorder, 'record_wait', getattr(exc, 'report', None),
-                type(exc).__name__, vol_id, healthy)
+                _outcome(exc), vol_id, healthy)
         LOG.warning('Volume id: %(vol_id)s was not created: %(reason)s',
                     {'vol_id': vol_id, 'reason': exc.msg})
         raise _volume_not_created(vol_id, exc) from exc
