@@ -114,6 +114,14 @@ def _sleep(sleep):
     return sleep if sleep is not None else nova_client.release().sleep()
 
 
+def _budget(conf):
+    """nova's wait budget; the size is read from the volume once copying."""
+    return wait.Budget(
+        allocate_retries=conf.block_device_allocate_retries,
+        allocate_retries_interval=conf.block_device_allocate_retries_interval,
+        per_gib_floor=getattr(conf, 'reimage_timeout_per_gb', None))
+
+
 def await_block_device_map_created(manager, context, vol_id, *,
                                    sleep=None, clock=time.monotonic):
     """Wait for a volume created for a block device mapping.
@@ -145,12 +153,8 @@ def await_block_device_map_created(manager, context, vol_id, *,
         healthy = source.healthy if recorder is not None else None
     try:
         report = wait.wait_for_volume(
-            client, vol_id, conf=conf, sleep=sleep, clock=clock, waker=waker,
-            allocate_retries=conf.block_device_allocate_retries,
-            allocate_retries_interval=(
-                conf.block_device_allocate_retries_interval),
-            # The size is read from the volume once it is seen copying.
-            per_gib_floor=getattr(conf, 'reimage_timeout_per_gb', None))
+            client, vol_id, budget=_budget(conf), conf=conf, sleep=sleep,
+            clock=clock, waker=waker)
     except exception.VolumeWaitError as exc:
         _record(recorder, 'record_wait', getattr(exc, 'report', None),
                 _outcome(exc), vol_id, healthy)
@@ -181,15 +185,20 @@ def _nova_error(exc):
     return nova_exception.CinderConnectionFailed(reason=exc.msg)
 
 
-def _create_kwargs(create_kwargs):
+def _volume_request(size, volume_type, availability_zone, create_kwargs):
+    """The :class:`bdm_guard.create.VolumeRequest` of nova's arguments."""
     snapshot = create_kwargs.pop('snapshot', None)
-    kwargs = {'image_id': create_kwargs.pop('image_id', None),
+    fields = {'name': create_kwargs.pop('name', ''),
+              'description': create_kwargs.pop('description', ''),
+              'image_id': create_kwargs.pop('image_id', None),
               'metadata': create_kwargs.pop('metadata', None),
               'snapshot_id': snapshot['id'] if snapshot else None}
     if create_kwargs:
         raise TypeError('unexpected create arguments: %s'
                         % ', '.join(sorted(create_kwargs)))
-    return kwargs
+    return create.VolumeRequest(size, volume_type=volume_type,
+                                availability_zone=availability_zone,
+                                **fields)
 
 
 def _legacy_create(driver_bdm, context, instance, volume_api, client, size,
@@ -249,9 +258,6 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
             wait_func, delete, sleep, availability_zone=av_zone,
             **create_kwargs)
     else:
-        name = create_kwargs.pop('name', '')
-        description = create_kwargs.pop('description', '')
-        kwargs = _create_kwargs(create_kwargs)
         key = create.key_for_bdm(instance.uuid, driver_bdm._bdm_obj.uuid)
 
         def nova_wait(volume_id, created_at):
@@ -263,12 +269,13 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
         watch = source.expect(context.project_id) if source else None
         recorder = _recorder(nova_client.nova_conf())
         try:
+            request = _volume_request(size, driver_bdm.volume_type, av_zone,
+                                      create_kwargs)
             result, _ = create.create_and_wait(
-                client, size, idempotency_key=key, delete_on_failure=delete,
-                wait_func=nova_wait, conf=nova_client.nova_conf(),
-                sleep=sleep, clock=clock, name=name, description=description,
-                volume_type=driver_bdm.volume_type, waker=watch,
-                availability_zone=av_zone, **kwargs)
+                client, request, idempotency_key=key,
+                delete_on_failure=delete, wait_func=nova_wait,
+                conf=nova_client.nova_conf(), sleep=sleep, clock=clock,
+                waker=watch)
         except exception.BdmGuardException as exc:
             _record(recorder, 'record_create', None, type(exc).__name__)
             raise _nova_error(exc) from exc
