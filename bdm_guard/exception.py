@@ -92,10 +92,24 @@ class BdmGuardException(Exception):
         super().__init__(message)
 
     def __getattr__(self, name):
-        try:
-            return self.__dict__['kwargs'][name]
-        except KeyError:
-            raise AttributeError(name) from None
+        kwargs = self.__dict__.get('kwargs', {})
+        if name in kwargs:
+            return kwargs[name]
+        new = _RENAMED_KWARGS.get(name)
+        if new in kwargs:
+            debtcollector.deprecate(
+                'The %r value of %s is deprecated' % (name,
+                                                      type(self).__name__),
+                message='Read %r, the same value.' % new, version='0.2.0',
+                removal_version='0.3.0', category=DeprecationWarning,
+                stacklevel=4)
+            return kwargs[new]
+        raise AttributeError(name)
+
+
+#: Named values renamed in 0.2.0: ``{0.x name: name}``; the old name still
+#: reads the value, with a warning, until 0.3.0.
+_RENAMED_KWARGS = {'reconciles': 'lookups'}
 
 
 # Bad input: raised before anything is sent.
