@@ -34,7 +34,7 @@ are written there as JSON every second and on the way out.
 
 from cinder import monkey_patch; monkey_patch.patch()  # noqa: E702,H102
 
-import json  # noqa: E402,I100
+import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -52,7 +52,7 @@ from cinder import objects  # noqa: E402
 
 objects.register_all()
 
-from cinder.api import common as api_common  # noqa: E402,F401,I202
+from cinder.api import common as api_common  # noqa: E402,F401
 from cinder.common import config  # noqa: E402,F401
 from cinder import coordination  # noqa: E402
 from cinder.db import api as db_api  # noqa: E402
@@ -261,7 +261,7 @@ def main(argv=None):
     for svc in reversed(services):
         try:
             svc.stop()
-        except Exception:  # noqa: B902 - best effort at exit
+        except Exception:  # best effort at exit
             LOG.exception('Stopping %s failed.', svc)
     return 0
 

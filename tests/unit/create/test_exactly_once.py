@@ -172,7 +172,7 @@ class Interleaver:
                 self.cond.wait()
         try:
             self.results[name] = job()
-        except BaseException as exc:  # noqa: B902 - checked by the test
+        except BaseException as exc:  # checked by the test
             self.results[name] = exc
         finally:
             with self.cond:
