@@ -208,7 +208,7 @@ def start(settings):
         # Before deleting an in-use attachment cinder asks nova whether the
         # server still uses it, unless the request comes from a service;
         # the lab has no keystone catalog to find nova in, so the lab's nova
-        # counts as a service (lab-recipes.md).
+        # counts as a service (doc/source/contributor/lab-recipes.rst).
         volume_api.API.is_service_request = staticmethod(lambda ctxt: True)
     services = []
     for binary in ('cinder-volume', 'cinder-scheduler'):
