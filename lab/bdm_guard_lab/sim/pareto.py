@@ -15,8 +15,9 @@ Every row runs the same boots, volume timings and faults (one seed) with
 one way of waiting, and is given as ratios to the stock arm of the same
 run: nova 34's 3 s loop (modelled), bdm-guard with fixed intervals, its
 old back-off, the completion schedule (with its default priors, and with
-priors 4x too low and 4x too high), and the events arm. The targets are
-issue 22's, checked on every completion row.
+priors 4x too low and 4x too high), and the events arm. The targets
+(``doc/source/admin/performance.rst``) are checked on every completion
+row.
 """
 
 from oslo_config import cfg
@@ -98,7 +99,7 @@ def run(workload, faults, seed=0, conf=None, rows=ROWS):
 
 
 def verdict(summary, stock):
-    """Which of issue 22's targets one row misses (empty: all met)."""
+    """Which of the targets one row misses (empty: all met)."""
     missed = []
     for key, limit in TARGETS:
         ratio = _ratio(summary[key], stock[key])

@@ -373,7 +373,7 @@ class TestNoOverflow(base.BaseTestCase):
     @given(values=_option_values(),
            name=st.sampled_from(['completion', 'backoff']))
     def test_503s_to_the_deadline_end_in_a_wait_error(self, values, name):
-        # The inputs of issue 27 class 2 and the whole option space: a
+        # The inputs that overflowed and the whole option space: a
         # volume cinder never shows, until the deadline. Only a
         # VolumeWaitError may come out; never OverflowError or NaN.
         values = dict(values, base_deadline=min(values['base_deadline'],
