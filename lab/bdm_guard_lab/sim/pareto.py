@@ -64,7 +64,7 @@ COLUMNS = (
     ('max', 'detect_lag_max_s'), ('over bound', 'lag_over_bound'),
 )
 
-#: Issue 22's targets for the completion rows, as ratios to stock:
+#: The targets for the completion rows, as ratios to stock:
 #: ``(summary key, largest ratio)``; the max lag is checked per boot
 #: (``lag_over_bound`` must be 0).
 TARGETS = (('gets_per_success', 0.75), ('detect_lag_mean_s', 1.0),
@@ -139,5 +139,5 @@ def table(results):
 #: The note printed under the table.
 NOTE = ('Lags in seconds; "x" columns are ratios to stock nova in the same '
         'run. over bound: boots whose lag exceeded max(8 s, 5% of the '
-        'wait) + 0.5 s. targets (issue 22, completion rows): GETs <= 0.75x, '
+        'wait) + 0.5 s. targets (completion rows): GETs <= 0.75x, '
         'mean <= 1x, p95 <= 1.5x, p99 <= 2x, none over the bound.')
