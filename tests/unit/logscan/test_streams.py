@@ -90,13 +90,21 @@ class TestStreams(base.BaseTestCase):
         fifo = os.path.join(self.tmp, 'nova-compute.log')
         os.mkfifo(fifo)
         data = '\n'.join(seed_lines('nova-compute.log')) + '\n'
+        # A FIFO read before any writer has it open ends at once (that is
+        # how logscan avoids hanging on one): hold a reader end so that
+        # the writer's open returns, and scan only once it has.
+        holder = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, holder)
+        opened = threading.Event()
 
         def writer():
             with open(fifo, 'w') as f:
+                opened.set()
                 f.write(data)
 
         thread = threading.Thread(target=writer, daemon=True)
         thread.start()
+        self.assertTrue(opened.wait(10))
         result = logscan.scan([fifo] + self.cinder)
         thread.join(10)
         self.assertEqual(VERDICTS, [p['verdict'] for p in result['posts']])
