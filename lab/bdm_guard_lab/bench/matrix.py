@@ -14,13 +14,14 @@
 results/``.
 
 In nova mode (the default) it runs the nova arms of
-:mod:`bdm_guard_lab.arms.nova_run` (stock, launcher, patched: servers
+:mod:`bdm_guard_lab.arms.nova_mode` (stock, launcher, patched: servers
 booted through real nova 34) for every N in ``--volumes`` (default 10, 50)
 and every profile in ``--scenario`` (none, seed, harsh) on real cinder;
-``--mode library`` runs both arms of :mod:`bdm_guard_lab.arms.run` (default
-N 10, 50, 200). It writes ``bench.json`` (every figure, and the guarded /
-stock ratios of :func:`ratios`) and ``bench.png`` (success share, leaked
-volumes and GETs per boot, every arm) to ``--out``.
+``--mode library`` runs the arms of
+:mod:`bdm_guard_lab.arms.library_mode` (default N 10, 50, 200). It
+writes ``bench.json`` (every figure, and the guarded / stock ratios of
+:func:`ratios`) and ``bench.png`` (success share, leaked volumes and GETs
+per boot, every arm) to ``--out``.
 """
 
 import argparse
@@ -31,8 +32,8 @@ import sys
 import time
 
 from bdm_guard import exception
-from bdm_guard_lab.arms import nova_run
-from bdm_guard_lab.arms import run as arms
+from bdm_guard_lab.arms import library_mode as arms
+from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab.faults import scenario as lab_scenario
 
 #: Real seconds per scenario second, the demo's. Below about 0.5, HTTP
@@ -46,7 +47,7 @@ DEFAULT_TIME_SCALE = 0.5
 #: Per mode: the arms, the default N, and how to read a row's successes,
 #: boots and GETs per successful boot.
 MODES = {
-    'nova': {'arms': nova_run.ARMS, 'volumes': [10, 50],
+    'nova': {'arms': nova_mode.ARMS, 'volumes': [10, 50],
              'ok': lambda r: r['active'] or 0, 'boots': lambda r: r['servers'],
              'gets_ok': lambda r: r.get('gets_per_ok_boot')},
     'library': {'arms': arms.ARMS, 'volumes': [10, 50, 200],
@@ -78,8 +79,8 @@ def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None,
             for arm in MODES[mode]['arms']:
                 started = time.monotonic()
                 if mode == 'nova':
-                    figures = nova_run.run_arm(arm, scen, servers=count,
-                                               time_scale=time_scale)
+                    figures = nova_mode.run_arm(arm, scen, servers=count,
+                                                time_scale=time_scale)
                     figures.pop('server_records', None)
                     rows.append(dict(figures, scenario=scen.name,
                                      volumes=count, arm=arm))

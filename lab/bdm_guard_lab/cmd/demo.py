@@ -13,15 +13,15 @@
 """``bdm-guard demo``: servers booted through real nova on real cinder.
 
 The default mode (``--mode nova``) runs the arms of
-:mod:`bdm_guard_lab.arms.nova_run` -- ``stock``, ``launcher`` and
+:mod:`bdm_guard_lab.arms.nova_mode` -- ``stock``, ``launcher`` and
 ``patched`` nova 34 -- over the same scenario and seed, each with a fresh
 cinder 29 behind the fault proxy and a fresh nova, and prints the figures
 side by side. With ``-f json`` the output is ``{"arms": {"<arm>": {...}},
 "scenario": str, "seed": int}``.
 
 ``--mode library`` runs the library-level arms of
-:mod:`bdm_guard_lab.arms.run` (nova's create and wait functions against
-bdm-guard's ``create_and_wait``); its ``-f json`` output is
+:mod:`bdm_guard_lab.arms.library_mode` (nova's create and wait functions
+against bdm-guard's ``create_and_wait``); its ``-f json`` output is
 ``{"stock": {...}, "guard": {...}}``. With ``--db galera`` every arm runs
 once per database variant (:mod:`bdm_guard_lab.db.variants`), in columns
 and JSON keys named ``<arm>/<variant>``. Needs the ``lab`` extra.
@@ -42,9 +42,9 @@ from oslo_log import log as logging
 
 from bdm_guard import exception
 from bdm_guard_lab.arms import compare
+from bdm_guard_lab.arms import library_mode as arms
 from bdm_guard_lab.arms import metrics
-from bdm_guard_lab.arms import nova_run
-from bdm_guard_lab.arms import run as arms
+from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab.db import lagging_galera as galera_lab
 from bdm_guard_lab.db import variants as galera_variants
 from bdm_guard_lab.faults import scenario as lab_scenario
@@ -220,7 +220,7 @@ class Demo(show.ShowOne):
                  'clocks always run in real time; default: %(default)s).')
         parser.add_argument(
             '--arm', action='append',
-            choices=sorted(set(arms.ARMS) | set(nova_run.ARMS)),
+            choices=sorted(set(arms.ARMS) | set(nova_mode.ARMS)),
             help='Run only this arm (repeat); default all of the mode\'s '
                  '(nova: stock, launcher, patched; library: stock, guard; '
                  'library mode also has events: guard woken by cinder\'s '
@@ -228,7 +228,7 @@ class Demo(show.ShowOne):
         parser.add_argument(
             '--model-stock', action='store_true',
             help='Library mode: run the line-for-line model of nova '
-                 '(bdm_guard_lab.arms.stock_model) '
+                 '(bdm_guard_lab.nova_wait_model) '
                  'for the stock arm even when nova is importable.')
         parser.add_argument(
             '--db', choices=('sqlite', 'galera'), default='sqlite',
@@ -267,8 +267,8 @@ class Demo(show.ShowOne):
         return parser
 
     def _arms(self, args):
-        known = nova_run.ARMS if args.mode == 'nova' else arms.ARMS
-        default = nova_run.ARMS if args.mode == 'nova' else arms.DEFAULT_ARMS
+        known = nova_mode.ARMS if args.mode == 'nova' else arms.ARMS
+        default = nova_mode.ARMS if args.mode == 'nova' else arms.DEFAULT_ARMS
         chosen = tuple(dict.fromkeys(args.arm or default))
         wrong = [a for a in chosen if a not in known]
         if wrong:
@@ -331,7 +331,7 @@ class Demo(show.ShowOne):
                     # One start of the arm's services for both cases, the
                     # healthy one first (on fresh services).
                     healthy_results[arm], results[column] = (
-                        nova_run.run_cases(
+                        nova_mode.run_cases(
                             arm, [(healthy, args.healthy_servers),
                                   (scenario, args.volumes)],
                             time_scale=args.time_scale, progress=progress,
@@ -339,7 +339,7 @@ class Demo(show.ShowOne):
                     healthy_results[arm].pop('server_records', None)
                     results[column].pop('server_records', None)
                 elif args.mode == 'nova':
-                    results[column] = nova_run.run_arm(
+                    results[column] = nova_mode.run_arm(
                         arm, scenario, servers=args.volumes,
                         time_scale=args.time_scale, progress=progress,
                         nova_series=args.nova_series, **extra)
@@ -428,7 +428,7 @@ class Demo(show.ShowOne):
                   'first on each arm\'s fresh cinder and nova, with %d '
                   'nova-computes as the %s case' % (
                       self.healthy.name, servers, fewer,
-                      nova_run.computes_for(max(servers, most)),
+                      nova_mode.computes_for(max(servers, most)),
                       self.scenario.name))
             self._nova_table(args, list(self.healthy_results),
                              self.healthy_results)
@@ -521,13 +521,13 @@ def healthy_scenario(scenario):
     :param scenario: a :class:`bdm_guard_lab.faults.scenario.Scenario`.
     :returns: a Scenario with no rules and the same seed, volume size and
         cinder timings (so that it shares the arm's cinder, see
-        :func:`bdm_guard_lab.arms.nova_run.same_cinder`), named ``none``
+        :func:`bdm_guard_lab.arms.nova_mode.same_cinder`), named ``none``
         when it is the packaged ``none`` scenario with that seed, else
         ``<name>-without-faults``.
     """
     plain = dataclasses.replace(scenario, rules=())
     none = lab_scenario.load('none').with_seed(scenario.seed)
-    if nova_run.same_cinder(plain, none) and (
+    if nova_mode.same_cinder(plain, none) and (
             plain.size_gb, plain.image) == (none.size_gb, none.image):
         return dataclasses.replace(plain, name=none.name,
                                    description=none.description)
