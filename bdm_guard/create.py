@@ -21,6 +21,7 @@ delete the others. :func:`create_and_wait` is the path nova's drop-in, the
 ``bdm-guard create`` command and the lab all take.
 """
 
+import dataclasses
 import random
 import time
 import typing
@@ -30,13 +31,14 @@ from bdm_guard.internal.create import cleanup
 from bdm_guard.internal.create import flow
 from bdm_guard.internal.create import keys
 from bdm_guard.internal.create import request as request_mod
+from bdm_guard.internal import legacy
 from bdm_guard.internal.wait import poll
-from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
 from bdm_guard import wait
 
-__all__ = ['CreateResult', 'IDEMPOTENCY_METADATA_KEY', 'create_and_wait',
-           'create_volume', 'key_for_bdm', 'request_id_for_key']
+__all__ = ['CreateResult', 'IDEMPOTENCY_METADATA_KEY', 'VolumeRequest',
+           'create_and_wait', 'create_volume', 'key_for_bdm',
+           'request_id_for_key']
 
 #: The metadata key that carries the idempotency key.
 IDEMPOTENCY_METADATA_KEY = keys.IDEMPOTENCY_METADATA_KEY
@@ -50,17 +52,68 @@ CreateResult = flow.CreateResult
 WaitFunc = typing.Callable[[str, float], typing.Any]
 
 
-def create_volume(client, size_gb: int, *, idempotency_key: str,
-                  resume: bool = False,
-                  image_id: typing.Optional[str] = None,
-                  snapshot_id: typing.Optional[str] = None,
-                  source_volid: typing.Optional[str] = None,
-                  name: typing.Optional[str] = None,
-                  description: typing.Optional[str] = None,
-                  volume_type: typing.Optional[str] = None,
-                  availability_zone: typing.Optional[str] = None,
-                  metadata: typing.Optional[typing.Mapping[str, str]] = None,
-                  conf=None,
+@dataclasses.dataclass(frozen=True)
+class VolumeRequest:
+    """The volume to create: what ``POST /volumes`` asks cinder for.
+
+    Checked when made, before anything is sent.
+
+    :ivar size_gb: size in GiB (int, 1 .. 2**31-1, cinder's API limit).
+    :ivar image_id: glance image UUID to copy (``imageRef``), or None.
+    :ivar snapshot_id: snapshot UUID to create from, or None.
+    :ivar source_volid: volume UUID to clone, or None (at most one source).
+    :ivar name: volume name, or None.
+    :ivar description: volume description, or None.
+    :ivar volume_type: volume type name or id, or None.
+    :ivar availability_zone: availability zone name, or None.
+    :ivar metadata: extra metadata (a copy, dict of str to str), or None.
+    :raises bdm_guard.exception.InvalidInput: bad size, more than one
+        source, a source that is not a UUID, metadata that is not a mapping
+        of str to str, or a reserved metadata key
+        (``bdm_guard_idempotency_key``, ``bdm_guard_request_hash``).
+    """
+
+    size_gb: int
+    image_id: typing.Optional[str] = None
+    snapshot_id: typing.Optional[str] = None
+    source_volid: typing.Optional[str] = None
+    name: typing.Optional[str] = None
+    description: typing.Optional[str] = None
+    volume_type: typing.Optional[str] = None
+    availability_zone: typing.Optional[str] = None
+    metadata: typing.Optional[typing.Mapping[str, str]] = None
+
+    def __post_init__(self):
+        request_mod.check(self.size_gb, self.image_id, self.snapshot_id,
+                          self.source_volid, self.metadata)
+        if self.metadata is not None:
+            object.__setattr__(self, 'metadata', dict(self.metadata))
+
+    @property
+    def sourced(self) -> bool:
+        """Made from an image, snapshot or volume (its wait gets per GiB)."""
+        return bool(self.image_id or self.snapshot_id or self.source_volid)
+
+
+#: 0.x's flat keywords for a :class:`VolumeRequest` (deprecated in 0.2.0);
+#: 0.x passed ``size_gb`` second, where the request goes now.
+REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(VolumeRequest))
+
+
+def _checked(request, idempotency_key):
+    """The internal request for ``request`` under ``idempotency_key``."""
+    if not isinstance(request, VolumeRequest):
+        raise exception.InvalidInput(
+            reason='request must be a bdm_guard.create.VolumeRequest, got %s'
+                   % exception.shorten(request))
+    fields = dataclasses.asdict(request)
+    return request_mod.build(fields.pop('size_gb'), idempotency_key,
+                             **fields)
+
+
+@legacy.folds('request', REQUEST_FIELDS, VolumeRequest, position=1)
+def create_volume(client, request: VolumeRequest, *, idempotency_key: str,
+                  resume: bool = False, conf=None,
                   sleep: typing.Callable[[float], None] = time.sleep,
                   clock: typing.Callable[[], float] = time.monotonic
                   ) -> CreateResult:
@@ -68,7 +121,9 @@ def create_volume(client, size_gb: int, *, idempotency_key: str,
 
     :param client: a :class:`bdm_guard.client.VolumeClient` (the
         real one is :class:`bdm_guard.cinder.VolumeClient`).
-    :param size_gb: size in GiB (int, 1 .. 2**31-1).
+    :param request: the :class:`VolumeRequest`. 0.x's form, the size here
+        and the request's fields as flat keywords (``image_id``,
+        ``name``...), still builds one, with a deprecation warning.
     :param idempotency_key: the key (str, 1-255 printable characters), e.g.
         from :func:`key_for_bdm`; stored in volume metadata under
         ``bdm_guard_idempotency_key``.
@@ -76,19 +131,13 @@ def create_volume(client, size_gb: int, *, idempotency_key: str,
         volume (a retried command, a restarted process): look the key up
         before the first POST and adopt what it finds. nova never resumes a
         failed build, so its drop-in leaves this False and saves a request.
-    :param image_id: glance image UUID to copy (``imageRef``).
-    :param snapshot_id: snapshot UUID to create from.
-    :param source_volid: volume UUID to clone.
-    :param name: volume name.
-    :param description: volume description.
-    :param volume_type: volume type name or id.
-    :param availability_zone: availability zone name.
-    :param metadata: extra metadata (dict of str to str).
     :param conf: a ConfigOpts (``[bdm_guard]`` registered if needed).
     :param sleep: ``sleep(seconds)``; inject for virtual time.
     :param clock: a monotonic clock in seconds.
     :returns: a :class:`CreateResult`.
-    :raises bdm_guard.exception.InvalidInput: bad size, source, metadata.
+    :raises bdm_guard.exception.InvalidInput: ``request`` not a
+        :class:`VolumeRequest` (or, in 0.x's form, a bad size, source or
+        metadata).
     :raises bdm_guard.exception.InvalidIdempotencyKey: bad key.
     :raises bdm_guard.exception.OverQuota: cinder's 413 naming a quota;
         carries ``key`` and ``uncertain`` (True: an earlier POST may have
@@ -111,26 +160,23 @@ def create_volume(client, size_gb: int, *, idempotency_key: str,
     :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot
         reach cinder for a reason no retry clears; raised at once.
     """
-    request = request_mod.build(
-        size_gb, idempotency_key, image_id=image_id, snapshot_id=snapshot_id,
-        source_volid=source_volid, name=name, description=description,
-        volume_type=volume_type, availability_zone=availability_zone,
-        metadata=metadata)
-    return flow.Creator(client, request, opts.get_conf(conf), sleep, clock,
+    return flow.Creator(client, _checked(request, idempotency_key),
+                        opts.get_conf(conf), sleep, clock,
                         resume=resume).run()
 
 
-def create_and_wait(client, size_gb: int, *, idempotency_key: str,
-                    delete_on_failure: bool = True,
+@legacy.folds('budget', ('allocate_retries', 'allocate_retries_interval'),
+              wait.Budget)
+@legacy.folds('request', REQUEST_FIELDS, VolumeRequest, position=1)
+def create_and_wait(client, request: VolumeRequest, *, idempotency_key: str,
+                    resume: bool = False, delete_on_failure: bool = True,
                     wait_func: typing.Optional[WaitFunc] = None,
+                    budget: typing.Optional[wait.Budget] = None,
                     conf=None, sleep: typing.Callable[[float], None] = (
                         time.sleep),
                     clock: typing.Callable[[], float] = time.monotonic,
-                    on_status=None,
-                    allocate_retries: typing.Optional[int] = None,
-                    allocate_retries_interval: typing.Optional[float] = None,
                     rng: typing.Optional[random.Random] = None,
-                    waker=None, **create_kwargs
+                    on_status=None, on_retry=None, waker=None, learner=None
                     ) -> typing.Tuple[CreateResult, typing.Any]:
     """Create a volume idempotently, wait until it is available, clean up.
 
@@ -146,33 +192,36 @@ def create_and_wait(client, size_gb: int, *, idempotency_key: str,
     ``kept``), never waited on.
 
     :param client: a :class:`bdm_guard.client.VolumeClient`.
-    :param size_gb: size in GiB (int).
+    :param request: the :class:`VolumeRequest`; 0.x's flat form still
+        works, with a deprecation warning (see :func:`create_volume`).
     :param idempotency_key: see :func:`create_volume`.
+    :param resume: see :func:`create_volume`.
     :param delete_on_failure: delete the volume when the wait fails.
     :param wait_func: ``wait_func(volume_id, created_at) -> report``, the
         wait to run (nova's drop-in passes nova's own ``wait_func``); None
         runs :func:`bdm_guard.wait.wait_for_volume` with the arguments
         below.
+    :param budget: the wait's :class:`bdm_guard.wait.Budget` (None:
+        ``Budget()``), its ``size_gb`` replaced by the request's for a
+        volume from an image, snapshot or volume (else None). 0.x's flat
+        ``allocate_retries`` and ``allocate_retries_interval`` still build
+        one, with a deprecation warning.
     :param conf: a ConfigOpts (``[bdm_guard]`` registered if needed).
     :param sleep: ``sleep(seconds)``.
     :param clock: a monotonic clock in seconds.
-    :param on_status: passed to :func:`bdm_guard.wait.wait_for_volume`.
-    :param allocate_retries: nova's ``block_device_allocate_retries``.
-    :param allocate_retries_interval: nova's
-        ``block_device_allocate_retries_interval`` (seconds).
     :param rng: a :class:`random.Random` for the poll jitter.
+    :param on_status: passed to :func:`bdm_guard.wait.wait_for_volume`.
+    :param on_retry: passed to :func:`bdm_guard.wait.wait_for_volume`.
+    :param learner: passed to :func:`bdm_guard.wait.wait_for_volume`.
     :param waker: passed to :func:`bdm_guard.wait.wait_for_volume`; an
         unbound :class:`bdm_guard.events.Watch` (from
         :meth:`bdm_guard.events.EventSource.expect`, taken before this call
         so that no notification about the new volume is missed) is bound to
         the volume once the create returns its id.
-    :param create_kwargs: the other :func:`create_volume` arguments
-        (``image_id``, ``snapshot_id``, ``source_volid``, ``name``,
-        ``resume``...).
     :returns: ``(CreateResult, report)``: the report is a
         :class:`bdm_guard.wait.WaitReport`, or what ``wait_func`` returned.
-    :raises bdm_guard.exception.InvalidInput: also for ``allocate_retries``
-        or ``allocate_retries_interval`` (before any request).
+    :raises bdm_guard.exception.InvalidInput: also for a ``budget`` that is
+        not a :class:`bdm_guard.wait.Budget` (before any request).
     :raises: everything :func:`create_volume` raises, and whatever the wait
         raises. A :class:`bdm_guard.exception.VolumeWaitError` or
         :class:`bdm_guard.exception.CinderUnavailable` gets
@@ -181,24 +230,19 @@ def create_and_wait(client, size_gb: int, *, idempotency_key: str,
         ``volume`` (the last volume dict seen) added.
     """
     conf = opts.get_conf(conf)
-    request = request_mod.build(size_gb, idempotency_key, **{
-        k: v for k, v in create_kwargs.items() if k != 'resume'})
+    checked = _checked(request, idempotency_key)
+    budget = wait.check_budget(budget).for_size(
+        request.size_gb if request.sourced else None)
     if wait_func is None:
-        # Check the wait's arguments before anything is created.
-        schedule.wait_deadline(conf, size_gb if request.sourced else None,
-                               allocate_retries, allocate_retries_interval)
-
         def wait_func(volume_id, created_at):
             return wait.wait_for_volume(
-                client, volume_id,
-                size_gb=size_gb if request.sourced else None,
-                created_at=created_at, conf=conf, sleep=sleep, clock=clock,
-                on_status=on_status, allocate_retries=allocate_retries,
-                allocate_retries_interval=allocate_retries_interval,
-                rng=rng, waker=waker)
+                client, volume_id, budget=budget, created_at=created_at,
+                conf=conf, sleep=sleep, clock=clock, rng=rng,
+                on_status=on_status, on_retry=on_retry, waker=waker,
+                learner=learner)
 
-    result = flow.Creator(client, request, conf, sleep, clock,
-                          resume=create_kwargs.get('resume', False)).run()
+    result = flow.Creator(client, checked, conf, sleep, clock,
+                          resume=resume).run()
     volume_id = result.volume['id']
     if waker is not None:
         waker = poll.as_waker(waker, sleep)

@@ -21,8 +21,9 @@ the waker of :func:`bdm_guard.wait.wait_for_volume` or
 
     source = events.get_source(conf)          # None: not configured
     with source.expect(project_id) as watch:  # before the POST
-        create.create_and_wait(client, size, idempotency_key=key,
-                               conf=conf, waker=watch, ...)
+        create.create_and_wait(client, create.VolumeRequest(size),
+                               idempotency_key=key, conf=conf,
+                               waker=watch, ...)
 
 ``volume.create.end``, ``volume.create.error`` (ERROR) and
 ``scheduler.create_volume`` (ERROR) wake the one wait for that volume,

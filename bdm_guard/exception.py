@@ -16,8 +16,35 @@ Nova style: every class has a ``msg_fmt`` filled from named keyword
 arguments, so the message is built once and the arguments stay available as
 ``exc.kwargs`` for callers that translate them (for example into nova's
 ``VolumeNotCreated``).
+
+The classes below are in the order of their tree: bad input, the wait, the
+create, cinder, nova. Each wait error is named for the wait
+(``VolumeWait*``) and each create error for the create
+(``VolumeCreate*``), so ``except VolumeCreateError`` catches every create
+error and no wait error::
+
+    BdmGuardException
+     +-- InvalidInput (also a ValueError)
+     |    +-- InvalidVolumeId, InvalidIdempotencyKey, UnreadableInput,
+     |        InvalidLogFormat
+     +-- VolumeWaitError
+     |    +-- VolumeWaitFailed, VolumeWaitTimeout, VolumeWaitUnauthorized,
+     |        VolumeVanished
+     +-- VolumeCreateError
+     |    +-- OverQuota, IdempotencyConflict, VolumeCreateRejected,
+     |        VolumeCreateNotSent, VolumeCreateUnknown
+     |                              +-- VolumeLookupFailed
+     +-- CinderUnavailable
+     |    +-- CinderConfigError
+     +-- NovaIncompatible
+
+Deprecated names, kept for one cycle (reading them warns):
+``VolumeCreateFailed`` is :class:`VolumeWaitFailed` and
+``VolumeCreateTimeout`` is :class:`VolumeWaitTimeout` (the same classes,
+so ``except`` clauses with either name catch the same errors).
 """
 
+import debtcollector
 from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
@@ -65,27 +92,65 @@ class BdmGuardException(Exception):
         super().__init__(message)
 
     def __getattr__(self, name):
-        try:
-            return self.__dict__['kwargs'][name]
-        except KeyError:
-            raise AttributeError(name) from None
+        kwargs = self.__dict__.get('kwargs', {})
+        if name in kwargs:
+            return kwargs[name]
+        new = _RENAMED_KWARGS.get(name)
+        if new in kwargs:
+            debtcollector.deprecate(
+                'The %r value of %s is deprecated' % (name,
+                                                      type(self).__name__),
+                message='Read %r, the same value.' % new, version='0.2.0',
+                removal_version='0.3.0', category=DeprecationWarning,
+                stacklevel=4)
+            return kwargs[new]
+        raise AttributeError(name)
+
+
+#: Named values renamed in 0.2.0: ``{0.x name: name}``; the old name still
+#: reads the value, with a warning, until 0.3.0.
+_RENAMED_KWARGS = {'reconciles': 'lookups'}
+
+
+# Bad input: raised before anything is sent.
 
 
 class InvalidInput(BdmGuardException, ValueError):
+    """Raised when a caller's argument is refused, before any request."""
+
     msg_fmt = 'Invalid input: %(reason)s'
 
 
 class InvalidVolumeId(InvalidInput):
+    """Raised when a volume id is not a UUID."""
+
     msg_fmt = ('Invalid volume id %(volume_id)r: a cinder volume id is a '
                'UUID.')
 
 
 class InvalidIdempotencyKey(InvalidInput):
+    """Raised when an idempotency key is empty, too long or unprintable."""
+
     msg_fmt = 'Invalid idempotency key %(key)s: %(reason)s'
 
 
+class UnreadableInput(InvalidInput):
+    """Raised when a file given to a tool cannot be read or parsed."""
+
+    msg_fmt = 'Cannot read %(path)s: %(reason)s'
+
+
+class InvalidLogFormat(InvalidInput):
+    """Raised when a log format given to logscan cannot be used."""
+
+    msg_fmt = 'Invalid log format %(format)r: %(reason)s'
+
+
+# The wait: the volume exists, and did not become available.
+
+
 class VolumeWaitError(BdmGuardException):
-    """The wait for a volume ended without the volume being available.
+    """Raised when a wait ends without the volume being available.
 
     Subclasses carry ``volume_id``, ``status`` (last status seen, or None),
     ``elapsed`` (seconds) and ``polls`` (volume GETs), and a ``report``
@@ -95,19 +160,31 @@ class VolumeWaitError(BdmGuardException):
     msg_fmt = 'Waiting for volume %(volume_id)s failed.'
 
 
-class VolumeCreateFailed(VolumeWaitError):
+class VolumeWaitFailed(VolumeWaitError):
+    """Raised when the volume reaches a failed status (``error`` ...).
+
+    Carries ``reason``: cinder's user message about the volume, if any.
+    Named ``VolumeCreateFailed`` before 0.2.0 (deprecated alias).
+    """
+
     msg_fmt = ('Volume %(volume_id)s entered status %(status)s after '
                '%(elapsed).1f s and %(polls)d polls: %(reason)s')
 
 
-class VolumeCreateTimeout(VolumeWaitError):
+class VolumeWaitTimeout(VolumeWaitError):
+    """Raised when the volume is still pending (or unseen) at the deadline.
+
+    Carries ``deadline`` (seconds). Named ``VolumeCreateTimeout`` before
+    0.2.0 (deprecated alias).
+    """
+
     msg_fmt = ('Volume %(volume_id)s is not available after %(elapsed).1f s '
                'and %(polls)d polls (deadline %(deadline).0f s); last '
                'status: %(status)s.')
 
 
 class VolumeWaitUnauthorized(VolumeWaitError):
-    """Cinder refused every poll with HTTP 401, re-authentication or not.
+    """Raised when cinder refuses every poll with HTTP 401, re-auth or not.
 
     The volume's state is unknown: it is not reported as still creating.
     """
@@ -120,65 +197,63 @@ class VolumeWaitUnauthorized(VolumeWaitError):
 
 
 class VolumeVanished(VolumeWaitError):
+    """Raised when the volume answers 404 past the visibility grace."""
+
     msg_fmt = ('Volume %(volume_id)s was not found (HTTP 404) after '
                '%(elapsed).1f s of waiting, past the %(grace).0f s '
                'visibility grace after its create; last status: '
                '%(status)s.')
 
 
+# The create: POST /volumes.
+
+
 class VolumeCreateError(BdmGuardException):
-    """The create itself (POST /volumes) did not succeed."""
+    """Raised when the create itself (POST /volumes) did not succeed."""
 
     msg_fmt = 'Creating the volume failed.'
 
 
 class OverQuota(VolumeCreateError):
+    """Raised when cinder refuses the create with a 413 naming a quota."""
+
     msg_fmt = ('Cinder refused the volume: over the %(quota)s quota '
                '(%(message)s)')
 
 
 class IdempotencyConflict(VolumeCreateError):
+    """Raised when a volume with the key differs from the request."""
+
     msg_fmt = ('Volume %(volume_id)s already carries idempotency key '
                '%(key)s but differs from the request in %(fields)s; it was '
                'left alone.')
 
 
 class VolumeCreateRejected(VolumeCreateError):
+    """Raised when cinder refuses the create with another 4xx."""
+
     msg_fmt = ('Cinder rejected the volume create (HTTP %(code)s): '
                '%(message)s')
 
 
 class VolumeCreateNotSent(VolumeCreateError):
+    """Raised when no POST reached cinder within the create's budget."""
+
     msg_fmt = ('No POST /volumes reached cinder in %(posts)d tries '
                '(%(reason)s); no volume was created.')
 
 
 class VolumeCreateUnknown(VolumeCreateError):
+    """Raised when a POST may have reached cinder but no volume shows."""
+
     msg_fmt = ('The outcome of creating a volume with idempotency key '
                '%(key)s is still unknown after %(posts)d POSTs and '
                '%(lookups)d lookups (%(reason)s); look it up later '
                'by that key.')
 
 
-class CinderUnavailable(BdmGuardException):
-    msg_fmt = 'Cinder did not answer %(method)s %(url)s: %(reason)s'
-
-
-class NovaIncompatible(BdmGuardException):
-    msg_fmt = ('This nova cannot be guarded: %(reason)s. Nothing was '
-               'changed.')
-
-
-class UnreadableInput(InvalidInput):
-    msg_fmt = 'Cannot read %(path)s: %(reason)s'
-
-
-class InvalidLogFormat(InvalidInput):
-    msg_fmt = 'Invalid log format %(format)r: %(reason)s'
-
-
 class VolumeLookupFailed(VolumeCreateUnknown):
-    """No list of volumes by idempotency key succeeded in time.
+    """Raised when no list of volumes by idempotency key succeeded in time.
 
     Raised instead of resending a POST: without one list that answered,
     the creator cannot tell "no volume has the key" from "cinder did not
@@ -192,16 +267,59 @@ class VolumeLookupFailed(VolumeCreateUnknown):
                'that key.')
 
 
+# cinder itself.
+
+
+class CinderUnavailable(BdmGuardException):
+    """Raised when cinder cannot be called; only as CinderConfigError."""
+
+    msg_fmt = 'Cinder did not answer %(method)s %(url)s: %(reason)s'
+
+
 class CinderConfigError(CinderUnavailable):
-    """keystoneauth cannot send a call to cinder; retrying does not help.
+    """Raised when keystoneauth cannot send a call to cinder at all.
 
     Raised at once (never retried until a deadline) for a missing cinder
     endpoint in the catalog (region, interface), credentials keystone
     refuses, a missing auth plugin, failed version discovery or a malformed
-    endpoint URL. Carries ``method``, ``url``, ``error`` (the keystoneauth
-    exception's class name) and ``reason``.
+    endpoint URL; retrying does not help. Carries ``method``, ``url``,
+    ``error`` (the keystoneauth exception's class name) and ``reason``.
     """
 
     msg_fmt = ('Cannot call cinder (%(method)s %(url)s): %(error)s: '
                '%(reason)s. Check the credentials, region, interface and '
                'endpoint; retrying does not help.')
+
+
+# nova.
+
+
+class NovaIncompatible(BdmGuardException):
+    """Raised when the installed nova cannot be guarded (nothing changed)."""
+
+    msg_fmt = ('This nova cannot be guarded: %(reason)s. Nothing was '
+               'changed.')
+
+
+#: Deprecated names (0.2.0): ``{old name: the class}``.
+_RENAMED = {
+    'VolumeCreateFailed': VolumeWaitFailed,
+    'VolumeCreateTimeout': VolumeWaitTimeout,
+}
+
+
+def __getattr__(name):
+    """The deprecated names of :data:`_RENAMED`, with a warning."""
+    try:
+        new = _RENAMED[name]
+    except KeyError:
+        raise AttributeError('module %r has no attribute %r'
+                             % (__name__, name)) from None
+    debtcollector.deprecate(
+        '%s.%s is deprecated' % (__name__, name),
+        message='Use %s.%s, the same class: it is raised by the wait, not '
+                'the create, and is no VolumeCreateError.'
+                % (__name__, new.__name__),
+        version='0.2.0', removal_version='0.3.0',
+        category=DeprecationWarning, stacklevel=4)
+    return new

@@ -21,7 +21,6 @@ _await_block_device_map_created``). The behaviour table is in
 
 import collections
 import dataclasses
-import functools
 import random
 import time
 import typing
@@ -30,6 +29,7 @@ from oslo_log import log as logging
 import tenacity
 
 from bdm_guard import exception
+from bdm_guard.internal import legacy
 from bdm_guard.internal import retry
 from bdm_guard.internal import statuses
 from bdm_guard.internal.wait import completion
@@ -41,7 +41,7 @@ from bdm_guard import outcome as oc
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ['WaitReport', 'Waiter', 'wait_for_volume']
+__all__ = ['Budget', 'WaitReport', 'Waiter', 'wait_for_volume']
 
 UNAUTHORIZED = 'unauthorized'
 
@@ -66,6 +66,90 @@ def _never_seen(retries):
     causes = ', '.join('%d %s' % (count, _CAUSES.get(cause, cause))
                        for cause, count in retries.most_common())
     return 'never seen (%s)' % (causes or 'no answer')
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How long a wait may take: nova's budget, and the volume's size.
+
+    The deadline is ``max(min(deadline_ceiling, base_deadline + per_gib *
+    size_gb), nova_budget)`` seconds, with ``per_gib =
+    max(per_gib_allowance, per_gib_floor)`` and nova's own budget
+    ``(allocate_retries + 1) * allocate_retries_interval``
+    (:func:`bdm_guard.internal.wait.schedule.wait_deadline`; the options
+    are ``[bdm_guard]``'s, see :mod:`bdm_guard.opts`). Every field is
+    optional; ``Budget()`` is bdm-guard's own deadline alone.
+
+    :ivar size_gb: the size in GiB (int >= 0) of a volume created from an
+        image, snapshot or backup: adds ``per_gib_allowance`` per GiB.
+        None for a blank volume, or to read the size from the volume once
+        it is seen copying (the deadline is then extended).
+    :ivar allocate_retries: nova's ``block_device_allocate_retries``
+        (int >= 0); with ``allocate_retries_interval`` the deadline is
+        never shorter than nova's own budget.
+    :ivar allocate_retries_interval: nova's
+        ``block_device_allocate_retries_interval`` (seconds >= 0).
+    :ivar per_gib_floor: seconds per GiB the per-GiB allowance never goes
+        below (nova's ``reimage_timeout_per_gb``), or None.
+    :raises bdm_guard.exception.InvalidInput: a field that is not a
+        non-negative number of the right type (checked when made).
+    """
+
+    size_gb: typing.Optional[int] = None
+    allocate_retries: typing.Optional[int] = None
+    allocate_retries_interval: typing.Optional[float] = None
+    per_gib_floor: typing.Optional[float] = None
+
+    def __post_init__(self):
+        schedule.check_number('size_gb', self.size_gb)
+        schedule.check_number('allocate_retries', self.allocate_retries)
+        schedule.check_number('allocate_retries_interval',
+                              self.allocate_retries_interval, integer=False)
+        schedule.check_number('per_gib_floor', self.per_gib_floor,
+                              integer=False)
+
+    @classmethod
+    def nova_defaults(cls, **fields) -> 'Budget':
+        """nova's default budget: 60 retries 3 s apart (nova 34).
+
+        :param fields: other fields (``size_gb``, ``per_gib_floor``).
+        """
+        fields.setdefault('allocate_retries', schedule.NOVA_DEFAULT_RETRIES)
+        fields.setdefault('allocate_retries_interval',
+                          schedule.NOVA_DEFAULT_INTERVAL)
+        return cls(**fields)
+
+    def for_size(self, size_gb: typing.Optional[int]) -> 'Budget':
+        """The same budget for a volume of ``size_gb`` GiB (or None)."""
+        return dataclasses.replace(self, size_gb=size_gb)
+
+    def seconds(self, conf) -> float:
+        """The deadline in seconds, under ``conf``'s ``[bdm_guard]``.
+
+        :param conf: a ConfigOpts with ``[bdm_guard]`` registered.
+        """
+        return schedule.wait_deadline(
+            conf, self.size_gb, self.allocate_retries,
+            self.allocate_retries_interval, self.per_gib_floor)
+
+
+#: 0.x's flat keywords for a :class:`Budget` (deprecated in 0.2.0).
+BUDGET_FIELDS = ('size_gb', 'allocate_retries', 'allocate_retries_interval',
+                 'per_gib_floor')
+
+
+def check_budget(budget) -> Budget:
+    """``budget``, or ``Budget()`` for None.
+
+    :raises bdm_guard.exception.InvalidInput: not a :class:`Budget`.
+    """
+    if budget is None:
+        return Budget()
+    if not isinstance(budget, Budget):
+        raise exception.InvalidInput(
+            reason='budget must be a bdm_guard.wait.Budget, got %s'
+                   % exception.shorten(budget))
+    return budget
 
 
 @dataclasses.dataclass
@@ -229,15 +313,15 @@ class Waiter:
             why = (reason_mod.for_volume(client, self.source.volume_id,
                                          self.deadline.remaining())
                    or 'cinder gave no reason')
-            return exception.VolumeCreateFailed(reason=why, **details)
+            return exception.VolumeWaitFailed(reason=why, **details)
         if final.state == poll.VANISHED:
             return exception.VolumeVanished(grace=grace, **details)
         if final.state == UNAUTHORIZED:
             details['status'] = None
             return exception.VolumeWaitUnauthorized(
                 unauthorized=self.unauthorized, **details)
-        return exception.VolumeCreateTimeout(deadline=report.deadline,
-                                             **details)
+        return exception.VolumeWaitTimeout(deadline=report.deadline,
+                                           **details)
 
 
 def _start(created_at, clock):
@@ -262,17 +346,14 @@ def _learn(learner, final, created, copy_start, size_gb, volume_id):
         LOG.exception('Volume %s: not learning from this wait', volume_id)
 
 
+@legacy.folds('budget', BUDGET_FIELDS, Budget)
 def wait_for_volume(client, volume_id: str, *,
-                    size_gb: typing.Optional[int] = None,
+                    budget: typing.Optional[Budget] = None,
                     created_at: typing.Optional[float] = None, conf=None,
                     sleep: typing.Callable[[float], None] = time.sleep,
                     clock: typing.Callable[[], float] = time.monotonic,
-                    on_status=None,
-                    allocate_retries: typing.Optional[int] = None,
-                    allocate_retries_interval: typing.Optional[float] = None,
                     rng: typing.Optional[random.Random] = None,
-                    on_retry=None, waker=None,
-                    per_gib_floor: typing.Optional[float] = None,
+                    on_status=None, on_retry=None, waker=None,
                     learner: typing.Optional[completion.Learner] = None
                     ) -> WaitReport:
     """Wait until a volume is ``available``; fail fast when it cannot be.
@@ -280,9 +361,10 @@ def wait_for_volume(client, volume_id: str, *,
     :param client: a :class:`bdm_guard.client.VolumeClient` (the
         real one is :class:`bdm_guard.cinder.VolumeClient`).
     :param volume_id: the volume's UUID (str).
-    :param size_gb: the size in GiB (int >= 0) of a volume created from an
-        image, snapshot or backup: adds ``per_gib_allowance`` per GiB to the
-        deadline. None for blank volumes.
+    :param budget: a :class:`Budget` (nova's options, the size); None is
+        ``Budget()``. The flat 0.x keywords ``size_gb``,
+        ``allocate_retries``, ``allocate_retries_interval`` and
+        ``per_gib_floor`` still build one, with a deprecation warning.
     :param created_at: the ``clock`` value at which the create returned
         (seconds, not after ``clock()``: a :func:`time.time` stamp against
         the default monotonic clock is refused); the 404 grace
@@ -292,14 +374,9 @@ def wait_for_volume(client, volume_id: str, *,
         None uses the defaults.
     :param sleep: ``sleep(seconds)``; inject a fake for virtual time.
     :param clock: a monotonic clock in seconds; inject with ``sleep``.
+    :param rng: a :class:`random.Random` for the jitter (tests seed it).
     :param on_status: ``on_status(status, elapsed_s, volume)`` called on
         every status change.
-    :param allocate_retries: nova's ``block_device_allocate_retries``
-        (int >= 0); with ``allocate_retries_interval`` the deadline is never
-        shorter than nova's own budget.
-    :param allocate_retries_interval: nova's
-        ``block_device_allocate_retries_interval`` (seconds >= 0).
-    :param rng: a :class:`random.Random` for the jitter (tests seed it).
     :param on_retry: ``on_retry(cause, elapsed_s)`` called on every poll
         that brought no status (``not_found``, ``not_sent``, ``unknown``,
         ``server_error``, ``auth``, ``throttled``, ``malformed``).
@@ -311,10 +388,6 @@ def wait_for_volume(client, volume_id: str, *,
         (taken before the POST) also spares the GET at once, as
         ``created_at`` does. An object with only a ``sleep`` method is
         still taken, with a deprecation warning.
-    :param per_gib_floor: seconds per GiB the per-GiB allowance never goes
-        below (nova's ``reimage_timeout_per_gb``), or None. Without
-        ``size_gb`` the size is read from the volume once it is seen in a
-        pending status other than ``creating``, and the deadline extended.
     :param learner: the :class:`bdm_guard.internal.wait.completion.Learner`
         that ``poll_schedule = completion`` predicts with and teaches
         (default: the process's own, :data:`bdm_guard.internal.wait.
@@ -323,17 +396,17 @@ def wait_for_volume(client, volume_id: str, *,
     :returns: a :class:`WaitReport` whose ``volume`` is available.
     :raises bdm_guard.exception.InvalidVolumeId: malformed id, before any
         request.
-    :raises bdm_guard.exception.InvalidInput: ``size_gb``,
-        ``allocate_retries`` or ``allocate_retries_interval`` not a
-        non-negative number of the right type, or ``created_at`` not a
-        number or after ``clock()``; before any request.
+    :raises bdm_guard.exception.InvalidInput: ``budget`` not a
+        :class:`Budget` (or a flat 0.x field not a non-negative number of
+        the right type), or ``created_at`` not a number or after
+        ``clock()``; before any request.
     :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot reach
         cinder for a reason no retry clears (no endpoint in the catalog,
         credentials refused...); raised at once, not at the deadline.
-    :raises bdm_guard.exception.VolumeCreateFailed: the volume reached a
+    :raises bdm_guard.exception.VolumeWaitFailed: the volume reached a
         status that is neither pending nor available (``error`` ...); the
         message carries cinder's user message about this volume, if any.
-    :raises bdm_guard.exception.VolumeCreateTimeout: still pending, or
+    :raises bdm_guard.exception.VolumeWaitTimeout: still pending, or
         cinder unreachable, at the deadline.
     :raises bdm_guard.exception.VolumeVanished: 404 past the grace.
     :raises bdm_guard.exception.VolumeWaitUnauthorized: cinder answered 401
@@ -343,11 +416,11 @@ def wait_for_volume(client, volume_id: str, *,
     volume_id = statuses.check_volume_id(volume_id)
     conf = opts.get_conf(conf)
     group = conf.bdm_guard
-    budget = schedule.wait_deadline(conf, size_gb, allocate_retries,
-                                    allocate_retries_interval, per_gib_floor)
+    budget = check_budget(budget)
+    size_gb = budget.size_gb
     start = _start(created_at, clock)
     created = start if created_at is None else created_at
-    deadline = retry.Deadline(clock, budget, start=start)
+    deadline = retry.Deadline(clock, budget.seconds(conf), start=start)
     waker = poll.as_waker(waker, sleep)
     if waker.volume_id is None:
         waker.bind(volume_id)
@@ -365,11 +438,8 @@ def wait_for_volume(client, volume_id: str, *,
                         group.not_found_grace, created, clock, deadline),
         waker, backoff, deadline, clock, on_status=on_status,
         on_retry=on_retry,
-        budget_for=None if size_gb is not None else functools.partial(
-            schedule.wait_deadline, conf,
-            allocate_retries=allocate_retries,
-            allocate_retries_interval=allocate_retries_interval,
-            per_gib_floor=per_gib_floor), start=start)
+        budget_for=None if size_gb is not None else (
+            lambda size: budget.for_size(size).seconds(conf)), start=start)
     if created_at is not None or waker.fresh:
         # Right after a create the volume is "creating": the first GET at
         # once would only say so. A fresh event watch (taken before the

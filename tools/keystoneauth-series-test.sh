@@ -40,8 +40,8 @@
 
 set -euo pipefail
 
-KSA_VERSION=5.15.0
-KSA_SHA256=ce2cacdfd028e65bd23ff403d6572ebfab3b006d6d2dde3aa85c263675a9fbb5
+KSA_VERSION=5.18.1
+KSA_SHA256=8970f9d103f335c39151366d70c001d1bb99b00d73845f03d47825e8dc35ff78
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERIES_DIR=$REPO/patches/keystoneauth

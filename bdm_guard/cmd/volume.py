@@ -152,10 +152,10 @@ class WaitVolume(show.ShowOne):
     def take_action(self, args):
         client = auth.client_from_args(args)
         report = wait.wait_for_volume(
-            client, args.volume_id, size_gb=args.size_gb,
-            on_status=_progress, on_retry=_retrying,
-            allocate_retries=args.nova_retries,
-            allocate_retries_interval=args.nova_interval)
+            client, args.volume_id, budget=wait.Budget(
+                size_gb=args.size_gb, allocate_retries=args.nova_retries,
+                allocate_retries_interval=args.nova_interval),
+            on_status=_progress, on_retry=_retrying)
         rows = _report_rows(report)
         return tuple(zip(*sorted(rows.items())))
 
@@ -211,23 +211,23 @@ class CreateVolume(show.ShowOne):
         # A command may be the retry of an earlier one with the same key:
         # look it up first. With no request id of its own, every call of
         # the create shows in cinder's logs under one derived from the key.
-        kwargs = dict(idempotency_key=key, resume=True, image_id=args.image,
-                      snapshot_id=args.snapshot,
-                      source_volid=args.source_volume, name=args.name,
-                      description=args.description,
-                      volume_type=args.volume_type,
-                      availability_zone=args.availability_zone,
-                      metadata=metadata or None)
+        request = create.VolumeRequest(
+            args.size, image_id=args.image, snapshot_id=args.snapshot,
+            source_volid=args.source_volume, name=args.name,
+            description=args.description, volume_type=args.volume_type,
+            availability_zone=args.availability_zone,
+            metadata=metadata or None)
         request_id = create.request_id_for_key(key)
         client = auth.client_from_args(args, global_request_id=request_id)
         rows = {}
         if args.wait:
             try:
                 result, report = create.create_and_wait(
-                    client, args.size,
+                    client, request, idempotency_key=key, resume=True,
                     delete_on_failure=not args.keep_on_failure,
-                    on_status=_progress, allocate_retries=args.nova_retries,
-                    allocate_retries_interval=args.nova_interval, **kwargs)
+                    on_status=_progress, budget=wait.Budget(
+                        allocate_retries=args.nova_retries,
+                        allocate_retries_interval=args.nova_interval))
             except (exception.VolumeWaitError,
                     exception.CinderUnavailable) as exc:
                 if 'cleanup' not in exc.kwargs:
@@ -235,7 +235,8 @@ class CreateVolume(show.ShowOne):
                 raise _with_cleanup(exc) from None
             rows.update(_report_rows(report))
         else:
-            result = create.create_volume(client, args.size, **kwargs)
+            result = create.create_volume(client, request,
+                                          idempotency_key=key, resume=True)
             rows.update(id=result.volume['id'],
                         status=result.volume.get('status'))
         rows.update(outcome=result.how, posts=result.posts,

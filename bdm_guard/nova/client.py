@@ -26,7 +26,8 @@ from nova.volume import cinder as nova_cinder
 from oslo_log import log as logging
 
 from bdm_guard import cinder
-from bdm_guard.nova import guard
+from bdm_guard import exception
+from bdm_guard.nova import releases
 from bdm_guard import opts
 
 LOG = logging.getLogger(__name__)
@@ -44,15 +45,37 @@ def nova_conf():
     return opts.get_conf(nova.conf.CONF)
 
 
+def is_patched():
+    """Whether nova already carries the patch series (``patches/nova``)."""
+    return hasattr(nova_cinder, 'volume_client')
+
+
+def release():
+    """The nova release the drop-ins follow.
+
+    The row :func:`bdm_guard.nova.guard.install` chose, else the installed
+    nova's (:func:`bdm_guard.nova.releases.active`).
+
+    :returns: a :class:`bdm_guard.nova.releases.NovaRelease`.
+    :raises bdm_guard.exception.NovaIncompatible: the guard is not
+        installed, and nova is missing or of a release not in the table.
+    """
+    row = releases.active()
+    if row is None:
+        raise exception.NovaIncompatible(
+            reason=releases.unsupported(releases.installed_version()))
+    return row
+
+
 def cinder_session():
     """nova's own keystoneauth session for cinder, where the release keeps it.
 
     nova 29 to 32 load it once into ``nova.volume.cinder._SESSION``; nova 33
     and later keep it in ``nova.service_auth`` (see
-    :data:`bdm_guard.nova.guard.SUPPORTED_NOVA`).
+    :data:`bdm_guard.nova.releases.SUPPORTED_NOVA`).
     """
-    where = guard.active_release().cinder_session
-    if where == guard.CINDER_MODULE_SESSION:
+    where = release().cinder_session
+    if where == releases.CINDER_MODULE_SESSION:
         nova_cinder._load_session()
         return nova_cinder._SESSION
     return service_auth.get_service_auth_session(

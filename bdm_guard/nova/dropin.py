@@ -23,7 +23,7 @@ They behave as nova with the patch series in ``patches/nova`` does:
 
 ``sleep`` and ``clock`` are keyword-only extras for tests; nova never passes
 them. Without ``sleep`` they sleep as the running nova release's own wait loop
-does (:meth:`bdm_guard.nova.guard.NovaRelease.sleep`: eventlet's
+does (:meth:`bdm_guard.nova.releases.NovaRelease.sleep`: eventlet's
 ``greenthread.sleep`` on nova 29 to 31, ``time.sleep`` from 32 on), looked up
 at each call, so that under eventlet monkey patching every wait is green.
 """
@@ -41,7 +41,6 @@ from bdm_guard import exception
 from bdm_guard.internal.create import cleanup
 from bdm_guard import metrics
 from bdm_guard.nova import client as nova_client
-from bdm_guard.nova import guard
 from bdm_guard import wait
 
 LOG = logging.getLogger(__name__)
@@ -73,10 +72,10 @@ def _recorder(conf):
     try:
         recorder = metrics.get_recorder(conf)
         if recorder is not None and 'release' not in recorder.info:
-            row = guard.active_release()
+            row = nova_client.release()
             recorder.info.update(
                 release=row.name, nova_series=row.series,
-                mode='patched' if guard.is_patched() else 'launcher')
+                mode='patched' if nova_client.is_patched() else 'launcher')
         return recorder
     except Exception as exc:  # noqa: B902 - never break a boot for metrics
         if not _METRICS_ERRORS:
@@ -98,10 +97,29 @@ def _record(recorder, method, *args):
 
 _METRICS_ERRORS = []
 
+#: The metrics' ``outcome`` label of a wait error renamed in 0.2.0 stays its
+#: 0.x name until the old names go (0.3.0), so that dashboards and alerts
+#: keep matching.
+_OUTCOME_LABELS = {'VolumeWaitFailed': 'VolumeCreateFailed',
+                   'VolumeWaitTimeout': 'VolumeCreateTimeout'}
+
+
+def _outcome(exc):
+    name = type(exc).__name__
+    return _OUTCOME_LABELS.get(name, name)
+
 
 def _sleep(sleep):
     """``sleep``, or the running release's, resolved now (not at import)."""
-    return sleep if sleep is not None else guard.active_release().sleep()
+    return sleep if sleep is not None else nova_client.release().sleep()
+
+
+def _budget(conf):
+    """nova's wait budget; the size is read from the volume once copying."""
+    return wait.Budget(
+        allocate_retries=conf.block_device_allocate_retries,
+        allocate_retries_interval=conf.block_device_allocate_retries_interval,
+        per_gib_floor=getattr(conf, 'reimage_timeout_per_gb', None))
 
 
 def await_block_device_map_created(manager, context, vol_id, *,
@@ -135,15 +153,11 @@ def await_block_device_map_created(manager, context, vol_id, *,
         healthy = source.healthy if recorder is not None else None
     try:
         report = wait.wait_for_volume(
-            client, vol_id, conf=conf, sleep=sleep, clock=clock, waker=waker,
-            allocate_retries=conf.block_device_allocate_retries,
-            allocate_retries_interval=(
-                conf.block_device_allocate_retries_interval),
-            # The size is read from the volume once it is seen copying.
-            per_gib_floor=getattr(conf, 'reimage_timeout_per_gb', None))
+            client, vol_id, budget=_budget(conf), conf=conf, sleep=sleep,
+            clock=clock, waker=waker)
     except exception.VolumeWaitError as exc:
         _record(recorder, 'record_wait', getattr(exc, 'report', None),
-                type(exc).__name__, vol_id, healthy)
+                _outcome(exc), vol_id, healthy)
         LOG.warning('Volume id: %(vol_id)s was not created: %(reason)s',
                     {'vol_id': vol_id, 'reason': exc.msg})
         raise _volume_not_created(vol_id, exc) from exc
@@ -171,15 +185,20 @@ def _nova_error(exc):
     return nova_exception.CinderConnectionFailed(reason=exc.msg)
 
 
-def _create_kwargs(create_kwargs):
+def _volume_request(size, volume_type, availability_zone, create_kwargs):
+    """The :class:`bdm_guard.create.VolumeRequest` of nova's arguments."""
     snapshot = create_kwargs.pop('snapshot', None)
-    kwargs = {'image_id': create_kwargs.pop('image_id', None),
+    fields = {'name': create_kwargs.pop('name', ''),
+              'description': create_kwargs.pop('description', ''),
+              'image_id': create_kwargs.pop('image_id', None),
               'metadata': create_kwargs.pop('metadata', None),
               'snapshot_id': snapshot['id'] if snapshot else None}
     if create_kwargs:
         raise TypeError('unexpected create arguments: %s'
                         % ', '.join(sorted(create_kwargs)))
-    return kwargs
+    return create.VolumeRequest(size, volume_type=volume_type,
+                                availability_zone=availability_zone,
+                                **fields)
 
 
 def _legacy_create(driver_bdm, context, instance, volume_api, client, size,
@@ -239,9 +258,6 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
             wait_func, delete, sleep, availability_zone=av_zone,
             **create_kwargs)
     else:
-        name = create_kwargs.pop('name', '')
-        description = create_kwargs.pop('description', '')
-        kwargs = _create_kwargs(create_kwargs)
         key = create.key_for_bdm(instance.uuid, driver_bdm._bdm_obj.uuid)
 
         def nova_wait(volume_id, created_at):
@@ -253,12 +269,13 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
         watch = source.expect(context.project_id) if source else None
         recorder = _recorder(nova_client.nova_conf())
         try:
+            request = _volume_request(size, driver_bdm.volume_type, av_zone,
+                                      create_kwargs)
             result, _ = create.create_and_wait(
-                client, size, idempotency_key=key, delete_on_failure=delete,
-                wait_func=nova_wait, conf=nova_client.nova_conf(),
-                sleep=sleep, clock=clock, name=name, description=description,
-                volume_type=driver_bdm.volume_type, waker=watch,
-                availability_zone=av_zone, **kwargs)
+                client, request, idempotency_key=key,
+                delete_on_failure=delete, wait_func=nova_wait,
+                conf=nova_client.nova_conf(), sleep=sleep, clock=clock,
+                waker=watch)
         except exception.BdmGuardException as exc:
             _record(recorder, 'record_create', None, type(exc).__name__)
             raise _nova_error(exc) from exc

@@ -12,99 +12,41 @@
 
 """Install bdm-guard into an unpatched nova 29 to 34, all or nothing.
 
-:data:`SUPPORTED_NOVA` is the table of nova releases whose code the drop-ins
-were checked against, with what differs between them. :func:`check`
-verifies the nova version (``importlib.metadata``), picks the release's row,
-and verifies the signature (``inspect.signature``) of every nova function the
+:func:`check` verifies the nova version (``importlib.metadata``), picks the
+release's row of :data:`bdm_guard.nova.releases.SUPPORTED_NOVA`, and
+verifies the signature (``inspect.signature``) of every nova function the
 guard replaces or calls *on that release*, and how that release's wait loop
 sleeps; :func:`install` runs it, and only when nothing is wrong replaces both
 methods. A nova that already carries the patch series is left alone.
 
-The differences between the releases, each handled by one column:
+The release table and what differs between the releases live in
+:mod:`bdm_guard.nova.releases`; its names are handed on here too.
 
-* ``cinder_session``: nova 29 to 32 keep the cinder keystoneauth session in
-  ``nova.volume.cinder._SESSION`` (``_load_session()``); nova 33 moved it to
-  ``nova.service_auth.get_service_auth_session('cinder')``.
-* ``wait_sleep``: nova 29 to 31 sleep in the wait loop with eventlet's
-  ``greenthread.sleep``; nova 32 switched to ``time.sleep`` (green under
-  eventlet monkey patching, native otherwise). The drop-in sleeps the same
-  way, looked up when it sleeps (:meth:`NovaRelease.sleep`), so it always
-  honours the monkey patching nova applied at start.
-* ``concurrency``: nova-compute 29 to 33 monkey-patch with eventlet by
-  default; nova 34 starts nova-compute on native threads unless
-  ``OS_NOVA_DISABLE_EVENTLET_PATCHING`` or ``[DEFAULT] concurrency_backend``
-  says otherwise. Documentation only: the sleep above follows either.
+This module imports no nova and no drop-in at module level, so that
+``bdm-guard status`` and the tests can import it where nova is missing:
+:func:`install` imports :mod:`bdm_guard.nova.client` and the replacements
+import :mod:`bdm_guard.nova.dropin` when they run (neither imports this
+module).
 """
 
 import dataclasses
 import importlib.metadata
 import inspect
-import time
 
 from oslo_log import log as logging
 
 from bdm_guard import exception
+from bdm_guard.nova import releases
 
 LOG = logging.getLogger(__name__)
 
-#: ``cinder_session`` values.
-CINDER_MODULE_SESSION = 'nova.volume.cinder._SESSION'
-SERVICE_AUTH_SESSION = 'nova.service_auth.get_service_auth_session'
-
-#: ``wait_sleep`` values: how nova's own ``_await_block_device_map_created``
-#: sleeps between two GETs.
-EVENTLET_SLEEP = 'eventlet.greenthread.sleep'
-TIME_SLEEP = 'time.sleep'
-
-
-@dataclasses.dataclass(frozen=True)
-class NovaRelease:
-    """One nova release the drop-ins were checked against.
-
-    :ivar series: the major version, ``'29'``.
-    :ivar name: the OpenStack release, ``'2024.1'``.
-    :ivar checked: the nova version whose code was read and tested.
-    :ivar cinder_session: where nova keeps its cinder session.
-    :ivar wait_sleep: how nova's wait loop sleeps.
-    :ivar concurrency: nova-compute's default concurrency model.
-    """
-
-    series: str
-    name: str
-    checked: str
-    cinder_session: str
-    wait_sleep: str
-    concurrency: str
-
-    def sleep(self):
-        """The sleep function to use now, as this release's nova would.
-
-        Looked up at each call, never bound at import time: ``time.sleep``
-        is eventlet's green sleep once nova-compute has monkey-patched, and
-        a reference taken before that would block every green thread.
-        """
-        if self.wait_sleep == EVENTLET_SLEEP:
-            from eventlet import greenthread
-            return greenthread.sleep
-        return time.sleep
-
-
-#: nova releases whose code the drop-ins were checked against, by major
-#: version.
-SUPPORTED_NOVA = {r.series: r for r in (
-    NovaRelease('29', '2024.1', '29.4.0', CINDER_MODULE_SESSION,
-                EVENTLET_SLEEP, 'eventlet'),
-    NovaRelease('30', '2024.2', '30.3.0', CINDER_MODULE_SESSION,
-                EVENTLET_SLEEP, 'eventlet'),
-    NovaRelease('31', '2025.1', '31.3.1', CINDER_MODULE_SESSION,
-                EVENTLET_SLEEP, 'eventlet'),
-    NovaRelease('32', '2025.2', '32.2.1', CINDER_MODULE_SESSION,
-                TIME_SLEEP, 'eventlet'),
-    NovaRelease('33', '2026.1', '33.0.2', SERVICE_AUTH_SESSION,
-                TIME_SLEEP, 'eventlet'),
-    NovaRelease('34', '2026.2', '34.0.0', SERVICE_AUTH_SESSION,
-                TIME_SLEEP, 'threading'),
-)}
+# The table's names, handed on from bdm_guard.nova.releases.
+CINDER_MODULE_SESSION = releases.CINDER_MODULE_SESSION
+SERVICE_AUTH_SESSION = releases.SERVICE_AUTH_SESSION
+EVENTLET_SLEEP = releases.EVENTLET_SLEEP
+TIME_SLEEP = releases.TIME_SLEEP
+NovaRelease = releases.NovaRelease
+SUPPORTED_NOVA = releases.SUPPORTED_NOVA
 
 _P = inspect.Parameter
 _POS = _P.POSITIONAL_OR_KEYWORD
@@ -181,39 +123,23 @@ def _shape(func):
 
 def is_patched():
     """Whether nova already carries the patch series (``patches/nova``)."""
-    from nova.volume import cinder as nova_cinder
-    return hasattr(nova_cinder, 'volume_client')
-
-
-def _supported_text():
-    return ', '.join('%s.x (%s)' % (r.series, r.name)
-                     for r in SUPPORTED_NOVA.values())
+    from bdm_guard.nova import client
+    return client.is_patched()
 
 
 def release(nova_version=None):
-    """The :data:`SUPPORTED_NOVA` row of the installed nova.
+    """The :data:`~bdm_guard.nova.releases.SUPPORTED_NOVA` row of a nova.
 
     :param nova_version: a version string; default the installed nova's.
     :raises bdm_guard.exception.NovaIncompatible: nova is missing or of a
         release not in the table (the reason says why).
     """
-    nova_version = nova_version or _version('nova')
-    if nova_version is None:
-        raise exception.NovaIncompatible(reason='nova is not installed')
-    series = nova_version.split('.', 1)[0]
-    row = SUPPORTED_NOVA.get(series)
-    if row is not None:
-        return row
-    majors = sorted(int(s) for s in SUPPORTED_NOVA)
-    if series.isdigit() and int(series) < majors[0]:
-        why = ('it is older than the oldest release checked, and no longer '
-               'installs from PyPI on a Python bdm-guard supports')
-    else:
-        why = ('its code has not been checked against the drop-ins '
-               '(signatures, session handling, how it sleeps)')
-    raise exception.NovaIncompatible(
-        reason='nova %s is not supported: %s (supported: %s)' % (
-            nova_version, why, _supported_text()))
+    nova_version = nova_version or releases.installed_version()
+    row = releases.for_version(nova_version)
+    if row is None:
+        raise exception.NovaIncompatible(
+            reason=releases.unsupported(nova_version))
+    return row
 
 
 def _problems(expected):
@@ -266,16 +192,12 @@ def check():
     return nova_version
 
 
-#: The row :func:`install` chose, once it has run.
-_ACTIVE = []
-
-
 def active_release():
     """The release row in use: :func:`install`'s, else the installed nova's.
 
     :raises bdm_guard.exception.NovaIncompatible: see :func:`release`.
     """
-    return _ACTIVE[0] if _ACTIVE else release()
+    return releases.active() or release()
 
 
 def _await_block_device_map_created(self, context, vol_id):
@@ -321,7 +243,7 @@ def install(mode='launcher'):
         if current is not new:
             _ORIGINALS[label] = (owner, name, current)
             setattr(owner, name, new)
-    _ACTIVE[:] = [row]
+    releases.activate(row)
     return Installed(mode, nova_version, version, [t[3] for t in targets],
                      row)
 
@@ -336,5 +258,5 @@ def uninstall():
         setattr(owner, name, original)
         del _ORIGINALS[label]
         restored.append(label)
-    _ACTIVE[:] = []
+    releases.deactivate()
     return restored

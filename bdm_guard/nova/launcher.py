@@ -54,7 +54,8 @@ import sys
 #: Exit status when nova cannot be guarded.
 EXIT_INCOMPATIBLE = 2
 #: The nova releases the guard supports, as a requirement
-#: (:data:`bdm_guard.nova.guard.SUPPORTED_NOVA`, setup.cfg's ``nova`` extra).
+#: (:data:`bdm_guard.nova.releases.SUPPORTED_NOVA`, setup.cfg's ``nova``
+#: extra).
 NOVA_REQUIREMENT = 'nova>=29.0.0,<35'
 #: bdm-guard's distribution name.
 DIST = 'bdm-guard'

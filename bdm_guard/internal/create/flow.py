@@ -43,6 +43,7 @@ Rules (``doc/source/contributor/design.rst``, "Creator behaviour"):
 import dataclasses
 import typing
 
+from debtcollector import removals
 from oslo_log import log as logging
 import tenacity
 
@@ -85,6 +86,21 @@ class CreateResult:
         default_factory=list)
     created_at: float = 0.0
     key: typing.Optional[str] = None
+
+    @removals.removed_property(
+        message='Use CreateResult.how, the same value.', version='0.2.0',
+        removal_version='0.3.0', category=DeprecationWarning)
+    def outcome(self) -> str:
+        """Deprecated: :attr:`how` (0.x's name)."""
+        return self.how
+
+    @removals.removed_property(
+        message='Use CreateResult.lookups, the same value.',
+        version='0.2.0', removal_version='0.3.0',
+        category=DeprecationWarning)
+    def reconciles(self) -> int:
+        """Deprecated: :attr:`lookups` (0.x's name)."""
+        return self.lookups
 
 
 class Creator:

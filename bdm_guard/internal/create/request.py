@@ -100,6 +100,19 @@ def _check_metadata(metadata):
     return meta
 
 
+def check(size_gb, image_id=None, snapshot_id=None, source_volid=None,
+          metadata=None):
+    """Check a request's fields (the key apart).
+
+    :returns: ``((source kind, source id), metadata dict)``; the source is
+        ``(None, None)`` for a blank volume.
+    :raises bdm_guard.exception.InvalidInput: see :func:`build`.
+    """
+    _check_size(size_gb)
+    source = _check_sources(image_id, snapshot_id, source_volid)
+    return source, _check_metadata(metadata)
+
+
 def build(size_gb: int, key: str, *, image_id: typing.Optional[str] = None,
           snapshot_id: typing.Optional[str] = None,
           source_volid: typing.Optional[str] = None,
@@ -124,9 +137,8 @@ def build(size_gb: int, key: str, *, image_id: typing.Optional[str] = None,
         reserved metadata key.
     """
     keys.check_key(key)
-    _check_size(size_gb)
-    source = _check_sources(image_id, snapshot_id, source_volid)
-    meta = _check_metadata(metadata)
+    source, meta = check(size_gb, image_id, snapshot_id, source_volid,
+                         metadata)
     req_hash = keys.request_hash(size_gb, source, volume_type)
     meta[keys.IDEMPOTENCY_METADATA_KEY] = key
     meta[keys.REQUEST_HASH_METADATA_KEY] = req_hash

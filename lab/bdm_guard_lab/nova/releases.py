@@ -14,20 +14,24 @@
 
 The lab's nova (:mod:`bdm_guard_lab.nova.server`) runs nova 34 in the demo
 and the functional tests, and every release of
-:data:`bdm_guard.nova.guard.SUPPORTED_NOVA` under ``tox -e nova-compat``.
-The rows here say how nova's own functional framework differs between those
-releases, one column per difference, so that the child handles each one
-explicitly. ``tests/unit/lab/test_nova_releases.py`` keeps the rows in step
-with the guard's table.
+:data:`bdm_guard.nova.releases.SUPPORTED_NOVA` under ``tox -e nova-compat``.
+The rows here add the lab's own columns to the library's rows: how nova's
+own functional framework differs between those releases, one column per
+difference, so that the child handles each one explicitly. What the library
+already knows of a release (its concurrency model) is read from the
+library's row.
 
-This module imports nothing from nova or oslo: the child reads it before it
-chooses nova's concurrency model, and nothing that oslo.context or futurist
-import may be loaded before eventlet's monkey patching.
+This module imports nothing from nova or oslo (the library's table imports
+only the standard library): the child reads it before it chooses nova's
+concurrency model, and nothing that oslo.context or futurist import may be
+loaded before eventlet's monkey patching.
 """
 
 import dataclasses
 import importlib.metadata
 import os
+
+from bdm_guard.nova import releases as library_releases
 
 #: ``patch`` values: how the release's nova applies its concurrency model
 #: (``nova/monkey_patch.py``). 29 to 31: importing ``nova.monkey_patch``
@@ -50,25 +54,36 @@ class LabRelease:
     """How nova's functional framework differs on one nova release.
 
     :ivar series: the major version, ``'29'``.
-    :ivar concurrency: ``eventlet`` or ``threading``: what the release's
-        nova-compute runs on by default (the guard's ``concurrency``
-        column); the lab's services run on the same.
-    :ivar patch: how the release applies it (``PATCH_*``).
+    :ivar patch: how the release applies its concurrency model
+        (``PATCH_*``).
     :ivar response_validation: whether ``[api] response_validation`` exists
         (added in nova 30, 2024.2; the lab sets it to ``warn``).
-    :ivar cell_lock: whether the lab swaps the ``CellDatabases`` fixture's
-        reader/writer lock for
-        :class:`bdm_guard_lab.nova.harness.ReaderPreferringLock`: only on
-        native threads, where it deadlocks with nova 34's
-        ``DatabaseWriteLock`` fixture (29 to 33 have no such fixture and
-        run on eventlet, as nova's own functional tests do).
     """
 
     series: str
-    concurrency: str
     patch: str
     response_validation: bool
-    cell_lock: bool
+
+    @property
+    def concurrency(self):
+        """``eventlet`` or ``threading``, as the library's row says.
+
+        What the release's nova-compute runs on by default; the lab's
+        services run on the same.
+        """
+        return library_releases.row(self.series).concurrency
+
+    @property
+    def cell_lock(self):
+        """Whether the lab swaps the ``CellDatabases`` fixture's lock.
+
+        The reader/writer lock is swapped for
+        :class:`bdm_guard_lab.nova.harness.ReaderPreferringLock` only on
+        native threads, where it deadlocks with nova 34's
+        ``DatabaseWriteLock`` fixture (29 to 33 have no such fixture and
+        run on eventlet, as nova's own functional tests do).
+        """
+        return self.concurrency == 'threading'
 
     def choose_concurrency(self):
         """Apply this release's concurrency model, as nova-compute does.
@@ -94,18 +109,12 @@ class LabRelease:
 
 #: The releases, by major version (the keys of ``SUPPORTED_NOVA``).
 RELEASES = {r.series: r for r in (
-    LabRelease('29', 'eventlet', PATCH_ON_IMPORT, response_validation=False,
-               cell_lock=False),
-    LabRelease('30', 'eventlet', PATCH_ON_IMPORT, response_validation=True,
-               cell_lock=False),
-    LabRelease('31', 'eventlet', PATCH_ON_IMPORT, response_validation=True,
-               cell_lock=False),
-    LabRelease('32', 'eventlet', PATCH_CALL, response_validation=True,
-               cell_lock=False),
-    LabRelease('33', 'eventlet', PATCH_CALL, response_validation=True,
-               cell_lock=False),
-    LabRelease('34', 'threading', PATCH_BACKEND, response_validation=True,
-               cell_lock=True),
+    LabRelease('29', PATCH_ON_IMPORT, response_validation=False),
+    LabRelease('30', PATCH_ON_IMPORT, response_validation=True),
+    LabRelease('31', PATCH_ON_IMPORT, response_validation=True),
+    LabRelease('32', PATCH_CALL, response_validation=True),
+    LabRelease('33', PATCH_CALL, response_validation=True),
+    LabRelease('34', PATCH_BACKEND, response_validation=True),
 )}
 
 

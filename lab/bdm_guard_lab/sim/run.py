@@ -154,16 +154,17 @@ def guard_boot(env, boot, client, waker=None):
 
     def wait_func(volume_id, created_at):
         return wait.wait_for_volume(
-            client, volume_id, size_gb=boot.size, created_at=created_at,
-            conf=env.conf, sleep=env.sim.sleep, clock=env.sim.clock,
-            allocate_retries=work.allocate_retries,
-            allocate_retries_interval=work.allocate_retries_interval,
-            rng=rng, waker=waker, learner=learner)
+            client, volume_id, budget=wait.Budget(
+                size_gb=boot.size, allocate_retries=work.allocate_retries,
+                allocate_retries_interval=work.allocate_retries_interval),
+            created_at=created_at, conf=env.conf, sleep=env.sim.sleep,
+            clock=env.sim.clock, rng=rng, waker=waker, learner=learner)
     try:
         result, _report = create.create_and_wait(
-            client, boot.size, idempotency_key=key, image_id=IMAGE_ID,
-            delete_on_failure=True, conf=env.conf, sleep=env.sim.sleep,
-            clock=env.sim.clock, wait_func=wait_func, waker=waker)
+            client, create.VolumeRequest(boot.size, image_id=IMAGE_ID),
+            idempotency_key=key, delete_on_failure=True, conf=env.conf,
+            sleep=env.sim.sleep, clock=env.sim.clock, wait_func=wait_func,
+            waker=waker)
     except exception.BdmGuardException as exc:
         return type(exc).__name__, None
     return None, result.volume['id']

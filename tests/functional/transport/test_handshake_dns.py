@@ -152,7 +152,7 @@ class TestHungResolver(base.BaseTestCase):
 
     def test_wait_ends_by_its_deadline(self):
         start = time.monotonic()
-        self.assertRaises(exception.VolumeCreateTimeout,
+        self.assertRaises(exception.VolumeWaitTimeout,
                           wait.wait_for_volume, self.client, VOLUME,
                           conf=guard_conf())
         self.assertLess(time.monotonic() - start, 10 + REQUEST_TIMEOUT + SLACK)

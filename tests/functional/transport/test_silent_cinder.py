@@ -151,7 +151,7 @@ class SilentCinderTest(base.BaseTestCase):
     def check_wait(self, mode):
         server, client = self.client(mode)
         start = time.monotonic()
-        exc = self.assertRaises(exception.VolumeCreateTimeout,
+        exc = self.assertRaises(exception.VolumeWaitTimeout,
                                 wait.wait_for_volume, client, VOLUME,
                                 conf=self.conf())
         elapsed = time.monotonic() - start

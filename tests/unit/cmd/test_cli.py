@@ -13,6 +13,7 @@
 """``bdm-guard create`` and ``bdm-guard wait`` end to end (fake cinder)."""
 
 import argparse
+import inspect
 import json
 import os
 from unittest import mock
@@ -45,10 +46,11 @@ class TestCli(base.BaseTestCase):
         self.clock = testing.VirtualClock()
         self.fake = fake_cinder.FakeCinder(self.clock)
         fake_cinder.make_client(self, self.fake)
-        # The CLI runs on real time: swap the library's time defaults.
+        # The CLI runs on real time: swap the library's time defaults
+        # (on the functions inside 0.x's keyword-form wrappers).
         for func in (create.create_volume, create.create_and_wait,
                      wait.wait_for_volume):
-            patcher = mock.patch.dict(func.__kwdefaults__, {
+            patcher = mock.patch.dict(inspect.unwrap(func).__kwdefaults__, {
                 'sleep': self.clock.sleep, 'clock': self.clock})
             patcher.start()
             self.addCleanup(patcher.stop)

@@ -57,7 +57,7 @@ class TestCleanup(create_base.FakeCinderTest):
         return [r for r in self.fake.requests if r[1] == 'DELETE']
 
     def test_stuck_creating_is_handed_back_at_the_deadline(self):
-        exc = self.assertRaises(exception.VolumeCreateTimeout, self.run_it,
+        exc = self.assertRaises(exception.VolumeWaitTimeout, self.run_it,
                                 [(0, 'creating')])
         vid = exc.create_result.volume['id']
         self.assertEqual('kept', exc.cleanup)
@@ -71,7 +71,7 @@ class TestCleanup(create_base.FakeCinderTest):
 
     def test_stuck_downloading_is_handed_back(self):
         exc = self.assertRaises(
-            exception.VolumeCreateTimeout, self.run_it,
+            exception.VolumeWaitTimeout, self.run_it,
             [(0, 'creating'), (2, 'downloading')],
             image_id='9a0c3b1e-5f2d-4c8e-9b7a-0d1e2f3a4b5c')
         self.assertEqual('kept', exc.cleanup)
@@ -80,7 +80,7 @@ class TestCleanup(create_base.FakeCinderTest):
         self.assertEqual(1, len(self.fake.volumes))
 
     def test_error_volume_is_deleted_once(self):
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.run_it,
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.run_it,
                                 [(0, 'creating'), (3, 'error')])
         self.assertEqual('deleted', exc.cleanup)
         self.assertIsNone(exc.cleanup_reason)
@@ -88,7 +88,7 @@ class TestCleanup(create_base.FakeCinderTest):
         self.assertEqual({}, self.fake.volumes)
 
     def test_attached_volume_is_never_deleted(self):
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.run_it,
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.run_it,
                                 [(0, 'creating'), (3, 'in-use')])
         self.assertEqual('kept', exc.cleanup)
         self.assertIn('attached', exc.cleanup_reason)
@@ -105,7 +105,7 @@ class TestCleanup(create_base.FakeCinderTest):
                 raise fake_cinder.lost_request_error()
             return real(request, vid)
         self.fake.delete = flaky
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.run_it,
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.run_it,
                                 [(0, 'creating'), (3, 'error')])
         self.assertEqual('deleted', exc.cleanup)
         self.assertEqual(3, len(calls))
@@ -116,7 +116,7 @@ class TestCleanup(create_base.FakeCinderTest):
         self.fake.delete = lambda request, vid: self.fake.respond(
             request, 400, {'badRequest': {'code': 400,
                                           'message': 'Invalid volume'}})
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.run_it,
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.run_it,
                                 [(0, 'creating'), (3, 'error')])
         self.assertEqual('delete_failed', exc.cleanup)
         self.assertIn('HTTP 400', exc.cleanup_reason)
@@ -124,7 +124,7 @@ class TestCleanup(create_base.FakeCinderTest):
         self.assertEqual(exc.create_result.volume['id'], exc.volume['id'])
 
     def test_keep_on_failure_hands_back(self):
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.run_it,
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.run_it,
                                 [(0, 'creating'), (3, 'error')],
                                 delete_on_failure=False)
         self.assertEqual('kept', exc.cleanup)

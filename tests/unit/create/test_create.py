@@ -245,7 +245,7 @@ class TestCreateAndWait(create_base.FakeCinderTest):
             kw['timeline'] = [(0, 'creating'), (4, 'error')]
             return real(**kw)
         self.fake.add_volume = erroring
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.run_it)
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.run_it)
         self.assertEqual('deleted', exc.cleanup)
         self.assertEqual({}, self.fake.volumes)
 

@@ -126,7 +126,7 @@ class TestCheck(base.BaseTestCase):
                                   if mine.wait_sleep == guard.EVENTLET_SLEEP
                                   else guard.EVENTLET_SLEEP))]
             self.useFixture(fixtures.MonkeyPatch(
-                'bdm_guard.nova.guard.SUPPORTED_NOVA',
+                'bdm_guard.nova.releases.SUPPORTED_NOVA',
                 dict(guard.SUPPORTED_NOVA, **{mine.series: other[0]})))
         self.versions['nova'] = other[0].checked
         exc = self.assertRaises(exception.NovaIncompatible, guard.check)

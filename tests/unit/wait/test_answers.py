@@ -122,7 +122,7 @@ class TestReasonBelongsToTheVolume(AnswerTest):
                     'messages': self.fake.messages})
             return real(self.fake, request)
         self.client = fake_cinder.make_client(self, unfiltered)
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.wait, vid)
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.wait, vid)
         self.assertNotIn('weighted backend', exc.msg)
         self.assertIn('cinder gave no reason', exc.msg)
 
@@ -145,7 +145,7 @@ class TestReasonBelongsToTheVolume(AnswerTest):
                 versions.append(request.headers.get('OpenStack-API-Version'))
             return real(self.fake, request)
         self.client = fake_cinder.make_client(self, spy)
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.wait, vid)
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.wait, vid)
         self.assertIn('Failed to copy image', exc.msg)
         self.assertEqual(['volume 3.5'], versions)
 
@@ -164,7 +164,7 @@ class TestReasonBelongsToTheVolume(AnswerTest):
                                          'Version 3.5 is not supported'}})
             return real(self.fake, request)
         self.client = fake_cinder.make_client(self, old)
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.wait, vid)
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.wait, vid)
         self.assertIn('Failed to copy image', exc.msg)
         self.assertEqual(['volume 3.5', 'volume 3.3'], versions)
 
@@ -223,7 +223,7 @@ class TestLargeVolumes(AnswerTest):
         conf.set_override('deadline_ceiling', 3600, group='bdm_guard')
         vid = self.fake.add_volume(size=500, timeline=[
             (0, 'creating'), (20, 'downloading'), (7200, 'available')])
-        exc = self.assertRaises(exception.VolumeCreateTimeout, self.wait,
+        exc = self.assertRaises(exception.VolumeWaitTimeout, self.wait,
                                 vid, size_gb=500, conf=conf)
         self.assertLessEqual(exc.elapsed, 3600)
         self.assertEqual('downloading', exc.status)

@@ -65,9 +65,9 @@ def run_guard(test, case, seed=0, conf=None):
             clock=clock, rng=random.Random(seed), conf=conf)
         result = ('available', report.polls, clock() - final_change(case),
                   report)
-    except exception.VolumeCreateFailed as exc:
+    except exception.VolumeWaitFailed as exc:
         result = ('failed', exc.polls, clock() - final_change(case), exc)
-    except exception.VolumeCreateTimeout as exc:
+    except exception.VolumeWaitTimeout as exc:
         result = ('timeout', exc.polls, None, exc)
     except exception.VolumeVanished as exc:
         result = ('vanished', exc.polls, clock(), exc)

@@ -67,7 +67,7 @@ class Case(create_base.FakeCinderTest):
                 self.client, vid, size_gb=size_gb, sleep=self.clock.sleep,
                 clock=self.clock, conf=conf, created_at=0.0, **kw)
             return 'available', report.elapsed
-        except exception.VolumeCreateFailed as exc:
+        except exception.VolumeWaitFailed as exc:
             return 'failed', exc.elapsed
 
 
@@ -401,7 +401,7 @@ class TestNoOverflow(base.BaseTestCase):
         fake = fake_cinder.FakeCinder(clock)
         client = fake_cinder.make_client(self, fake)
         vid = fake.add_volume(timeline=[(0, 'creating')])
-        exc = self.assertRaises(exception.VolumeCreateTimeout,
+        exc = self.assertRaises(exception.VolumeWaitTimeout,
                                 wait.wait_for_volume, client, vid,
                                 sleep=clock.sleep, clock=clock, conf=conf)
         self.assertGreater(exc.polls, 2000)

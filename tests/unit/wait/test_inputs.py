@@ -73,7 +73,7 @@ class TestRetryAfter(test_wait.WaitTestCase):
         vid = self.fake.add_volume(timeline=[(0, 'creating')])
         self.fake.faults = [{'from': 1, 'to': 10 ** 6, 'kind': 'http_429',
                              'retry_after': 3600}]
-        exc = self.assertRaises(exception.VolumeCreateTimeout, self.wait,
+        exc = self.assertRaises(exception.VolumeWaitTimeout, self.wait,
                                 vid)
         self.assertGreater(exc.report.retries['throttled'], 0)
         self.assertLessEqual(max(self.clock.sleeps), exc.report.deadline)

@@ -74,7 +74,7 @@ class TestBadInput(WaitTestCase):
         vid = self.fake.add_volume()
         self.fake.get = lambda request, v: self.fake.respond(
             request, 200, {'volume': {'id': v}})
-        exc = self.assertRaises(exception.VolumeCreateTimeout, self.wait,
+        exc = self.assertRaises(exception.VolumeWaitTimeout, self.wait,
                                 vid)
         self.assertGreater(exc.report.retries['malformed'], 3)
         self.assertIn('never seen', str(exc))
@@ -87,7 +87,7 @@ class TestBadInput(WaitTestCase):
         self.fake.get = refuse
         retried = []
         exc = self.assertRaises(
-            exception.VolumeCreateTimeout, self.wait, vid,
+            exception.VolumeWaitTimeout, self.wait, vid,
             on_retry=lambda cause, t: retried.append(cause))
         self.assertIn('never seen (%d connection failures)' % exc.polls,
                       str(exc))
@@ -99,13 +99,13 @@ class TestBadInput(WaitTestCase):
         self.fake.messages = [{'resource_uuid': vid, 'event_id': 'X',
                                'user_message': 'backend went away',
                                'created_at': '2026-01-01T00:00:01'}]
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.wait, vid)
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.wait, vid)
         self.assertEqual('maintenance', exc.status)
         self.assertIn('backend went away', str(exc))
 
     def test_error_without_messages(self):
         vid = self.fake.add_volume(status='error')
-        exc = self.assertRaises(exception.VolumeCreateFailed, self.wait, vid)
+        exc = self.assertRaises(exception.VolumeWaitFailed, self.wait, vid)
         self.assertIn('cinder gave no reason', str(exc))
         self.assertEqual(1, exc.polls)
 
@@ -142,7 +142,7 @@ class TestBehaviour(WaitTestCase):
     def test_nova_budget_is_a_floor(self):
         vid = self.fake.add_volume(timeline=[(0, 'creating')])
         exc = self.assertRaises(
-            exception.VolumeCreateTimeout, self.wait, vid,
+            exception.VolumeWaitTimeout, self.wait, vid,
             allocate_retries=200, allocate_retries_interval=3)
         self.assertEqual(603, exc.report.deadline)
         self.assertGreaterEqual(exc.elapsed, 603)
