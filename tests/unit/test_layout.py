@@ -18,9 +18,6 @@
   60 lines, its docstring not counted (a long function hides the seams a
   reader needs; the docstrings must list every parameter and exception, and
   may be long).
-* The lab's modules import each other without a circle, function-level
-  imports included: each layer of the lab can be read on its own, below
-  the ones that use it.
 """
 
 import ast
@@ -43,74 +40,6 @@ def _modules(root=LIBRARY):
                 path = os.path.join(folder, name)
                 with open(path, encoding='utf-8') as f:
                     yield path, ast.parse(f.read(), path)
-
-
-def _module_name(root, path):
-    """``bdm_guard_lab.arms.guard`` for ``<root>/arms/guard.py``."""
-    parts = os.path.relpath(path, os.path.dirname(root))[:-3].split(os.sep)
-    if parts[-1] == '__init__':
-        parts.pop()
-    return '.'.join(parts)
-
-
-def import_graph(root):
-    """Which of ``root``'s modules each of them imports, anywhere in it.
-
-    ``from package import name`` counts as an import of the module
-    ``package.name`` when there is one, else of ``package``.
-
-    :param root: a package's folder.
-    :returns: ``{module: set of modules}``, within the package.
-    """
-    trees = {_module_name(root, path): tree for path, tree in _modules(root)}
-    graph = {}
-    for module, tree in trees.items():
-        found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                found.update('%s.%s' % (node.module, a.name)
-                             if '%s.%s' % (node.module, a.name) in trees
-                             else node.module for a in node.names)
-        graph[module] = {name for name in found
-                         if name in trees and name != module}
-    return graph
-
-
-def cycles(graph):
-    """The import circles of ``graph`` (:func:`import_graph`).
-
-    :returns: a sorted list of the strongly connected components with
-        more than one module (Tarjan's algorithm), each a sorted list.
-    """
-    index, low, stack, on_stack, found = {}, {}, [], set(), []
-
-    def visit(module):
-        index[module] = low[module] = len(index)
-        stack.append(module)
-        on_stack.add(module)
-        for other in sorted(graph[module]):
-            if other not in index:
-                visit(other)
-                low[module] = min(low[module], low[other])
-            elif other in on_stack:
-                low[module] = min(low[module], index[other])
-        if low[module] == index[module]:
-            component = []
-            while True:
-                other = stack.pop()
-                on_stack.discard(other)
-                component.append(other)
-                if other == module:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for module in sorted(graph):
-        if module not in index:
-            visit(module)
-    return sorted(found)
 
 
 class TestLayout(base.BaseTestCase):
@@ -146,19 +75,3 @@ class TestLayout(base.BaseTestCase):
                             node.lineno,
                             node.name, lines))
         self.assertEqual([], long)
-
-    def test_the_lab_has_no_import_circle(self):
-        self.assertEqual([], cycles(import_graph(LAB)))
-
-    def test_cycles_finds_a_circle(self):
-        graph = {'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}, 'e': set()}
-        self.assertEqual([['a', 'b', 'c']], cycles(graph))
-        self.assertEqual([], cycles({'a': {'b'}, 'b': set()}))
-
-    def test_import_graph_sees_function_level_imports(self):
-        graph = import_graph(LAB)
-        self.assertIn('bdm_guard_lab.arms.guard',
-                      graph['bdm_guard_lab.arms.library_mode'])
-        # harness.py imports bdm_guard_lab.nova.protocol at the top.
-        self.assertIn('bdm_guard_lab.nova.protocol',
-                      graph['bdm_guard_lab.nova.harness'])
