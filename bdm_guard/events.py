@@ -138,7 +138,7 @@ class EventSource:
 
     @removals.removed_kwarg(
         'time_scale', message='Pass wait= (a scaled wait) instead.',
-        version='1.1', removal_version='2.0')
+        version='0.2.0', removal_version='0.3.0')
     def expect(self, project_id: typing.Optional[str],
                time_scale: float = None, wait=None) -> Watch:
         """A watch for a volume about to be created (call before the POST).
@@ -158,7 +158,7 @@ class EventSource:
 
     @removals.removed_kwarg(
         'time_scale', message='Pass wait= (a scaled wait) instead.',
-        version='1.1', removal_version='2.0')
+        version='0.2.0', removal_version='0.3.0')
     def watch(self, volume_id: str, project_id: typing.Optional[str],
               time_scale: float = None, wait=None) -> Watch:
         """A watch for an existing volume id (events from now on).

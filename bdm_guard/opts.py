@@ -398,7 +398,7 @@ _events_opts = [
 ]
 
 
-# -- [bdm_guard_metrics]: per-wait and per-create metrics (issue 26) ------
+# -- [bdm_guard_metrics]: per-wait and per-create metrics ------------------
 
 METRICS_GROUP = 'bdm_guard_metrics'
 

@@ -17,8 +17,6 @@ drives bdm-guard's waiter or creator in its own tests uses the same virtual
 clock as bdm-guard's tests, so nothing in a unit test really sleeps.
 """
 
-import typing
-
 
 class VirtualClock:
     """A monotonic clock that only moves when someone sleeps.
@@ -34,7 +32,7 @@ class VirtualClock:
 
     def __init__(self, now: float = 0.0):
         self.now = float(now)
-        self.sleeps: typing.List[float] = []
+        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         return self.now

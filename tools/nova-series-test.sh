@@ -146,7 +146,7 @@ make_venv() {
 # nova's functional tests about creating and waiting for BDM volumes: the
 # boot-from-volume tests and the regressions that create volumes from an
 # image, a snapshot or nothing, or touch the wait.
-functional_filters() {
+function functional_filters {
     echo 'nova\.tests\.functional\.test_boot_from_volume\.'
     grep -l -E "'source_type': '(image|blank|snapshot)'|VolumeNotCreated|block_device_allocate|_await_block_device_map_created" \
             nova/tests/functional/regressions/test_bug_*.py \

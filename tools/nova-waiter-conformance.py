@@ -38,7 +38,7 @@ import nova.conf
 from nova import exception
 
 
-class Clock(object):
+class Clock:
     def __init__(self):
         self.now = 0.0
 
@@ -52,7 +52,7 @@ class Clock(object):
         self.now += seconds
 
 
-class FakeVolumeAPI(object):
+class FakeVolumeAPI:
     def __init__(self, case, clock):
         self.case = case
         self.clock = clock
@@ -98,7 +98,7 @@ def replay(case):
     clock = Clock()
     api = FakeVolumeAPI(case, clock)
 
-    class FakeManager(object):
+    class FakeManager:
         volume_api = api
         _raise_volume_not_created = (
             manager.ComputeManager._raise_volume_not_created)

@@ -131,7 +131,7 @@ def check_options(check, files):
     if checker is not None and not bad:
         try:
             checker(conf)
-        except Exception as exc:  # noqa: B902 - any refusal is reported
+        except Exception as exc:  # any refusal is reported
             bad.append(str(exc))
     check.data['options'] = values
     if bad:

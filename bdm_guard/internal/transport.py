@@ -108,7 +108,7 @@ class _BoundedConnect:
         def connect():
             try:
                 state['sock'] = make()
-            except BaseException as exc:  # noqa: B902 - handed over below
+            except BaseException as exc:  # handed over below
                 state['error'] = exc
             with lock:
                 done.set()

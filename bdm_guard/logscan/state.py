@@ -112,7 +112,7 @@ class _TimeIndex:
     The time fallback looks only at the POSTs of the nova POST's target
     near its time (:func:`bisect.bisect_left`), not at every open cinder
     POST: a log without global request ids is scanned in time linear in
-    its POSTs, not quadratic (issue 27, class 6). ``examined`` counts the
+    its POSTs, not quadratic. ``examined`` counts the
     cinder POSTs looked at, for the tests.
     """
 
@@ -316,7 +316,7 @@ class State:
         if resp_rid is None:
             return
         # Claim the cinder request nova's answer names now, before any
-        # other POST's time guess can take it (issue 27, class 6).
+        # other POST's time guess can take it.
         cinder = self.cinder_by_rid.get(resp_rid)
         if cinder is None:
             self.awaited[resp_rid] = post

@@ -77,7 +77,7 @@ def _recorder(conf):
                 release=row.name, nova_series=row.series,
                 mode='patched' if nova_client.is_patched() else 'launcher')
         return recorder
-    except Exception as exc:  # noqa: B902 - never break a boot for metrics
+    except Exception as exc:  # never break a boot for metrics
         if not _METRICS_ERRORS:
             _METRICS_ERRORS.append(exc)
             LOG.warning('bdm-guard metrics are off: %s', exc)
@@ -89,7 +89,7 @@ def _record(recorder, method, *args):
         return
     try:
         getattr(recorder, method)(*args)
-    except Exception as exc:  # noqa: B902 - never break a boot for metrics
+    except Exception as exc:  # never break a boot for metrics
         if not _METRICS_ERRORS:
             _METRICS_ERRORS.append(exc)
             LOG.warning('bdm-guard metrics: %s', exc)

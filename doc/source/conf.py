@@ -10,11 +10,19 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+import os
+import sys
+
+# The waiter-cases table (_ext/waiter_cases.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '_ext'))
+
 extensions = [
     'sphinx.ext.autodoc',
     'oslo_config.sphinxext',
     'cliff.sphinxext',
     'openstackdocstheme',
+    'waiter_cases',
 ]
 
 openstackdocs_repo_name = 'x/bdm-guard'

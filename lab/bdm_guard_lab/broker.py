@@ -16,8 +16,8 @@ Debian's ``rabbitmq-server`` (bindep profiles ``functional`` and ``demo``),
 run unprivileged from a temporary folder: its own epmd (on its own port,
 started here and stopped by pid), a distinct node name, AMQP and Erlang
 distribution ports on 127.0.0.1 only, ``guest`` (which RabbitMQ accepts on
-loopback only). See ``lab-recipes.md``, "Real RabbitMQ for cinder's
-notifications".
+loopback only). See ``doc/source/contributor/lab-recipes.rst``,
+"Real RabbitMQ for cinder's notifications".
 """
 
 import json

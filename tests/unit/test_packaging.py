@@ -248,10 +248,10 @@ class TestDistributions(base.BaseTestCase):
         self.assertEqual('bdm-guard-lab', cfg.get('metadata', 'name'))
         self.assertEqual(['bdm_guard_lab'],
                          _lines(cfg.get('files', 'packages')))
-        commands = dict(
-            (k.strip(), v.strip()) for k, _, v in (
+        commands = {
+            k.strip(): v.strip() for k, _, v in (
                 line.partition('=') for line in
-                _lines(cfg.get('entry_points', 'bdm_guard.cli'))))
+                _lines(cfg.get('entry_points', 'bdm_guard.cli')))}
         self.assertEqual({'demo': 'bdm_guard_lab.cmd.demo:Demo',
                           'simulate': 'bdm_guard_lab.cmd.simulate:Simulate'},
                          commands)

@@ -200,7 +200,7 @@ def run(cmd, log, **kwargs):
         kwargs['env'] = {k: v for k, v in os.environ.items()
                          if k != 'PYTHONPATH'}
     with open(log, 'a') as out:
-        out.write('$ %s\n' % ' '.join(shlex.quote(c) for c in cmd))
+        out.write('$ %s\n' % shlex.join(cmd))
         out.flush()
         return subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT,
                                **kwargs)
@@ -439,7 +439,7 @@ def run_boot(cmd, log, cwd, env):
     :returns: the exit code, or None after :data:`BOOT_TIMEOUT`.
     """
     with open(log, 'a') as out:
-        out.write('$ %s\n' % ' '.join(shlex.quote(c) for c in cmd))
+        out.write('$ %s\n' % shlex.join(cmd))
         out.flush()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 cwd=cwd, env=env, start_new_session=True)

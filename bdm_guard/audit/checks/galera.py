@@ -18,10 +18,11 @@ a file it needs was not given, or when a value it needs is one the service
 would refuse (a finding of its own).
 
 The recommendations follow what measured best in the project's Galera lab
-through real nova (issue 15, :data:`LAB_FIGURES`): one writer behind
-haproxy for the database proxy, and ``[database] mysql_wsrep_sync_wait = 3``
-in every service that keeps several writers. Value 1 (reads only) is not
-enough: cinder-scheduler's UPDATE of a fresh volume row still misses it.
+through real nova (:data:`LAB_FIGURES`, ``doc/source/admin/database.rst``):
+one writer behind haproxy for the database proxy, and ``[database]
+mysql_wsrep_sync_wait = 3`` in every service that keeps several writers.
+Value 1 (reads only) is not enough: cinder-scheduler's UPDATE of a fresh
+volume row still misses it.
 """
 
 import re

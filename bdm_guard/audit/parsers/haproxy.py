@@ -199,7 +199,7 @@ class Config:
         One pass over the sections: :meth:`frontends_of` for every proxy
         then costs the size of its answer, not of the whole file (a
         per-call scan made the audit quadratic in the number of
-        sections, issue 27 class 6).
+        sections).
         """
         if self._routes is None:
             self._routes = {}

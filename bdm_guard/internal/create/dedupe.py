@@ -39,7 +39,7 @@ DELETE_JITTER = 1.0
 def request_differences(volume: dict, size_gb: int, req_hash: str,
                         snapshot_id: typing.Optional[str] = None,
                         source_volid: typing.Optional[str] = None
-                        ) -> typing.List[str]:
+                        ) -> list[str]:
     """How ``volume`` differs from the create request.
 
     :param volume: a volume dict carrying the key.
@@ -154,7 +154,7 @@ def delete_duplicate(client, volume: dict, *, conf, sleep, clock,
 
 
 def delete_all(client, volumes: typing.Iterable[dict], **kwargs
-               ) -> typing.Tuple[typing.List[str], typing.List[str]]:
+               ) -> tuple[list[str], list[str]]:
     """Delete every volume of ``volumes`` (see :func:`delete_duplicate`).
 
     :param volumes: volume dicts.
@@ -170,7 +170,7 @@ def delete_all(client, volumes: typing.Iterable[dict], **kwargs
     return deleted, undeleted
 
 
-def keep_one(client, volumes: typing.List[dict], *, conf, sleep, clock,
+def keep_one(client, volumes: list[dict], *, conf, sleep, clock,
              deadline: typing.Optional[retry.Deadline] = None,
              racing: bool = False):
     """Keep the best of several volumes with one key; delete the others.

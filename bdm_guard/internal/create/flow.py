@@ -80,9 +80,9 @@ class CreateResult:
     how: str
     posts: int = 0
     lookups: int = 0
-    deleted_duplicates: typing.List[str] = dataclasses.field(
+    deleted_duplicates: list[str] = dataclasses.field(
         default_factory=list)
-    undeleted_duplicates: typing.List[str] = dataclasses.field(
+    undeleted_duplicates: list[str] = dataclasses.field(
         default_factory=list)
     created_at: float = 0.0
     key: typing.Optional[str] = None

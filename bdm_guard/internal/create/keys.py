@@ -94,8 +94,7 @@ def check_key(key: object) -> str:
 
 
 def request_hash(size_gb: int,
-                 source: typing.Tuple[typing.Optional[str],
-                                      typing.Optional[str]],
+                 source: tuple[typing.Optional[str], typing.Optional[str]],
                  volume_type: typing.Optional[str]) -> str:
     """A short stable hash of what makes two creates "the same request".
 

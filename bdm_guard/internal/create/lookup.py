@@ -39,7 +39,7 @@ LIST_WAIT_FIRST = 0.5
 LIST_WAIT_MAX = 2.0
 LIST_JITTER = 0.25
 
-Volumes = typing.List[dict]
+Volumes = list[dict]
 
 #: ``until_seen`` for "look until ``settle_until`` whatever shows": after a
 #: POST with an unknown outcome while another create may race, the volume
@@ -47,7 +47,7 @@ Volumes = typing.List[dict]
 UNTIL_SETTLED = object()
 
 
-def oldest_first(volume: dict) -> typing.Tuple[str, str]:
+def oldest_first(volume: dict) -> tuple[str, str]:
     """Sort key: cinder's ``created_at``, then the id (deterministic)."""
     return (str(volume.get('created_at') or ''), str(volume.get('id')))
 

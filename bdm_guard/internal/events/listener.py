@@ -252,7 +252,7 @@ class Listener:
     def _run(self):
         try:
             self._connect()
-        except Exception:  # noqa: B902 - the waits poll instead
+        except Exception:  # the waits poll instead
             LOG.exception('The notification listener did not start; waits '
                           'poll on the schedule.')
             self.liveness.stop()
@@ -275,7 +275,7 @@ class Listener:
         """Send one ping to this pool through the broker."""
         try:
             self.notifier.info({}, PING_EVENT, self.liveness.sending())
-        except Exception:  # noqa: B902 - a lost ping is the signal
+        except Exception:  # a lost ping is the signal
             LOG.debug('Ping not sent.', exc_info=True)
 
     def tick(self):
@@ -314,5 +314,5 @@ class Listener:
         try:
             self.listener.stop()
             self.listener.wait()
-        except Exception:  # noqa: B902 - stopping anyway
+        except Exception:  # stopping anyway
             LOG.debug('Listener stop failed.', exc_info=True)

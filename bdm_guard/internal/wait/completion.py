@@ -253,7 +253,7 @@ class Learner:
             per_key[kind] = (n, mean, var)
 
     def estimate(self, key: str, kind: str, prior_median: float,
-                 sigma: float) -> typing.Tuple[float, float]:
+                 sigma: float) -> tuple[float, float]:
         """``(mu, sigma)`` of the log time the schedule predicts with."""
         mu0 = _clamp(math.log(prior_median), *_LOG_RANGE)
         with self._lock:

@@ -150,8 +150,8 @@ def as_waker(waker, sleep: typing.Callable[[float], None]) -> Waker:
     if isinstance(waker, Waker):
         return waker
     debtcollector.deprecate(
-        'A waker with only a sleep() method', version='1.1',
-        removal_version='2.0',
+        'A waker with only a sleep() method', version='0.2.0',
+        removal_version='0.3.0',
         message='Implement bdm_guard.internal.wait.poll.Waker (or '
                 'subclass SleepWaker).', category=DeprecationWarning)
     return SleepWaker(waker.sleep)

@@ -34,7 +34,7 @@ are written there as JSON every second and on the way out.
 
 from cinder import monkey_patch; monkey_patch.patch()  # noqa: E702,H102
 
-import json  # noqa: E402,I100
+import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -52,7 +52,7 @@ from cinder import objects  # noqa: E402
 
 objects.register_all()
 
-from cinder.api import common as api_common  # noqa: E402,F401,I202
+from cinder.api import common as api_common  # noqa: E402,F401
 from cinder.common import config  # noqa: E402,F401
 from cinder import coordination  # noqa: E402
 from cinder.db import api as db_api  # noqa: E402
@@ -208,7 +208,7 @@ def start(settings):
         # Before deleting an in-use attachment cinder asks nova whether the
         # server still uses it, unless the request comes from a service;
         # the lab has no keystone catalog to find nova in, so the lab's nova
-        # counts as a service (lab-recipes.md).
+        # counts as a service (doc/source/contributor/lab-recipes.rst).
         volume_api.API.is_service_request = staticmethod(lambda ctxt: True)
     services = []
     for binary in ('cinder-volume', 'cinder-scheduler'):
@@ -261,7 +261,7 @@ def main(argv=None):
     for svc in reversed(services):
         try:
             svc.stop()
-        except Exception:  # noqa: B902 - best effort at exit
+        except Exception:  # best effort at exit
             LOG.exception('Stopping %s failed.', svc)
     return 0
 

@@ -85,7 +85,8 @@ def cinder_etc_dir():
     """Where pip put cinder's ``api-paste.ini`` and ``resource_filters.json``.
 
     The wheel installs them under ``<prefix>/etc/cinder``, not next to the
-    source tree where cinder's test harness looks (lab-recipes.md).
+    source tree where cinder's test harness looks
+    (``doc/source/contributor/lab-recipes.rst``).
 
     :returns: the directory (str).
     :raises bdm_guard_lab.exception.LabError: cinder or its files are missing.

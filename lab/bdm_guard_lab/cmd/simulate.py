@@ -222,7 +222,7 @@ class Simulate(show.ShowOne):
             help='Run the Pareto table instead of the arms: stock nova, '
                  'fixed 3 s and 5 s, the backoff and completion schedules '
                  '(with right, 4x low and 4x high priors) and events, all '
-                 'over the same boots, as ratios to stock, with issue 22\'s '
+                 'over the same boots, as ratios to stock, with the scale '
                  'targets checked.')
         add('--series', action='store_true',
             help='Include the per-second request counts ("rate") in the '

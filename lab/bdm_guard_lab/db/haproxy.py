@@ -16,7 +16,8 @@ Debian's haproxy 2.6 runs as whatever user starts it: the generated
 configuration has no ``user``, ``chroot`` or privileged port, and the
 process stays in the foreground (``-db``) as a child of the fixture. Like a
 database VIP of an OpenStack control plane, it balances TCP connections
-``roundrobin`` over the nodes (``lab-recipes.md``, "Real haproxy").
+``roundrobin`` over the nodes (``doc/source/contributor/lab-recipes.rst``,
+"Real haproxy").
 """
 
 import os

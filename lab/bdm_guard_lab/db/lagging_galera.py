@@ -13,8 +13,9 @@
 """The seed's database for the lab: Galera behind haproxy, one node lagging.
 
 :class:`GaleraLab` starts a 3-node :class:`~bdm_guard_lab.db.galera_cluster.
-GaleraCluster` and two real haproxies in front of it (``lab-recipes.md``,
-"The seed, end to end, for real"): one in ``balance roundrobin`` over every
+GaleraCluster` and two real haproxies in front of it
+(``doc/source/contributor/lab-recipes.rst``, "The seed, end to end, for
+real"): one in ``balance roundrobin`` over every
 node (a multi-writer VIP), one with node 1 as the single writer and the
 others ``backup``. Each arm of a demo picks a configuration by name
 (:mod:`bdm_guard_lab.db.variants`) and gets a fresh database through the

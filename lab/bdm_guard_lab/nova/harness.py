@@ -287,7 +287,7 @@ class LabNova:
         """
         try:
             self.start()
-        except Exception as exc:  # noqa: B902 - reported to the parent
+        except Exception as exc:  # reported to the parent
             LOG.exception('Lab nova did not start.')
             # nova's logging fixture keeps the record to itself, and the
             # log file is not set up yet: the traceback goes to stderr.log.
@@ -313,7 +313,7 @@ class LabNova:
                     continue
                 try:
                     handler(**command.get('args', {}))
-                except Exception as exc:  # noqa: B902 - reported
+                except Exception as exc:  # reported
                     LOG.exception('Command %s failed.', name)
                     self.emit('error', reason='%s failed: %s' % (name, exc))
         finally:

@@ -19,7 +19,8 @@ Placement, Neutron, Glance, policy and notification fixtures but
 **without** ``CinderFixture``: nova's ``nova.volume.cinder.API`` stays real
 and every call to cinder goes over HTTP to ``[cinder] endpoint_template``
 (the lab's fault proxy in front of the lab's real cinder). See
-``lab-recipes.md``, "Real nova services against real cinder".
+``doc/source/contributor/lab-recipes.rst``, "Real nova services against
+real cinder".
 
 The nova is the one installed for this interpreter (nova 34 in the lab's
 environment; any release of :mod:`bdm_guard_lab.nova.releases` under ``tox

@@ -37,7 +37,7 @@ KEYS = ('boots', 'succeeded', 'failed', 'failures_by_reason',
 
 
 def lag_bound(wait_s):
-    """Issue 22's bound on one boot's detection lag, in seconds.
+    """The scale targets' bound on one boot's detection lag, in seconds.
 
     ``max(8 s, 5% of the wait) + 0.5 s``, the wait running from the build
     slot to the volume being ready.

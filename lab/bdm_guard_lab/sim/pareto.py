@@ -15,8 +15,9 @@ Every row runs the same boots, volume timings and faults (one seed) with
 one way of waiting, and is given as ratios to the stock arm of the same
 run: nova 34's 3 s loop (modelled), bdm-guard with fixed intervals, its
 old back-off, the completion schedule (with its default priors, and with
-priors 4x too low and 4x too high), and the events arm. The targets are
-issue 22's, checked on every completion row.
+priors 4x too low and 4x too high), and the events arm. The targets
+(``doc/source/admin/performance.rst``) are checked on every completion
+row.
 """
 
 from oslo_config import cfg
@@ -63,7 +64,7 @@ COLUMNS = (
     ('max', 'detect_lag_max_s'), ('over bound', 'lag_over_bound'),
 )
 
-#: Issue 22's targets for the completion rows, as ratios to stock:
+#: The targets for the completion rows, as ratios to stock:
 #: ``(summary key, largest ratio)``; the max lag is checked per boot
 #: (``lag_over_bound`` must be 0).
 TARGETS = (('gets_per_success', 0.75), ('detect_lag_mean_s', 1.0),
@@ -98,7 +99,7 @@ def run(workload, faults, seed=0, conf=None, rows=ROWS):
 
 
 def verdict(summary, stock):
-    """Which of issue 22's targets one row misses (empty: all met)."""
+    """Which of the targets one row misses (empty: all met)."""
     missed = []
     for key, limit in TARGETS:
         ratio = _ratio(summary[key], stock[key])
@@ -138,5 +139,5 @@ def table(results):
 #: The note printed under the table.
 NOTE = ('Lags in seconds; "x" columns are ratios to stock nova in the same '
         'run. over bound: boots whose lag exceeded max(8 s, 5% of the '
-        'wait) + 0.5 s. targets (issue 22, completion rows): GETs <= 0.75x, '
+        'wait) + 0.5 s. targets (completion rows): GETs <= 0.75x, '
         'mean <= 1x, p95 <= 1.5x, p99 <= 2x, none over the bound.')

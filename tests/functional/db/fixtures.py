@@ -68,12 +68,12 @@ class ReplicationPair(fixtures.Fixture):
         basedir = self.useFixture(fixtures.TempDir()).path
         template = mariadb.make_template(basedir)
         ports = process.free_ports(2)
-        self.primary, self.replica = [
+        self.primary, self.replica = (
             mariadb.MariaDBServer(basedir, name, template, {
                 'port': port, 'server_id': i + 1, 'log_bin': 'binlog',
                 'binlog_format': 'ROW', 'relay_log': 'relay'})
             for i, (name, port) in enumerate(zip(('primary', 'replica'),
-                                                 ports))]
+                                                 ports)))
         for server in (self.primary, self.replica):
             self.useFixture(server)
         for server in (self.primary, self.replica):

@@ -271,7 +271,7 @@ class EventFaultTest(EventLabTest):
         self.assertGreater(boot['gets'], 2)
 
     def test_two_processes_share_a_pool(self):
-        # Issue 27 class 3: two processes on one pool (the default
+        # Two processes on one pool (the default
         # bdm_guard-<host> for two services on one host). The broker hands
         # each message to one of them; each must notice the other's pings,
         # say so once and stay unhealthy, so that its waits poll.

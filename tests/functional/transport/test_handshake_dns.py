@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Issue 27 class 5: a hung TLS handshake and a hung resolver.
+"""A hung TLS handshake and a hung resolver.
 
 A real TCP listener on loopback accepts the connection and never answers
 the TLS ClientHello (a cinder-api or haproxy frontend whose TLS worker is

@@ -230,7 +230,7 @@ class TestAuditCli(base.BaseTestCase):
         for option in ('--nova-conf', '--haproxy-cfg', '--galera-cnf',
                        '--cinder-conf'):
             self.assertInputError([option, path], 'binary')
-        path = self.write('latin1', 'password = caf\xe9\n'.encode('latin-1'))
+        path = self.write('latin1', b'password = caf\xe9\n')
         self.assertInputError(['--nova-conf', path], 'not UTF-8')
 
     def test_empty_files(self):

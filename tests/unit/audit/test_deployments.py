@@ -15,8 +15,8 @@
 The trees in tests/unit/data/deploy are rendered from those projects'
 templates (see its README.rst). Also: several haproxy files and a
 directory, ProxySQL, the launcher, wrong file kinds, the events
-prerequisites, and the audit's cost on a large haproxy.cfg (issue 27,
-class 6: counted section visits, no clock).
+prerequisites, and the audit's cost on a large haproxy.cfg (counted
+section visits, no clock).
 """
 
 import os

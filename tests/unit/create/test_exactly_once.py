@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Issue 27 class 1: exactly once without ``resume``, and under races.
+"""Exactly once without ``resume``, and under races.
 
 A create told nothing (``resume`` False, as nova's drop-in calls it) must
 not make a second volume for a key an earlier create of this process may
@@ -95,7 +95,7 @@ class TestWithoutResume(create_base.FaultTest):
 
 
 class TestSnapshotAdoption(create_base.FaultTest):
-    """Issue 25 (0009): cinder copies the source's image_id to the volume.
+    """cinder copies the source's image_id to the volume.
 
     A volume made from a snapshot of a bootable volume carries the source
     image's id in its ``volume_image_metadata``. Adoption must go by the key
@@ -172,7 +172,7 @@ class Interleaver:
                 self.cond.wait()
         try:
             self.results[name] = job()
-        except BaseException as exc:  # noqa: B902 - checked by the test
+        except BaseException as exc:  # checked by the test
             self.results[name] = exc
         finally:
             with self.cond:

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Issue 27 class 3: events that stay honest about health and cost.
+"""Events that stay honest about health and cost.
 
 Health means "this process receives its own pings". Events never cost
 more GETs than polling alone, a stopped source is unhealthy, one wait's

@@ -303,7 +303,7 @@ class TestLogScanInput(base.BaseTestCase):
         verdicts, summary = self.verdicts(os.path.join(SEED,
                                                        'nova-compute.log'))
         # Without any cinder-api log nothing proves a POST never reached
-        # cinder (issue 26): every POST is unknown, none lost_before_cinder
+        # cinder: every POST is unknown, none lost_before_cinder
         # (the response-lost boot's volume exists).
         self.assertEqual(['unknown'] * 7, verdicts)
         shutil.copy(os.path.join(SEED, 'controller-a', 'cinder-api.log'),

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""logscan at scale and the exact id (issue 27, class 6).
+"""logscan at scale and the exact id.
 
 Operation counts, never wall-clock time: the number of cinder POSTs the
 time fallback looks at (``same_target`` calls) must grow linearly with the

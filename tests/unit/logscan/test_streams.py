@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""logscan on journald output, pipes and standard input (issue 26)."""
+"""logscan on journald output, pipes and standard input."""
 
 import gzip
 import io

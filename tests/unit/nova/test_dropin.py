@@ -288,7 +288,7 @@ class TestCreateVolumeForBdm(NovaTestCase):
         self.assertEqual(2, fake.post_count)
 
     def test_second_create_for_one_mapping_adopts_the_late_volume(self):
-        # Issue 27 class 1: the first create's outcome stayed unknown and
+        # The first create's outcome stayed unknown and
         # its volume showed later; a second create for the same mapping in
         # this process (no resume, as nova calls it) adopts it.
         self.conf.config(create_max_posts=1, group='bdm_guard')

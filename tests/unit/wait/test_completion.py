@@ -72,7 +72,7 @@ class Case(create_base.FakeCinderTest):
 
 
 class TestErrorsAsSoonAsAvailable(Case):
-    """Issue 22, item 2: ``error`` is seen within the bound of ``available``.
+    """``error`` is seen within the bound of ``available``.
 
     The same volume, the same size, the same moment: once it becomes
     available, once it goes to error. Both are noticed within the
@@ -114,7 +114,7 @@ class TestErrorsAsSoonAsAvailable(Case):
 
 
 class TestLongCopies(Case):
-    """Issue 27, class 7: a 4,000 s copy noticed 127-140 s late."""
+    """A 4,000 s copy was noticed 127-140 s late; no longer."""
 
     def test_a_4000_s_copy_is_noticed_within_the_ceiling(self):
         for seed in range(3):
@@ -315,7 +315,7 @@ LONGEST = _longest_deadline()
 
 
 class TestNoOverflow(base.BaseTestCase):
-    """Issue 27, class 2: no in-range option overflows or goes NaN."""
+    """No in-range option overflows or goes NaN."""
 
     def _conf(self, values, name):
         conf = opts.get_conf(cfg.ConfigOpts())
@@ -373,7 +373,7 @@ class TestNoOverflow(base.BaseTestCase):
     @given(values=_option_values(),
            name=st.sampled_from(['completion', 'backoff']))
     def test_503s_to_the_deadline_end_in_a_wait_error(self, values, name):
-        # The inputs of issue 27 class 2 and the whole option space: a
+        # The inputs that overflowed and the whole option space: a
         # volume cinder never shows, until the deadline. Only a
         # VolumeWaitError may come out; never OverflowError or NaN.
         values = dict(values, base_deadline=min(values['base_deadline'],

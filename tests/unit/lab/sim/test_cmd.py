@@ -151,7 +151,7 @@ class TestPareto(TestSimulateCommand):
                      'events'):
             self.assertIn(name, out)
         self.assertIn('GETs x stock', out)
-        self.assertIn('targets (issue 22', out)
+        self.assertIn('targets (completion rows)', out)
 
     def test_pareto_json_has_every_row(self):
         code, out, _ = self.run_cli(*SMALL, '--scenario', 'none',
