@@ -136,10 +136,10 @@ class GuardArm:
     """
 
     name: str
-    modes: typing.Tuple[str, ...] = (LIBRARY, NOVA)
+    modes: tuple[str, ...] = (LIBRARY, NOVA)
     nova: str = 'launcher'
-    parts: typing.Tuple[typing.Callable, ...] = ()
-    library_parts: typing.Tuple[typing.Callable, ...] = ()
+    parts: tuple[typing.Callable, ...] = ()
+    library_parts: tuple[typing.Callable, ...] = ()
 
     def start(self, mode, stack, *, conf=None, **options):
         """Run the arm's parts for ``mode``.

@@ -153,10 +153,10 @@ class Mode:
     name: str
     module: typing.Any
     count: str
-    arms: typing.Tuple[str, ...]
-    default_arms: typing.Tuple[str, ...]
-    healthy_arms: typing.Tuple[str, ...]
-    volumes: typing.Tuple[int, ...]
+    arms: tuple[str, ...]
+    default_arms: tuple[str, ...]
+    healthy_arms: tuple[str, ...]
+    volumes: tuple[int, ...]
     rows: tuple
     galera_rows: tuple
     label: typing.Callable

@@ -139,7 +139,7 @@ class NovaStock:
         try:
             volume = self.api.create(context, size_gb, name, '',
                                      image_id=image_id)
-        except Exception as exc:  # noqa: B902 - nova fails the build
+        except Exception as exc:  # nova fails the build
             return None, 'create:%s' % type(exc).__name__
         volume_id = volume['id']
         try:
@@ -148,11 +148,11 @@ class NovaStock:
             if self.delete_on_termination:
                 try:
                     self.api.delete(context, volume_id)
-                except Exception as exc:  # noqa: B902 - nova only logs it
+                except Exception as exc:  # nova only logs it
                     LOG.warning('Failed to delete volume: %(id)s due to '
                                 '%(exc)s', {'id': volume_id, 'exc': exc})
             return volume_id, 'wait:VolumeNotCreated'
-        except Exception as exc:  # noqa: B902 - nova fails the build
+        except Exception as exc:  # nova fails the build
             return volume_id, 'wait:%s' % type(exc).__name__
         return volume_id, None
 
