@@ -44,6 +44,7 @@ from oslo_log import log as logging
 from bdm_guard import cinder
 from bdm_guard import create
 from bdm_guard import exception
+from bdm_guard import wait
 from bdm_guard_lab.arms import guard
 from bdm_guard_lab.arms import metrics
 from bdm_guard_lab.arms import progress as arm_progress
@@ -59,9 +60,6 @@ ARMS = guard.names(guard.LIBRARY)
 #: The arms the demo runs when none is chosen (``events`` needs RabbitMQ).
 DEFAULT_ARMS = ('stock', 'guard')
 _NAMESPACE = uuid.UUID('3b0c7a4e-2f55-5d1e-9a43-7c1d2b6f8e10')
-#: nova 34 defaults (nova/conf/compute.py).
-NOVA_ALLOCATE_RETRIES = 60
-NOVA_ALLOCATE_RETRIES_INTERVAL = 3
 
 
 def boot_name(index):
@@ -113,11 +111,11 @@ class GuardBoots:
             watch = self.waker(self.svc.project_id, self.scale)
         try:
             result, _ = create.create_and_wait(
-                client, size_gb, idempotency_key=key, image_id=image_id,
-                name=name, conf=self.conf, sleep=self.clock.sleep,
+                client, create.VolumeRequest(size_gb, image_id=image_id,
+                                             name=name),
+                idempotency_key=key, conf=self.conf, sleep=self.clock.sleep,
                 clock=self._monotonic, waker=watch,
-                allocate_retries=NOVA_ALLOCATE_RETRIES,
-                allocate_retries_interval=NOVA_ALLOCATE_RETRIES_INTERVAL)
+                budget=wait.Budget.nova_defaults())
         except exception.VolumeWaitError as exc:
             return exc.kwargs.get('volume_id'), 'wait:%s' % type(
                 exc).__name__

@@ -46,10 +46,13 @@ import types
 from oslo_log import log as logging
 
 from bdm_guard import cinder
+from bdm_guard import wait
 from bdm_guard_lab import nova_wait_model as model
 
 LOG = logging.getLogger(__name__)
 _PARSED = []
+#: nova 34's defaults (nova/conf/compute.py), as the library knows them.
+_NOVA = wait.Budget.nova_defaults()
 
 
 class ScaledTime:
@@ -94,9 +97,10 @@ class NovaStock:
     kind = 'nova'
 
     def __init__(self, endpoint_template, user_id, project_id, *,
-                 time_scale=1.0, allocate_retries=60,
-                 allocate_retries_interval=3, http_retries=3,
-                 delete_on_termination=True):
+                 time_scale=1.0, allocate_retries=_NOVA.allocate_retries,
+                 allocate_retries_interval=(
+                     _NOVA.allocate_retries_interval),
+                 http_retries=3, delete_on_termination=True):
         from nova.compute import manager
         import nova.conf
         from nova import context as nova_context
@@ -171,7 +175,9 @@ class ModelStock:
     kind = 'model'
 
     def __init__(self, client_factory, *, time_scale=1.0,
-                 allocate_retries=60, allocate_retries_interval=3,
+                 allocate_retries=_NOVA.allocate_retries,
+                 allocate_retries_interval=(
+                     _NOVA.allocate_retries_interval),
                  http_retries=3, delete_on_termination=True):
         self.client_factory = client_factory
         self.clock = ScaledTime(time_scale)
