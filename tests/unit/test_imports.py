@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The library's modules import each other without a circle.
+"""The library's modules, and the lab's, import each other without a circle.
 
 Every ``import`` of the source tree counts, the ones inside functions
 included: a function-level import hides a circle from Python, not from the
@@ -27,28 +27,33 @@ import sysconfig
 from oslotest import base
 
 import bdm_guard
+import bdm_guard_lab
 
 LIBRARY = os.path.dirname(bdm_guard.__file__)
+LAB = os.path.dirname(bdm_guard_lab.__file__)
 
 
-def _module_name(path):
-    rel = os.path.relpath(path, os.path.dirname(LIBRARY))
+def _module_name(path, root=LIBRARY):
+    rel = os.path.relpath(path, os.path.dirname(root))
     parts = rel[:-len('.py')].split(os.sep)
     if parts[-1] == '__init__':
         parts.pop()
     return '.'.join(parts)
 
 
-def _sources():
-    """``{module name: (path, ast)}`` of every module of the library."""
+def _sources(root=LIBRARY):
+    """``{module name: (path, ast)}`` of every module of the package.
+
+    :param root: the package's folder (default the library's).
+    """
     found = {}
-    for folder, _, files in os.walk(LIBRARY):
+    for folder, _, files in os.walk(root):
         for name in files:
             if name.endswith('.py'):
                 path = os.path.join(folder, name)
                 with open(path, encoding='utf-8') as f:
-                    found[_module_name(path)] = (path, ast.parse(f.read(),
-                                                                 path))
+                    found[_module_name(path, root)] = (
+                        path, ast.parse(f.read(), path))
     return found
 
 
@@ -197,3 +202,19 @@ class TestLibraryImports(base.BaseTestCase):
                         or where.startswith(installed)):
                     outside.append('%s (%s)' % (name, origin))
         self.assertEqual([], outside)
+
+
+class TestLabImports(base.BaseTestCase):
+    """The lab's layers read one way: modes over arms over services."""
+
+    def test_no_circle_in_the_lab(self):
+        self.assertEqual([], cycles(import_graph(_sources(LAB))))
+
+    def test_the_arms_import_one_way(self):
+        graph = import_graph(_sources(LAB))
+        for mode in ('library_mode', 'nova_mode'):
+            self.assertIn('bdm_guard_lab.arms.guard',
+                          graph['bdm_guard_lab.arms.%s' % mode], mode)
+        self.assertEqual(set(), {
+            name for name in graph['bdm_guard_lab.arms.guard']
+            if name.startswith('bdm_guard_lab.arms.')})

@@ -53,7 +53,7 @@ def common(results):
     """The slots ``ACTIVE`` in every arm of one case that ran.
 
     :param results: ``{arm: figures}`` of one case
-        (:func:`bdm_guard_lab.arms.nova_run.run_arm`; each with
+        (:func:`bdm_guard_lab.arms.nova_mode.run_arm`; each with
         ``per_server``). Arms with ``arm_error`` are left out.
     :returns: the sorted server names (list of str); empty when no arm
         ran.
@@ -77,7 +77,7 @@ def figures(servers, slots):
     """One arm's figures over the given slots.
 
     :param servers: the arm's ``per_server``
-        (:func:`bdm_guard_lab.arms.nova_run.per_server`).
+        (:func:`bdm_guard_lab.arms.nova_mode.per_server`).
     :param slots: server names (:func:`common`).
     :returns: a dict with :data:`KEYS`: ``boots`` (len(slots)), boot to
         ``ACTIVE`` p50/p95 (s, nearest rank), detection lag p50/p95 (s,

@@ -54,6 +54,20 @@ def _uuid(kind, n):
     return '%08x-%04x-4000-8000-%012x' % (n, kind, n)
 
 
+def _write_posts(api, verdict, t, n, gid, crid):
+    """cinder-api's lines for boot ``n``'s creates (none, one or two)."""
+    posts = {'lost_before_cinder': 0, 'duplicate_post': 2}.get(verdict, 1)
+    for i in range(posts):
+        c = _CTX % (gid, crid if i == posts - 1 else _uuid(5, n), _PROJECT)
+        api.write('%s 2954 INFO cinder.api.openstack.wsgi %sPOST %s\n'
+                  '%s 2954 INFO cinder.api.v3.volumes %sCreate volume'
+                  ' of 2 GB\n%s 2954 INFO cinder.api.openstack.wsgi '
+                  '%s%s returned with HTTP 202\n' % (
+                      _stamp(t + 0.05 + i * 0.01), c, _URL,
+                      _stamp(t + 0.06 + i * 0.01), c,
+                      _stamp(t + 0.1 + i * 0.01), c, _URL))
+
+
 def generate(folder, size_mb):
     """Write the logs; return (paths, expected verdict counts)."""
     nova_path = os.path.join(folder, 'nova-compute.log')
@@ -90,19 +104,7 @@ def generate(folder, size_mb):
                        '"X-OpenStack-Request-ID: req-%s" -d \'{"volume": '
                        '{"size": 2}}\' _http_log_request\n' % (
                            _stamp(t + 0.04), ctx, _URL, gid))
-            api = apis[n % 2]
-            posts = {'lost_before_cinder': 0, 'duplicate_post': 2}.get(
-                verdict, 1)
-            for i in range(posts):
-                c = _CTX % (gid, crid if i == posts - 1 else _uuid(5, n),
-                            _PROJECT)
-                api.write('%s 2954 INFO cinder.api.openstack.wsgi %sPOST %s\n'
-                          '%s 2954 INFO cinder.api.v3.volumes %sCreate volume'
-                          ' of 2 GB\n%s 2954 INFO cinder.api.openstack.wsgi '
-                          '%s%s returned with HTTP 202\n' % (
-                              _stamp(t + 0.05 + i * 0.01), c, _URL,
-                              _stamp(t + 0.06 + i * 0.01), c,
-                              _stamp(t + 0.1 + i * 0.01), c, _URL))
+            _write_posts(apis[n % 2], verdict, t, n, gid, crid)
             if verdict in ('ok', 'duplicate_post'):
                 nova.write('%s 4012 DEBUG cinderclient.v3.client %sRESP: '
                            '[202] x-openstack-request-id: req-%s\n'

@@ -14,13 +14,15 @@
 results/``.
 
 In nova mode (the default) it runs the nova arms of
-:mod:`bdm_guard_lab.arms.nova_run` (stock, launcher, patched: servers
-booted through real nova 34) for every N in ``--volumes`` (default 10, 50)
-and every profile in ``--scenario`` (none, seed, harsh) on real cinder;
-``--mode library`` runs both arms of :mod:`bdm_guard_lab.arms.run` (default
-N 10, 50, 200). It writes ``bench.json`` (every figure, and the guarded /
-stock ratios of :func:`ratios`) and ``bench.png`` (success share, leaked
-volumes and GETs per boot, every arm) to ``--out``.
+:mod:`bdm_guard_lab.arms.nova_mode` (stock, launcher, patched, events:
+servers booted through real nova 34) for every N in ``--volumes`` (default
+10, 50) and every profile in ``--scenario`` (none, seed, harsh) on real
+cinder; ``--mode library`` runs the arms of
+:mod:`bdm_guard_lab.arms.library_mode` (default N 10, 50, 200). Both modes
+are the demo's :class:`~bdm_guard_lab.arms.modes.Mode` records. It
+writes ``bench.json`` (every figure, and the guarded / stock ratios of
+:func:`ratios`) and ``bench.png`` (success share, leaked volumes and GETs
+per boot, every arm) to ``--out``.
 """
 
 import argparse
@@ -31,8 +33,7 @@ import sys
 import time
 
 from bdm_guard import exception
-from bdm_guard_lab.arms import nova_run
-from bdm_guard_lab.arms import run as arms
+from bdm_guard_lab.arms import modes
 from bdm_guard_lab.faults import scenario as lab_scenario
 
 #: Real seconds per scenario second, the demo's. Below about 0.5, HTTP
@@ -43,16 +44,8 @@ from bdm_guard_lab.faults import scenario as lab_scenario
 DEFAULT_TIME_SCALE = 0.5
 
 
-#: Per mode: the arms, the default N, and how to read a row's successes,
-#: boots and GETs per successful boot.
-MODES = {
-    'nova': {'arms': nova_run.ARMS, 'volumes': [10, 50],
-             'ok': lambda r: r['active'] or 0, 'boots': lambda r: r['servers'],
-             'gets_ok': lambda r: r.get('gets_per_ok_boot')},
-    'library': {'arms': arms.ARMS, 'volumes': [10, 50, 200],
-                'ok': lambda r: r['succeeded'], 'boots': lambda r: r['boots'],
-                'gets_ok': lambda r: r.get('gets_per_success')},
-}
+#: The modes, by name (:data:`bdm_guard_lab.arms.modes.MODES`).
+MODES = modes.MODES
 
 
 def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None,
@@ -73,39 +66,20 @@ def run_matrix(volumes, scenarios, *, time_scale, seed=None, log=None,
     if seed is not None:
         loaded = [s.with_seed(seed) for s in loaded]
     rows = []
+    run = MODES[mode]
     for scen in loaded:
         for count in volumes:
-            for arm in MODES[mode]['arms']:
+            for arm in run.arms:
                 started = time.monotonic()
-                if mode == 'nova':
-                    figures = nova_run.run_arm(arm, scen, servers=count,
-                                               time_scale=time_scale)
-                    figures.pop('server_records', None)
-                    rows.append(dict(figures, scenario=scen.name,
-                                     volumes=count, arm=arm))
-                    if log:
-                        log('%-6s N=%-4d %-8s ACTIVE %s/%d leaked %s dup %s '
-                            'left %s GETs/boot %s (%.0f s)%s' % (
-                                scen.name, count, arm, figures['active'],
-                                count, figures['leaked'],
-                                figures['duplicates'],
-                                figures['left_after_delete'],
-                                figures['gets_per_boot'],
-                                time.monotonic() - started,
-                                ' ' + figures['arm_error']
-                                if figures.get('arm_error') else ''))
-                    continue
-                figures = arms.run_arm(arm, scen, volumes=count,
-                                       time_scale=time_scale)
-                rows.append(dict(scenario=scen.name, volumes=count, arm=arm,
-                                 **figures))
+                figures = run.run(arm, scen, count, time_scale=time_scale)
+                rows.append(dict(figures, scenario=scen.name, volumes=count,
+                                 arm=arm))
                 if log:
-                    log('%-6s N=%-4d %-5s ok %d/%d leaked %d dup %d GETs/boot '
-                        '%.1f (%.0f s)' % (
-                            scen.name, count, arm, figures['succeeded'],
-                            figures['boots'], figures['leaked'],
-                            figures['duplicates'], figures['gets_per_boot'],
-                            time.monotonic() - started))
+                    log('%s (%.0f s)%s' % (
+                        run.line(scen.name, count, arm, figures),
+                        time.monotonic() - started,
+                        ' ' + figures['arm_error']
+                        if figures.get('arm_error') else ''))
     return rows
 
 
@@ -185,14 +159,14 @@ def plot(rows, path, mode='library'):
     cases = list(dict.fromkeys((r['scenario'], r['volumes']) for r in rows))
     labels = ['%s\nN=%d' % case for case in cases]
     index = {(r['scenario'], r['volumes'], r['arm']): r for r in rows}
-    ok, boots = MODES[mode]['ok'], MODES[mode]['boots']
+    ok, boots = MODES[mode].ok, MODES[mode].boots
     panels = (('boots succeeded (%)',
                lambda r: 100.0 * ok(r) / boots(r)),
               ('leaked volumes', lambda r: r['leaked'] or 0),
               ('volume GETs per boot', lambda r: r['gets_per_boot'] or 0))
     fig, axes = pyplot.subplots(len(panels), 1, figsize=(10, 9),
                                 sharex=True)
-    names = MODES[mode]['arms']
+    names = MODES[mode].arms
     width = 0.8 / len(names)
     for axis, (title, value) in zip(axes, panels):
         for number, arm in enumerate(names):
@@ -235,7 +209,7 @@ def main(argv=None):
         std_logging.getLogger(name).setLevel(std_logging.CRITICAL)
     started = time.monotonic()
     try:
-        rows = run_matrix(args.volumes or MODES[args.mode]['volumes'],
+        rows = run_matrix(args.volumes or list(MODES[args.mode].volumes),
                           args.scenario, time_scale=args.time_scale,
                           seed=args.seed, mode=args.mode,
                           log=lambda text: print(text, file=sys.stderr,

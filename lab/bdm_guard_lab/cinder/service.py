@@ -119,9 +119,6 @@ class CinderService(fixtures.Fixture):
         For MySQL/Galera pass a URL to an empty database.
     :param debug: log cinder at DEBUG.
     :param start_timeout: seconds to wait for the API to listen.
-    :param cinder_path: a folder put first on the child's ``PYTHONPATH``
-        whose ``cinder`` package replaces the installed one (see
-        :class:`bdm_guard_lab.cinder.patched.PatchedCinder`), or None.
     :param capacity_gb: the backend's capacity (GiB) as the scheduler
         sees it; 0: infinite. Larger volumes end in ``error``.
     :param service_requests: treat every request as a service's (cinder's
@@ -151,7 +148,7 @@ class CinderService(fixtures.Fixture):
     def __init__(self, *, create_seconds=2.0, download_seconds_per_gib=0.0,
                  create_jitter=0.5, time_scale=1.0, seed=0,
                  db_connection=None, debug=False, start_timeout=120.0,
-                 cinder_path=None, service_requests=False, capacity_gb=0.0,
+                 service_requests=False, capacity_gb=0.0,
                  notification_url=None, database_options=None):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
@@ -166,7 +163,6 @@ class CinderService(fixtures.Fixture):
         self.user_id = USER_ID
         self.image_id = IMAGE_ID
         self.process = None
-        self.cinder_path = cinder_path
         self.service_requests = service_requests
         self.notification_url = notification_url
         self.read_your_writes = False
@@ -195,7 +191,7 @@ class CinderService(fixtures.Fixture):
         env.pop('OS_CINDER_DISABLE_EVENTLET_PATCHING', None)
         self.process = process.start_child(
             'bdm_guard_lab.cinder.server', state, settings, env=env,
-            paths=(self.cinder_path, process.SOURCE_ROOT))
+            paths=(process.SOURCE_ROOT,))
         self.addCleanup(self.stop)
         ready = self._read_ready()
         port = ready['port']

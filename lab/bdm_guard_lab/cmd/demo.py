@@ -13,18 +13,20 @@
 """``bdm-guard demo``: servers booted through real nova on real cinder.
 
 The default mode (``--mode nova``) runs the arms of
-:mod:`bdm_guard_lab.arms.nova_run` -- ``stock``, ``launcher`` and
-``patched`` nova 34 -- over the same scenario and seed, each with a fresh
-cinder 29 behind the fault proxy and a fresh nova, and prints the figures
-side by side. With ``-f json`` the output is ``{"arms": {"<arm>": {...}},
-"scenario": str, "seed": int}``.
+:mod:`bdm_guard_lab.arms.nova_mode` -- ``stock``, ``launcher``,
+``patched`` and ``events`` nova 34 -- over the same scenario and seed,
+each with a fresh cinder 29 behind the fault proxy and a fresh nova, and
+prints the figures side by side. With ``-f json`` the output is
+``{"arms": {"<arm>": {...}}, "scenario": str, "seed": int}``.
 
 ``--mode library`` runs the library-level arms of
-:mod:`bdm_guard_lab.arms.run` (nova's create and wait functions against
-bdm-guard's ``create_and_wait``); its ``-f json`` output is
+:mod:`bdm_guard_lab.arms.library_mode` (nova's create and wait functions
+against bdm-guard's ``create_and_wait``); its ``-f json`` output is
 ``{"stock": {...}, "guard": {...}}``. With ``--db galera`` every arm runs
 once per database variant (:mod:`bdm_guard_lab.db.variants`), in columns
-and JSON keys named ``<arm>/<variant>``. Needs the ``lab`` extra.
+and JSON keys named ``<arm>/<variant>``. Needs the ``lab`` extra. What
+differs from one mode to the other is its
+:class:`~bdm_guard_lab.arms.modes.Mode` record.
 """
 
 import contextlib
@@ -42,9 +44,8 @@ from oslo_log import log as logging
 
 from bdm_guard import exception
 from bdm_guard_lab.arms import compare
-from bdm_guard_lab.arms import metrics
-from bdm_guard_lab.arms import nova_run
-from bdm_guard_lab.arms import run as arms
+from bdm_guard_lab.arms import modes
+from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab.db import lagging_galera as galera_lab
 from bdm_guard_lab.db import variants as galera_variants
 from bdm_guard_lab.faults import scenario as lab_scenario
@@ -54,65 +55,6 @@ LOG = logging.getLogger(__name__)
 #: Real seconds per scenario second by default: the 50-volume seed run takes
 #: about two minutes of wall time for both arms on two cores.
 DEFAULT_TIME_SCALE = 0.5
-
-ROWS = (
-    ('boots ok', lambda r: '%d / %d' % (r['succeeded'], r['boots'])),
-    ('boots failed', lambda r: r['failed']),
-    ('failed by reason', lambda r: '\n'.join(
-        '%s: %d' % kv for kv in r['failures_by_reason'].items()) or '-'),
-    ('volumes created', lambda r: r['volumes_created']),
-    ('duplicates', lambda r: r['duplicates']),
-    ('leaked', lambda r: r['leaked']),
-    ('GETs per boot', lambda r: r['gets_per_boot']),
-    ('GETs per successful boot', lambda r: _na(r['gets_per_success'])),
-    ('detection lag p50 (s)', lambda r: _na(r['detect_lag_p50_s'])),
-    ('detection lag p95 (s)', lambda r: _na(r['detect_lag_p95_s'])),
-    ('detection lag p95 (% of creation time)',
-     lambda r: _na(r['detect_lag_p95_pct'])),
-    ('wall time (s)', lambda r: r['wall_s']),
-    ('faults injected', lambda r: '\n'.join(
-        '%s: %d' % kv for kv in r['faults_injected'].items()) or '-'),
-)
-
-
-#: The nova arms that also run the healthy case (``--healthy-servers``).
-HEALTHY_ARMS = ('stock', 'launcher', 'events')
-
-#: The rows of the nova mode's table.
-NOVA_ROWS = (
-    ('servers ACTIVE', lambda r: '%d / %d' % (r['active'], r['servers'])),
-    ('servers ERROR', lambda r: r['error']),
-    ('faults (server fault [cause])', lambda r: '\n'.join(
-        '%d x %s' % (n, reason) for reason, n in r['faults'].items()) or '-'),
-    ('volumes after boot', lambda r: r['volumes']),
-    ('duplicates', lambda r: r['duplicates']),
-    ('leaked (no ACTIVE server)', lambda r: r['leaked']),
-    ('volumes in error', lambda r: r['in_error']),
-    ('left after delete', lambda r: r['left_after_delete']),
-    ('GETs per boot', lambda r: r['gets_per_boot']),
-    ('GETs per ACTIVE boot', lambda r: _na(r['gets_per_ok_boot'])),
-    ('detection lag p50 / p95 (s)', lambda r: '%s / %s' % (
-        _na(r['detect_lag_p50_s']), _na(r['detect_lag_p95_s']))),
-    ('available to attach p50 / p95 (s)', lambda r: '%s / %s' % (
-        _na(r.get('attach_lag_p50_s')), _na(r.get('attach_lag_p95_s')))),
-    ('boot to ACTIVE p50 / p95 (s)', lambda r: '%s / %s' % (
-        _na(r['boot_seconds_p50']), _na(r['boot_seconds_p95']))),
-    ('wall time (s)', lambda r: r['wall_s']),
-    ('faults injected', lambda r: '\n'.join(
-        '%s: %d' % kv for kv in r['faults_injected'].items()) or '-'),
-)
-
-#: Extra rows with ``--db galera`` (the default table is unchanged).
-GALERA_ROWS = (
-    ('volumes in error', lambda r: r['volumes_in_error']),
-    ('volumes stuck creating', lambda r: r['volumes_stuck']),
-    ('DB exceeded retry limit', lambda r: _na(r['db_retry_limit'])),
-    ('DBDeadlock logged', lambda r: _na(r['db_deadlocks'])),
-    ('GET ms p50 / p95 (max), lag',
-     lambda r: metrics.format_latency(r, True)),
-    ('GET ms p50 / p95 (max), no lag',
-     lambda r: metrics.format_latency(r, False)),
-)
 
 
 def _na(value):
@@ -194,7 +136,7 @@ class Demo(show.ShowOne):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
-            '--mode', choices=('nova', 'library'), default='nova',
+            '--mode', choices=tuple(modes.MODES), default=modes.NOVA.name,
             help='nova: servers booted through real nova 34 services (arms '
                  'stock, launcher, patched). library: nova\'s create and '
                  'wait functions called directly vs bdm-guard\'s '
@@ -220,7 +162,7 @@ class Demo(show.ShowOne):
                  'clocks always run in real time; default: %(default)s).')
         parser.add_argument(
             '--arm', action='append',
-            choices=sorted(set(arms.ARMS) | set(nova_run.ARMS)),
+            choices=sorted({a for m in modes.MODES.values() for a in m.arms}),
             help='Run only this arm (repeat); default all of the mode\'s '
                  '(nova: stock, launcher, patched; library: stock, guard; '
                  'library mode also has events: guard woken by cinder\'s '
@@ -228,8 +170,14 @@ class Demo(show.ShowOne):
         parser.add_argument(
             '--model-stock', action='store_true',
             help='Library mode: run the line-for-line model of nova '
-                 '(bdm_guard_lab.arms.stock_model) '
+                 '(bdm_guard_lab.nova_wait_model) '
                  'for the stock arm even when nova is importable.')
+        self._add_database_options(parser)
+        self._add_nova_options(parser)
+        return parser
+
+    @staticmethod
+    def _add_database_options(parser):
         parser.add_argument(
             '--db', choices=('sqlite', 'galera'), default='sqlite',
             help='cinder\'s database. galera: a 3-node MariaDB Galera '
@@ -249,6 +197,9 @@ class Demo(show.ShowOne):
             default=galera_lab.DEFAULT_LAG_SECONDS, metavar='SECONDS',
             help='With --db galera: real seconds node 3 lags from the '
                  'start of each arm\'s boots (default: %(default)s).')
+
+    @staticmethod
+    def _add_nova_options(parser):
         parser.add_argument(
             '--healthy-servers', type=int, default=0, metavar='N',
             help='Nova mode: also boot N servers with no fault (the '
@@ -264,12 +215,10 @@ class Demo(show.ShowOne):
                  '"series" file) applied to a copy of the installed nova '
                  'for the patched arm (default: the source tree\'s '
                  'patches/nova).')
-        return parser
 
     def _arms(self, args):
-        known = nova_run.ARMS if args.mode == 'nova' else arms.ARMS
-        default = nova_run.ARMS if args.mode == 'nova' else arms.DEFAULT_ARMS
-        chosen = tuple(dict.fromkeys(args.arm or default))
+        known = self.mode.arms
+        chosen = tuple(dict.fromkeys(args.arm or self.mode.default_arms))
         wrong = [a for a in chosen if a not in known]
         if wrong:
             raise exception.InvalidInput(
@@ -284,7 +233,7 @@ class Demo(show.ShowOne):
         if not 1 <= args.healthy_servers <= 1000:
             raise exception.InvalidInput(
                 reason='--healthy-servers must be 0..1000')
-        if args.mode != 'nova' or args.db != 'sqlite':
+        if not self.mode.healthy_arms or args.db != 'sqlite':
             raise exception.InvalidInput(
                 reason='--healthy-servers runs with --mode nova on sqlite '
                        'only')
@@ -292,10 +241,45 @@ class Demo(show.ShowOne):
             # The scenario is the healthy case already.
             return None, ()
         return (healthy_scenario(scenario),
-                tuple(a for a in chosen if a in HEALTHY_ARMS))
+                tuple(a for a in chosen if a in self.mode.healthy_arms))
 
     def take_action(self, args):
         started = time.monotonic()
+        self.mode = modes.MODES[args.mode]
+        scenario = self._scenario(args)
+        chosen = self._arms(args)
+        healthy, healthy_arms = self._healthy(args, scenario, chosen)
+        progress = ProgressLine(sys.stderr)
+        results, healthy_results = {}, {}
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_quiet(getattr(self.app.options,
+                                               'verbose_level', 1)))
+            galera, chosen = self._galera(args, stack, chosen)
+            options = dict(self.mode.options(args),
+                           time_scale=args.time_scale, progress=progress)
+            for column in chosen:
+                arm, _, variant = column.partition('/')
+                if arm in healthy_arms:
+                    # One start of the arm's services for both cases, the
+                    # healthy one first (on fresh services).
+                    healthy_results[arm], results[column] = (
+                        self.mode.run_cases(
+                            arm, [(healthy, args.healthy_servers),
+                                  (scenario, args.volumes)], **options))
+                    continue
+                extra = {'galera': galera, 'db_variant': variant} if (
+                    variant) else {}
+                results[column] = self.mode.run(
+                    arm, scenario, args.volumes, **options, **extra)
+        self.results = results
+        self.scenario = scenario
+        self.healthy = healthy
+        self.healthy_results = healthy_results
+        self.wall_s = round(time.monotonic() - started, 1)
+        return chosen, tuple(ArmColumn(results[a]) for a in chosen)
+
+    def _scenario(self, args):
+        """The scenario ``args`` name, once the numbers are checked."""
         if args.volumes is not None and not 1 <= args.volumes <= 1000:
             raise exception.InvalidInput(reason='--volumes must be 1..1000')
         if not 0.01 <= args.time_scale <= 10:
@@ -304,57 +288,25 @@ class Demo(show.ShowOne):
         scenario = lab_scenario.load(args.scenario)
         if args.seed is not None:
             scenario = scenario.with_seed(args.seed)
-        chosen = self._arms(args)
-        healthy, healthy_arms = self._healthy(args, scenario, chosen)
-        progress = ProgressLine(sys.stderr)
-        results, healthy_results = {}, {}
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(_quiet(getattr(self.app.options,
-                                               'verbose_level', 1)))
-            galera = None
-            if args.db == 'galera':
-                if not 1 <= args.lag_seconds <= 25:
-                    raise exception.InvalidInput(
-                        reason='--lag-seconds must be 1..25')
-                galera_lab.check_installed()
-                galera = stack.enter_context(galera_lab.running(
-                    galera_lab.GaleraLab(lag_seconds=args.lag_seconds)))
-                chosen = tuple('%s/%s' % (arm, variant) for variant in dict
-                               .fromkeys(args.db_variant
-                                         or galera_variants.NAMES)
-                               for arm in chosen)
-            for column in chosen:
-                arm, _, variant = column.partition('/')
-                extra = {'galera': galera, 'db_variant': variant} if (
-                    variant) else {}
-                if args.mode == 'nova' and arm in healthy_arms:
-                    # One start of the arm's services for both cases, the
-                    # healthy one first (on fresh services).
-                    healthy_results[arm], results[column] = (
-                        nova_run.run_cases(
-                            arm, [(healthy, args.healthy_servers),
-                                  (scenario, args.volumes)],
-                            time_scale=args.time_scale, progress=progress,
-                            nova_series=args.nova_series))
-                    healthy_results[arm].pop('server_records', None)
-                    results[column].pop('server_records', None)
-                elif args.mode == 'nova':
-                    results[column] = nova_run.run_arm(
-                        arm, scenario, servers=args.volumes,
-                        time_scale=args.time_scale, progress=progress,
-                        nova_series=args.nova_series, **extra)
-                    results[column].pop('server_records', None)
-                else:
-                    results[column] = arms.run_arm(
-                        arm, scenario, volumes=args.volumes,
-                        time_scale=args.time_scale, progress=progress,
-                        use_nova=not args.model_stock, **extra)
-        self.results = results
-        self.scenario = scenario
-        self.healthy = healthy
-        self.healthy_results = healthy_results
-        self.wall_s = round(time.monotonic() - started, 1)
-        return chosen, tuple(ArmColumn(results[a]) for a in chosen)
+        return scenario
+
+    def _galera(self, args, stack, chosen):
+        """With ``--db galera``: the started cluster, one column per variant.
+
+        :returns: ``(galera or None, columns)``.
+        """
+        if args.db != 'galera':
+            return None, chosen
+        if not 1 <= args.lag_seconds <= 25:
+            raise exception.InvalidInput(
+                reason='--lag-seconds must be 1..25')
+        galera_lab.check_installed()
+        galera = stack.enter_context(galera_lab.running(
+            galera_lab.GaleraLab(lag_seconds=args.lag_seconds)))
+        return galera, tuple(
+            '%s/%s' % (arm, variant) for variant in dict.fromkeys(
+                args.db_variant or galera_variants.NAMES)
+            for arm in chosen)
 
     def _cases(self):
         """``[(label, scenario, results)]``: the healthy case first."""
@@ -381,17 +333,11 @@ class Demo(show.ShowOne):
         return compared, verdicts
 
     def produce_output(self, args, column_names, data):
-        if args.mode == 'nova':
+        if self.mode is modes.NOVA:
             return self._nova_output(args, column_names)
         if args.formatter != 'table':
             return super().produce_output(args, column_names, data)
-        header = ['figure'] + ['%s (%s)' % (a, self.results[a].get(
-            'stock_impl', 'bdm-guard')) for a in column_names]
-        extra = GALERA_ROWS if any('db_variant' in self.results[a]
-                                   for a in column_names) else ()
-        rows = [[label] + [get(self.results[a]) for a in column_names]
-                for label, get in ROWS + extra]
-        self.formatter.emit_list(header, rows, self.app.stdout, args)
+        self._table(args, list(column_names), self.results)
         return 0
 
     def _nova_output(self, args, column_names):
@@ -415,7 +361,7 @@ class Demo(show.ShowOne):
                   'of their healthy case (below), once its servers were '
                   'deleted' % (self.scenario.name, _servers(self.results),
                                ', '.join(self.healthy_results)))
-        self._nova_table(args, list(column_names), self.results)
+        self._table(args, list(column_names), self.results)
         if self.healthy_results:
             servers = args.healthy_servers
             most = max(r['servers'] for r in self.results.values())
@@ -428,10 +374,10 @@ class Demo(show.ShowOne):
                   'first on each arm\'s fresh cinder and nova, with %d '
                   'nova-computes as the %s case' % (
                       self.healthy.name, servers, fewer,
-                      nova_run.computes_for(max(servers, most)),
+                      nova_mode.computes_for(max(servers, most)),
                       self.scenario.name))
-            self._nova_table(args, list(self.healthy_results),
-                             self.healthy_results)
+            self._table(args, list(self.healthy_results),
+                        self.healthy_results)
         if compared:
             write('')
             self._compared_table(args, compared)
@@ -451,16 +397,16 @@ class Demo(show.ShowOne):
             text.lstrip('\n'), 79, subsequent_indent='  ',
             break_on_hyphens=False) + '\n')
 
-    def _nova_table(self, args, column_names, results):
-        header = ['figure'] + ['%s (%s)' % (a, _nova_label(results[a]))
+    def _table(self, args, column_names, results):
+        """The mode's table: one row per figure, one column per arm."""
+        header = ['figure'] + ['%s (%s)' % (a, self.mode.label(results[a]))
                                for a in column_names]
         failed = {a: results[a]['arm_error'] for a in column_names
                   if results[a].get('arm_error')}
-        # NOVA_ROWS already counts the volumes in error.
-        extra = GALERA_ROWS[1:] if any('db_variant' in results[a]
-                                       for a in column_names) else ()
+        extra = self.mode.galera_rows if any(
+            'db_variant' in results[a] for a in column_names) else ()
         rows = []
-        for label, get in NOVA_ROWS + extra:
+        for label, get in self.mode.rows + extra:
             rows.append([label] + [
                 ('did not run' if a in failed else get(results[a]))
                 for a in column_names])
@@ -521,27 +467,15 @@ def healthy_scenario(scenario):
     :param scenario: a :class:`bdm_guard_lab.faults.scenario.Scenario`.
     :returns: a Scenario with no rules and the same seed, volume size and
         cinder timings (so that it shares the arm's cinder, see
-        :func:`bdm_guard_lab.arms.nova_run.same_cinder`), named ``none``
+        :func:`bdm_guard_lab.arms.nova_mode.same_cinder`), named ``none``
         when it is the packaged ``none`` scenario with that seed, else
         ``<name>-without-faults``.
     """
     plain = dataclasses.replace(scenario, rules=())
     none = lab_scenario.load('none').with_seed(scenario.seed)
-    if nova_run.same_cinder(plain, none) and (
+    if nova_mode.same_cinder(plain, none) and (
             plain.size_gb, plain.image) == (none.size_gb, none.image):
         return dataclasses.replace(plain, name=none.name,
                                    description=none.description)
     return dataclasses.replace(plain, name='%s-without-faults' % (
         scenario.name))
-
-
-def _nova_label(figures):
-    """What ran in a nova arm, for the table's header."""
-    about = figures.get('nova') or {}
-    if figures.get('arm_error'):
-        return 'series does not apply'
-    if about.get('patches'):
-        return 'nova 34 + %d patches' % len(about['patches'])
-    if about.get('guard'):
-        return 'nova 34 + bdm-guard %s' % about['guard']
-    return 'nova 34'

@@ -158,6 +158,32 @@ def _quiet(verbose):
         logger.setLevel(old)
 
 
+def _add_timing_options(add, defaults):
+    """The model's durations and nova's wait options (``add_argument``)."""
+    add('--creating-median', type=float,
+        default=defaults.creating_median, metavar='SECONDS',
+        help='Median time in "creating" (%(default)s s).')
+    add('--creating-sigma', type=float, default=defaults.creating_sigma,
+        help='Lognormal sigma of "creating" (%(default)s).')
+    add('--gib-median', type=float, default=defaults.gib_median,
+        metavar='SECONDS', help='Median image copy time per GiB '
+                                '(%(default)s s).')
+    add('--gib-sigma', type=float, default=defaults.gib_sigma,
+        help='Lognormal sigma of the copy time per GiB (%(default)s).')
+    add('--error-share', type=float, default=defaults.error_share,
+        help='Share of volumes ending in "error" (%(default)s).')
+    add('--latency', type=float, default=defaults.latency,
+        metavar='SECONDS', help='cinder-api answer time (%(default)s s).')
+    add('--allocate-retries',
+        type=_bounded_int(0, MAX_ALLOCATE_RETRIES),
+        default=defaults.allocate_retries,
+        help='nova\'s block_device_allocate_retries (%(default)s).')
+    add('--allocate-retries-interval', type=float,
+        default=defaults.allocate_retries_interval, metavar='SECONDS',
+        help='nova\'s block_device_allocate_retries_interval '
+             '(%(default)s s).')
+
+
 class Simulate(show.ShowOne):
     """Simulate thousands of boots: cinder-api load and success, per arm."""
 
@@ -186,28 +212,7 @@ class Simulate(show.ShowOne):
             help='Run only this arm (repeat); default stock and guard. '
                  'events: guard woken by simulated notifications, with '
                  'the broker fan-out figures.')
-        add('--creating-median', type=float,
-            default=defaults.creating_median, metavar='SECONDS',
-            help='Median time in "creating" (%(default)s s).')
-        add('--creating-sigma', type=float, default=defaults.creating_sigma,
-            help='Lognormal sigma of "creating" (%(default)s).')
-        add('--gib-median', type=float, default=defaults.gib_median,
-            metavar='SECONDS', help='Median image copy time per GiB '
-                                    '(%(default)s s).')
-        add('--gib-sigma', type=float, default=defaults.gib_sigma,
-            help='Lognormal sigma of the copy time per GiB (%(default)s).')
-        add('--error-share', type=float, default=defaults.error_share,
-            help='Share of volumes ending in "error" (%(default)s).')
-        add('--latency', type=float, default=defaults.latency,
-            metavar='SECONDS', help='cinder-api answer time (%(default)s s).')
-        add('--allocate-retries',
-            type=_bounded_int(0, MAX_ALLOCATE_RETRIES),
-            default=defaults.allocate_retries,
-            help='nova\'s block_device_allocate_retries (%(default)s).')
-        add('--allocate-retries-interval', type=float,
-            default=defaults.allocate_retries_interval, metavar='SECONDS',
-            help='nova\'s block_device_allocate_retries_interval '
-                 '(%(default)s s).')
+        _add_timing_options(add, defaults)
         add('--config-file', action='append', default=[],
             help='An oslo.config file whose [bdm_guard] options the guard '
                  'arm uses (repeat).')

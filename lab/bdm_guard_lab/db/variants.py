@@ -16,9 +16,9 @@ Each :class:`Variant` is configuration only, no code: how haproxy spreads
 cinder's connections over the nodes and which ``[database]`` options
 cinder.conf sets. Every variant runs on the same cluster with the same node
 lagging (:class:`bdm_guard_lab.db.lagging_galera.GaleraLab`), so that any
-arm of a demo (the library-level arms of :mod:`bdm_guard_lab.arms.run`, or
-real nova) can take a variant by name:
-``GaleraLab.cinder_kwargs(database_name, variant_name)``.
+arm of a demo (the library mode's arms,
+:mod:`bdm_guard_lab.arms.library_mode`, or real nova) can take a variant
+by name: ``GaleraLab.cinder_kwargs(database_name, variant_name)``.
 """
 
 import dataclasses

@@ -40,7 +40,7 @@ import time
 import fixtures
 
 import bdm_guard
-from bdm_guard_lab.arms import nova_run
+from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab.cinder import service as cinder_service
 from bdm_guard_lab import exception
 from bdm_guard_lab.faults import proxy as lab_proxy
@@ -71,7 +71,7 @@ def verdict(ready, figures, records, deleted, lab_guard=None):
     """What is wrong with one boot; an empty list when nothing is.
 
     :param ready: the nova child's ``ready`` event.
-    :param figures: :func:`bdm_guard_lab.arms.nova_run.summarize` of the
+    :param figures: :func:`bdm_guard_lab.arms.nova_mode.summarize` of the
         boot (with ``faults_injected``).
     :param records: the servers, as :meth:`NovaService.boot` returned them.
     :param deleted: :meth:`NovaService.delete_all`'s answer.
@@ -99,7 +99,7 @@ def verdict(ready, figures, records, deleted, lab_guard=None):
         if record.get('status') != 'ACTIVE':
             problems.append('server %s is %s: %s' % (
                 record.get('name'), record.get('status'),
-                nova_run.fault_reason(record)))
+                nova_mode.fault_reason(record)))
         elif len(record.get('volumes', [])) != 1:
             problems.append('server %s has %d volumes attached, not 1' % (
                 record.get('name'), len(record.get('volumes', []))))
@@ -139,8 +139,8 @@ def boot_once(nova_python, *, start_timeout=240.0):
         found = svc.wait_settled(timeout=120)
         deleted = nova.delete_all(timeout=120)
         left = svc.wait_settled(timeout=120)
-        figures = nova_run.summarize(records, found, left, proxy,
-                                     project_id=svc.project_id, wall_s=0.0)
+        figures = nova_mode.summarize(records, found, left, proxy,
+                                      project_id=svc.project_id, wall_s=0.0)
         ready = dict(nova.ready)
     ready.pop('event', None)
     problems = verdict(ready, figures, records, deleted,

@@ -322,6 +322,29 @@ class LabNova:
 
     # The commands.
 
+    def _post(self, seed, size_gb, index):
+        """``POST /servers`` for server ``index``: ``(name, record)``."""
+        name = 'lab-boot-%04d' % index
+        rid = request_id(seed, index)
+        body = {'server': {
+            'name': name, 'imageRef': '', 'flavorRef': FLAVOR_ID,
+            'networks': 'none',
+            'block_device_mapping_v2': [{
+                'source_type': 'image', 'destination_type': 'volume',
+                'boot_index': 0, 'volume_size': size_gb,
+                'delete_on_termination': True, 'uuid': IMAGE_ID}]}}
+        started = time.time()
+        try:
+            server = self.case.api.api_post(
+                '/servers', body,
+                headers={'X-OpenStack-Request-ID': rid}).body['server']
+        except api_client.OpenStackApiException as exc:
+            return name, {'name': name, 'request_id': rid,
+                          'posted_at': started, 'id': None,
+                          'post_error': str(exc)}
+        return name, {'name': name, 'request_id': rid,
+                      'posted_at': started, 'id': server['id']}
+
     def do_boot(self, servers, seed, size_gb, settle_timeout=900.0,
                 post_workers=4, poll_seconds=5.0):
         """Boot ``servers`` servers from the image onto new volumes.
@@ -343,26 +366,7 @@ class LabNova:
         posted = {}
 
         def post(index):
-            name = 'lab-boot-%04d' % index
-            rid = request_id(seed, index)
-            body = {'server': {
-                'name': name, 'imageRef': '', 'flavorRef': FLAVOR_ID,
-                'networks': 'none',
-                'block_device_mapping_v2': [{
-                    'source_type': 'image', 'destination_type': 'volume',
-                    'boot_index': 0, 'volume_size': size_gb,
-                    'delete_on_termination': True, 'uuid': IMAGE_ID}]}}
-            started = time.time()
-            try:
-                server = api.api_post(
-                    '/servers', body,
-                    headers={'X-OpenStack-Request-ID': rid}).body['server']
-            except api_client.OpenStackApiException as exc:
-                return name, {'name': name, 'request_id': rid,
-                              'posted_at': started, 'id': None,
-                              'post_error': str(exc)}
-            return name, {'name': name, 'request_id': rid,
-                          'posted_at': started, 'id': server['id']}
+            return self._post(seed, size_gb, index)
 
         self.emit('progress', phase='posting', done=0, failed=0)
         with concurrent.futures.ThreadPoolExecutor(post_workers) as pool:

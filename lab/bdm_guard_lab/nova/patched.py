@@ -12,11 +12,10 @@
 
 """The installed nova with ``patches/nova`` applied, for the ``patched`` arm.
 
-Like :class:`bdm_guard_lab.cinder.patched.PatchedCinder`, without touching
-site-packages. The series is whatever ``patches/nova/series`` lists when the
-arm starts (it is being reworked on its own branch): a patch that does not
-apply stops the arm with :class:`bdm_guard_lab.exception.PatchDoesNotApply`,
-which names the patch.
+Without touching site-packages. The series is whatever
+``patches/nova/series`` lists when the arm starts (it is being reworked on
+its own branch): a patch that does not apply stops the arm with
+:class:`bdm_guard_lab.exception.PatchDoesNotApply`, which names the patch.
 """
 
 import importlib.util

@@ -12,7 +12,7 @@
 
 """The two arms of the scale simulation, over the same boots and faults.
 
-``stock`` runs :mod:`bdm_guard_lab.arms.stock_model` (nova 34's create through
+``stock`` runs :mod:`bdm_guard_lab.nova_wait_model` (nova 34's create through
 keystoneauth's blind connect retries, then
 ``_await_block_device_map_created``, then ``_call_wait_func``'s delete on
 ``VolumeNotCreated``); ``guard`` runs :func:`bdm_guard.create.
@@ -33,8 +33,8 @@ from bdm_guard.internal.wait import completion
 from bdm_guard import opts
 from bdm_guard import outcome as oc
 from bdm_guard import wait
-from bdm_guard_lab.arms import stock_model as stock
 from bdm_guard_lab import exception as lab_exception
+from bdm_guard_lab import nova_wait_model as stock
 from bdm_guard_lab.sim import cinder as sim_cinder
 from bdm_guard_lab.sim import engine as sim
 from bdm_guard_lab.sim import events as sim_events

@@ -20,8 +20,8 @@ boot; bdm-guard adopts the first. Counts come from cinder's API.
 
 import testtools
 
-from bdm_guard_lab.arms import nova_stock as nova_arm
-from bdm_guard_lab.arms import run as arms
+from bdm_guard_lab.arms import library_mode
+from bdm_guard_lab.arms import stock as stock_arm
 from bdm_guard_lab.faults import scenario as lab_scenario
 
 BOOTS = 4
@@ -39,9 +39,9 @@ def _scenario():
 class TestArms(testtools.TestCase):
 
     def test_stock_duplicates_guard_does_not(self):
-        stock = arms.run_arm('stock', _scenario(), time_scale=0.5)
-        guard = arms.run_arm('guard', _scenario(), time_scale=0.5)
-        expected = 'nova' if nova_arm.nova_available() else 'model'
+        stock = library_mode.run_arm('stock', _scenario(), time_scale=0.5)
+        guard = library_mode.run_arm('guard', _scenario(), time_scale=0.5)
+        expected = 'nova' if stock_arm.nova_available() else 'model'
         self.assertEqual(expected, stock['stock_impl'])
         self.assertEqual(BOOTS, stock['faults_injected']['lost_response'])
         self.assertEqual(BOOTS, stock['succeeded'])

@@ -32,7 +32,7 @@ import json
 import testtools
 from testtools import content
 
-from bdm_guard_lab.arms import run as arms
+from bdm_guard_lab.arms import library_mode
 from bdm_guard_lab.db import lagging_galera as galera_lab
 from bdm_guard_lab.faults import scenario as lab_scenario
 from tests.functional.db import fixtures as db_fixtures
@@ -85,9 +85,9 @@ class TestSeedOnGalera(testtools.TestCase):
         super().tearDownClass()
 
     def run_arm(self, arm, variant):
-        figures = arms.run_arm(arm, _scenario(), galera=self.lab,
-                               db_variant=variant, time_scale=TIME_SCALE,
-                               settle_timeout=SETTLE_SECONDS)
+        figures = library_mode.run_arm(
+            arm, _scenario(), galera=self.lab, db_variant=variant,
+            time_scale=TIME_SCALE, settle_timeout=SETTLE_SECONDS)
         # The figures go with the result, pass or fail (subunit).
         self.addDetail('%s/%s' % (arm, variant), content.text_content(
             json.dumps(figures, default=str, sort_keys=True)))

@@ -33,7 +33,7 @@ it.
 
 import testtools
 
-from bdm_guard_lab.arms import nova_run
+from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab import broker
 from bdm_guard_lab.cinder import service as cinder_service
 from bdm_guard_lab.faults import proxy as lab_proxy
@@ -96,7 +96,7 @@ class _RealNova(testtools.TestCase):
         """Boot under ``rules``, then delete; return the figures.
 
         :returns: ``(figures, records)``: :func:`bdm_guard_lab.arms.
-            nova_run.summarize` and the servers as nova reported them.
+            nova_mode.summarize` and the servers as nova reported them.
         """
         self.proxy.scenario = _scenario(rules, seed)
         self.proxy.reset_counters()
@@ -108,9 +108,9 @@ class _RealNova(testtools.TestCase):
         deleted = self.nova.delete_all(timeout=120)
         left = self.svc.wait_settled(timeout=120)
         self.assertEqual([], deleted['remaining'])
-        figures = nova_run.summarize(records, found, left, self.proxy,
-                                     project_id=self.svc.project_id,
-                                     wall_s=0.0)
+        figures = nova_mode.summarize(records, found, left, self.proxy,
+                                      project_id=self.svc.project_id,
+                                      wall_s=0.0)
         self.addDetail('figures', testtools.content.json_content(figures))
         return figures, records
 

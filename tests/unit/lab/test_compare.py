@@ -20,7 +20,7 @@ import fixtures
 import testtools
 
 from bdm_guard_lab.arms import compare
-from bdm_guard_lab.arms import nova_run
+from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab.cmd import demo
 from bdm_guard_lab.faults import scenario as lab_scenario
 from tests.unit import cases
@@ -57,7 +57,7 @@ class TestPerServer(testtools.TestCase):
             'lab-boot-0000': _server('ACTIVE', 30.5, 1.25, 7),
             'lab-boot-0001': _server('ERROR'),
             'lab-boot-0002': _server('POST failed'),
-        }, nova_run.per_server(records, proxy))
+        }, nova_mode.per_server(records, proxy))
 
 
 class TestCompare(testtools.TestCase):
@@ -151,19 +151,19 @@ class TestCases(testtools.TestCase):
 
     def test_seed_and_none_share_cinder(self):
         seed = lab_scenario.load('seed')
-        self.assertTrue(nova_run.same_cinder(seed, lab_scenario.load('none')))
-        self.assertFalse(nova_run.same_cinder(seed, seed.with_seed(7)))
-        self.assertFalse(nova_run.same_cinder(seed,
-                                              lab_scenario.load('harsh')))
+        self.assertTrue(nova_mode.same_cinder(seed, lab_scenario.load('none')))
+        self.assertFalse(nova_mode.same_cinder(seed, seed.with_seed(7)))
+        self.assertFalse(nova_mode.same_cinder(seed,
+                                               lab_scenario.load('harsh')))
 
     def test_run_cases_refuses_what_cannot_share(self):
         seed = lab_scenario.load('seed')
-        self.assertRaises(ValueError, nova_run.run_cases, 'stock',
+        self.assertRaises(ValueError, nova_mode.run_cases, 'stock',
                           [(seed, 5), (lab_scenario.load('harsh'), 5)])
-        self.assertRaises(ValueError, nova_run.run_cases, 'stock', [])
-        self.assertRaises(ValueError, nova_run.run_cases, 'nope',
+        self.assertRaises(ValueError, nova_mode.run_cases, 'stock', [])
+        self.assertRaises(ValueError, nova_mode.run_cases, 'nope',
                           [(seed, 5)])
-        self.assertRaises(ValueError, nova_run.run_cases, 'stock',
+        self.assertRaises(ValueError, nova_mode.run_cases, 'stock',
                           [(seed, 5), (seed, 5)], galera=object())
 
     def test_healthy_scenario(self):
@@ -172,7 +172,7 @@ class TestCases(testtools.TestCase):
         self.assertEqual('none', healthy.name)
         self.assertEqual((), healthy.rules)
         self.assertEqual(7, healthy.seed)
-        self.assertTrue(nova_run.same_cinder(seed, healthy))
+        self.assertTrue(nova_mode.same_cinder(seed, healthy))
         harsh = demo.healthy_scenario(lab_scenario.load('harsh'))
         self.assertEqual('harsh-without-faults', harsh.name)
         self.assertEqual(60, harsh.download_seconds_per_gib)
@@ -184,7 +184,7 @@ def _figures(arm, scenario, servers, failed=0, boot=50.0, gets=12):
         status = 'ERROR' if index < failed else 'ACTIVE'
         per_server['lab-boot-%04d' % index] = _server(
             status, None if index < failed else boot + index, 1.0, gets)
-    figures = dict.fromkeys(nova_run.KEYS)
+    figures = dict.fromkeys(nova_mode.KEYS)
     figures.update({
         'arm': arm, 'scenario': scenario, 'servers': servers,
         'active': servers - failed, 'error': failed, 'faults': {},
@@ -217,9 +217,9 @@ class TestDemoOutput(testtools.TestCase):
             self.single.append((arm, scenario.name, servers))
             return _figures(arm, scenario.name, servers)
 
-        self.useFixture(fixtures.MockPatchObject(nova_run, 'run_cases',
+        self.useFixture(fixtures.MockPatchObject(nova_mode, 'run_cases',
                                                  run_cases))
-        self.useFixture(fixtures.MockPatchObject(nova_run, 'run_arm',
+        self.useFixture(fixtures.MockPatchObject(nova_mode, 'run_arm',
                                                  run_arm))
 
     def test_table(self):

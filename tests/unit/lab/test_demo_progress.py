@@ -17,7 +17,7 @@ import threading
 
 import testtools
 
-from bdm_guard_lab.arms import run as arms
+from bdm_guard_lab.arms import progress
 from bdm_guard_lab.cmd import demo
 
 
@@ -25,7 +25,7 @@ class TestProgress(testtools.TestCase):
 
     def test_phases_and_counts_reach_the_callback(self):
         seen = []
-        tracker = arms.Progress('guard', 2, lambda *a: seen.append(a))
+        tracker = progress.Progress('guard', 2, lambda *a: seen.append(a))
         tracker.report()
         tracker.set_phase('booting')
         tracker.tick()
@@ -38,14 +38,14 @@ class TestProgress(testtools.TestCase):
 
     def test_ticking_reports_while_nothing_finishes(self):
         reported = threading.Event()
-        tracker = arms.Progress('stock', 5, lambda *a: reported.set(),
-                                tick_seconds=0.01)
+        tracker = progress.Progress('stock', 5, lambda *a: reported.set(),
+                                    tick_seconds=0.01)
         with tracker.ticking():
             # Event.wait returns as soon as the ticker thread reports.
             self.assertTrue(reported.wait(30))
 
     def test_ticking_without_callback_starts_no_thread(self):
-        tracker = arms.Progress('stock', 5, None, tick_seconds=0.01)
+        tracker = progress.Progress('stock', 5, None, tick_seconds=0.01)
         before = threading.active_count()
         with tracker.ticking():
             self.assertEqual(before, threading.active_count())

@@ -106,7 +106,6 @@ class TestSeriesFolders(testtools.TestCase):
     """The patched arms find the checkout's series wherever the lab lives."""
 
     def test_series_folders_exist(self):
-        from bdm_guard_lab.cinder import patched as patched_cinder
         from bdm_guard_lab.nova import patched as patched_nova
 
         self.assertTrue(os.path.isfile(os.path.join(
@@ -114,5 +113,3 @@ class TestSeriesFolders(testtools.TestCase):
         nova = patched_nova.series_dir()
         self.assertTrue(os.path.isfile(os.path.join(nova, 'series')), nova)
         self.assertTrue(patched_nova.read_series(nova))
-        cinder = patched_cinder._series_dir()
-        self.assertTrue(os.path.isdir(cinder), cinder)

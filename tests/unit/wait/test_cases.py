@@ -13,7 +13,7 @@
 """Every case of tests/unit/data/waiter-cases.yaml, against the waiter.
 
 The same timelines are replayed through the model of nova 34's loop
-(:mod:`bdm_guard_lab.arms.stock_model`) and printed side by side (data, not
+(:mod:`bdm_guard_lab.nova_wait_model`) and printed side by side (data, not
 timing
 assertions).
 """
@@ -31,7 +31,7 @@ from bdm_guard.internal.wait import completion
 from bdm_guard import opts
 from bdm_guard import testing
 from bdm_guard import wait
-from bdm_guard_lab.arms import stock_model as stock
+from bdm_guard_lab import nova_wait_model as stock
 from tests.unit.create import base as create_base
 from tests.unit import fake_cinder
 

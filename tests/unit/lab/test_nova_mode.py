@@ -22,7 +22,7 @@ import types
 import fixtures
 import testtools
 
-from bdm_guard_lab.arms import nova_run
+from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab import exception
 from bdm_guard_lab.faults import proxy as lab_proxy
 from bdm_guard_lab.faults import scenario as lab_scenario
@@ -67,8 +67,8 @@ class TestSummarize(testtools.TestCase):
                        gets={'v1': 4, 'v3': 2},
                        available={'v1': 110.0}, attached={'v1': 112.5},
                        noticed={'v1': 111.25})
-        figures = nova_run.summarize(records, volumes, [_volume('v2')],
-                                     proxy, project_id=PROJECT, wall_s=31.0)
+        figures = nova_mode.summarize(records, volumes, [_volume('v2')],
+                                      proxy, project_id=PROJECT, wall_s=31.0)
         self.assertEqual(2, figures['servers'])
         self.assertEqual(1, figures['active'])
         self.assertEqual(1, figures['error'])
@@ -85,24 +85,24 @@ class TestSummarize(testtools.TestCase):
         self.assertEqual(1.25, figures['detect_lag_p50_s'])
         self.assertEqual(2.5, figures['attach_lag_p50_s'])
         self.assertEqual(30.0, figures['boot_seconds_p95'])
-        for key in nova_run.KEYS:
+        for key in nova_mode.KEYS:
             self.assertIn(key, figures)
 
     def test_no_active_server(self):
         records = [{'name': 'a', 'id': None, 'posted_at': 1.0,
                     'post_error': 'boom'}]
-        figures = nova_run.summarize(records, [], [], _proxy({}),
-                                     project_id=PROJECT, wall_s=1.0)
+        figures = nova_mode.summarize(records, [], [], _proxy({}),
+                                      project_id=PROJECT, wall_s=1.0)
         self.assertIsNone(figures['gets_per_ok_boot'])
         self.assertIsNone(figures['boot_seconds_p50'])
         self.assertEqual({'POST /servers failed: boom': 1},
                          figures['faults'])
 
     def test_computes(self):
-        self.assertEqual(1, nova_run.computes_for(1))
-        self.assertEqual(1, nova_run.computes_for(8))
-        self.assertEqual(2, nova_run.computes_for(9))
-        self.assertEqual(7, nova_run.computes_for(50))
+        self.assertEqual(1, nova_mode.computes_for(1))
+        self.assertEqual(1, nova_mode.computes_for(8))
+        self.assertEqual(2, nova_mode.computes_for(9))
+        self.assertEqual(7, nova_mode.computes_for(50))
 
 
 class TestRequestIdIdentity(testtools.TestCase):
@@ -176,7 +176,7 @@ class TestLagFromFirstCreate(testtools.TestCase):
     def test_lags_once_the_first_create_arrives(self):
         galera, prox = _Galera(), types.SimpleNamespace(
             first_create=threading.Event())
-        with nova_run._lag_from_first_create(galera, 30, prox):
+        with nova_mode._lag_from_first_create(galera, 30, prox):
             self.assertEqual(0, galera.lags)
             prox.first_create.set()
         self.assertEqual(1, galera.lags)
@@ -184,7 +184,7 @@ class TestLagFromFirstCreate(testtools.TestCase):
     def test_no_create_no_lag(self):
         galera, prox = _Galera(), types.SimpleNamespace(
             first_create=threading.Event())
-        with nova_run._lag_from_first_create(galera, 30, prox):
+        with nova_mode._lag_from_first_create(galera, 30, prox):
             pass
         self.assertEqual(0, galera.lags)
 

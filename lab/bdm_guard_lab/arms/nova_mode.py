@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The demo's nova arms: servers booted through a real nova on real cinder.
+"""The demo's nova mode: servers booted through a real nova on real cinder.
 
 :func:`run_arm` starts, for one arm, a fresh cinder
 (:class:`~bdm_guard_lab.cinder.service.CinderService`), a fresh fault proxy
@@ -20,17 +20,11 @@ the servers through nova's API at once, waits until each is ACTIVE or
 ERROR, reads the figures from nova's and cinder's APIs, deletes every
 server and counts the volumes left (:func:`summarize`).
 
-Arms (:data:`ARMS`):
-
-* ``stock``: nova 34 as installed;
-* ``launcher``: nova with :func:`bdm_guard.nova.guard.install`
-  (``mode='launcher'``), as ``bdm-guard-nova-compute`` runs it;
-* ``patched``: nova with ``patches/nova`` applied to a copy
-  (:class:`~bdm_guard_lab.nova.patched.PatchedNova`). A patch that does not
-  apply ends the arm with ``error`` set, naming the patch;
-* ``events``: the launcher, its waits woken by cinder's notifications
-  through a real RabbitMQ (:mod:`bdm_guard_lab.broker`), polling as the
-  backstop.
+Arms (:data:`ARMS`): ``stock``, nova 34 as installed, and the guarded arms
+of :data:`bdm_guard_lab.arms.guard.ARMS` that run in nova mode
+(``launcher``, ``patched``, ``events``): their parts start before cinder,
+and the lab's nova runs in the arm's ``nova`` mode. A patch that does not
+apply ends the ``patched`` arm with ``arm_error`` set, naming the patch.
 
 Time: cinder's durations and the proxy's delays are multiplied by
 ``time_scale``; nova's own clocks run in real time (its wait interval is an
@@ -45,25 +39,21 @@ import re
 import threading
 import time
 
-import fixtures
 from oslo_log import log as logging
 
-from bdm_guard import events as guard_events
-from bdm_guard import opts
+from bdm_guard_lab.arms import guard
 from bdm_guard_lab.arms import metrics
-from bdm_guard_lab.arms import run as library_arms
-from bdm_guard_lab import broker
+from bdm_guard_lab.arms import progress as arm_progress
 from bdm_guard_lab.cinder import service as cinder_service
 from bdm_guard_lab.db import lagging_galera as galera_lab
 from bdm_guard_lab.db import variants as galera_variants
 from bdm_guard_lab import exception
 from bdm_guard_lab.faults import proxy as lab_proxy
-from bdm_guard_lab.nova import patched as patched_nova
 from bdm_guard_lab.nova import service as nova_service
 
 LOG = logging.getLogger(__name__)
 
-ARMS = nova_service.MODES
+ARMS = guard.names(guard.NOVA)
 #: The issue's figures, in this order (``-f json`` prints at least these).
 KEYS = ('servers', 'active', 'error', 'faults', 'volumes', 'duplicates',
         'leaked', 'left_after_delete', 'in_error', 'gets_per_boot',
@@ -229,18 +219,6 @@ def summarize(records, volumes, left, proxy, *, project_id, wall_s):
     }
 
 
-def _enter(stack, fixture):
-    """``stack.enter_context(fixture)``, raising the fixture's own error.
-
-    A fixture whose ``setUp`` fails raises ``MultipleExceptions``; the lab's
-    callers expect the :class:`bdm_guard_lab.exception.LabError` inside.
-    """
-    try:
-        return stack.enter_context(fixture)
-    except fixtures.MultipleExceptions as exc:
-        raise exc.args[0][1]
-
-
 def _nova_progress(tracker):
     def report(event):
         tracker.phase = event['phase']
@@ -248,21 +226,6 @@ def _nova_progress(tracker):
             tracker.done, tracker.failed = event['done'], event['failed']
         tracker.report()
     return report
-
-
-def _broker(stack):
-    """Start the lab's RabbitMQ with the pool queues' expiry policy.
-
-    :returns: its transport URL.
-    """
-    rabbit = _enter(stack, broker.RabbitMQ())
-    conf = opts.get_conf(None)
-    conf.set_override('transport_url', rabbit.url, opts.EVENTS_GROUP)
-    policy = guard_events.queue_policy(conf)
-    if policy:
-        rabbit.set_policy(policy['name'], policy['pattern'],
-                          policy['definition'], policy['apply-to'])
-    return rabbit.url
 
 
 @contextlib.contextmanager
@@ -400,6 +363,57 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
         or several cases on Galera.
     :raises bdm_guard_lab.exception.LabError: cinder or nova did not start.
     """
+    cases = _check_cases(arm, cases, galera)
+    label = arm if galera is None else '%s/%s' % (arm, db_variant)
+    labels = [label if len(cases) == 1 else '%s (%s)' % (label, scen.name)
+              for scen, _ in cases]
+    tracker = arm_progress.Progress(labels[0], cases[0][1], progress)
+    tracker.report()
+    started = time.monotonic()
+    db, lag = {}, contextlib.nullcontext
+    if galera is not None:
+        cases = [(galera_lab.without_simulated_lag(scen), total)
+                 for scen, total in cases]
+        db = galera.cinder_kwargs('cinder_%s' % arm, db_variant)
+        lag = functools.partial(_lag_from_first_create, galera,
+                                settle_timeout)
+    with contextlib.ExitStack() as stack:
+        try:
+            run = guard.start(arm, guard.NOVA, stack,
+                              nova_series=nova_series)
+        except exception.PatchDoesNotApply as exc:
+            LOG.error('%s', exc)
+            tracker.set_phase('done')
+            return [dict(dict.fromkeys(KEYS), arm=arm, servers=total,
+                         scenario=scen.name, arm_error=str(exc))
+                    for scen, total in cases]
+        svc, prox, nova = _start(run, cases, tracker, time_scale=time_scale,
+                                 db=db, debug=debug)
+        setup = time.monotonic() - started
+        results, after = [], None
+        for index, (scen, total) in enumerate(cases):
+            if index:
+                tracker = arm_progress.Progress(labels[index], total,
+                                                progress)
+                tracker.set_phase('posting')
+            figures = _run_case(
+                svc, prox, nova, scen, total, tracker,
+                settle_timeout=settle_timeout, galera=galera, lag=lag,
+                db_variant=db_variant, fresh=not index)
+            figures.update({'arm': arm, 'nova': dict(run.about),
+                            'scenario': scen.name, 'after': after,
+                            'setup_s': round(setup, 1) if not index
+                            else 0.0})
+            results.append(figures)
+            after = scen.name
+    return results
+
+
+def _check_cases(arm, cases, galera):
+    """``cases`` with their servers filled in, once checked.
+
+    :raises ValueError: see :func:`run_cases`.
+    """
     if arm not in ARMS:
         raise ValueError('arm must be one of %s' % (ARMS,))
     cases = [(scen, servers or scen.volumes) for scen, servers in cases]
@@ -411,71 +425,37 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
                          'cinder' % ', '.join(CINDER_FIELDS))
     if galera is not None and len(cases) > 1:
         raise ValueError('Galera arms run one case each')
-    label = arm if galera is None else '%s/%s' % (arm, db_variant)
-    labels = [label if len(cases) == 1 else '%s (%s)' % (label, scen.name)
-              for scen, _ in cases]
-    tracker = library_arms.Progress(labels[0], cases[0][1], progress)
-    tracker.report()
-    started = time.monotonic()
-    db, lag = {}, contextlib.nullcontext
-    if galera is not None:
-        cases = [(galera_lab.without_simulated_lag(scen), total)
-                 for scen, total in cases]
-        db = galera.cinder_kwargs('cinder_%s' % arm, db_variant)
-        lag = functools.partial(_lag_from_first_create, galera,
-                                settle_timeout)
-    with contextlib.ExitStack() as stack:
-        nova_path, about = None, {}
-        if arm == 'patched':
-            try:
-                copy = _enter(stack, patched_nova.PatchedNova(nova_series))
-            except exception.PatchDoesNotApply as exc:
-                LOG.error('%s', exc)
-                tracker.set_phase('done')
-                return [dict(dict.fromkeys(KEYS), arm=arm, servers=total,
-                             scenario=scen.name, arm_error=str(exc))
-                        for scen, total in cases]
-            nova_path = copy.path
-            about['patches'] = copy.applied
-        events_url = None
-        if arm == 'events':
-            events_url = _broker(stack)
-            db['notification_url'] = events_url
-        scenario = cases[0][0]
-        svc = _enter(stack, cinder_service.CinderService(
-            create_seconds=scenario.create_seconds,
-            create_jitter=scenario.create_jitter,
-            download_seconds_per_gib=scenario.download_seconds_per_gib,
-            time_scale=time_scale, seed=scenario.seed, service_requests=True,
-            debug=debug, **db))
-        prox = _enter(stack, lab_proxy.FaultProxy(
-            svc.base_url, scenario, time_scale=time_scale,
-            project_id=svc.project_id))
-        tracker.set_phase('starting nova')
-        nova = _enter(stack, nova_service.NovaService(
-            '%s/v3/%%(project_id)s' % prox.base_url, svc.project_id,
-            mode=arm, computes=computes_for(max(t for _, t in cases)),
-            nova_path=nova_path, debug=debug, events_url=events_url))
-        about.update(nova.ready)
-        about.pop('event', None)
-        setup = time.monotonic() - started
-        results, after = [], None
-        for index, (scen, total) in enumerate(cases):
-            if index:
-                tracker = library_arms.Progress(labels[index], total,
-                                                progress)
-                tracker.set_phase('posting')
-            figures = _run_case(
-                svc, prox, nova, scen, total, tracker,
-                settle_timeout=settle_timeout, galera=galera, lag=lag,
-                db_variant=db_variant, fresh=not index)
-            figures.update({'arm': arm, 'nova': dict(about),
-                            'scenario': scen.name, 'after': after,
-                            'setup_s': round(setup, 1) if not index
-                            else 0.0})
-            results.append(figures)
-            after = scen.name
-    return results
+    return cases
+
+
+def _start(run, cases, tracker, *, time_scale, db, debug):
+    """Start cinder, the fault proxy and nova for ``run``'s arm.
+
+    Each goes into ``run.stack``; cinder and nova take what the arm's parts
+    handed on (``run.cinder``, ``run.nova``), and ``run.about`` gets what
+    nova says it runs.
+
+    :returns: ``(svc, prox, nova)``.
+    :raises bdm_guard_lab.exception.LabError: a service did not start.
+    """
+    stack, scenario = run.stack, cases[0][0]
+    svc = guard.enter(stack, cinder_service.CinderService(
+        create_seconds=scenario.create_seconds,
+        create_jitter=scenario.create_jitter,
+        download_seconds_per_gib=scenario.download_seconds_per_gib,
+        time_scale=time_scale, seed=scenario.seed, service_requests=True,
+        debug=debug, **dict(db, **run.cinder)))
+    prox = guard.enter(stack, lab_proxy.FaultProxy(
+        svc.base_url, scenario, time_scale=time_scale,
+        project_id=svc.project_id))
+    tracker.set_phase('starting nova')
+    nova = guard.enter(stack, nova_service.NovaService(
+        '%s/v3/%%(project_id)s' % prox.base_url, svc.project_id,
+        mode=run.nova_mode, computes=computes_for(max(t for _, t in cases)),
+        debug=debug, **run.nova))
+    run.about.update(nova.ready)
+    run.about.pop('event', None)
+    return svc, prox, nova
 
 
 def _run_case(svc, prox, nova, scenario, total, tracker, *, settle_timeout,

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The ``stock`` arm: nova 34's own create and wait, run for real.
+"""The ``stock`` arm of the library mode: nova 34's own create and wait.
 
 One boot is what ``DriverVolImageBlockDevice._create_volume`` does in nova
 34 (``nova/virt/block_device.py``):
@@ -34,9 +34,10 @@ an IntOpt, so it cannot be scaled in CONF). keystoneauth's own connect retry
 delays (0.5 s, doubling) are not scaled.
 
 When nova cannot be imported, :class:`ModelStock` runs
-:mod:`bdm_guard_lab.arms.stock_model`, the line-for-line model, over
-bdm-guard's
-transport.
+:mod:`bdm_guard_lab.nova_wait_model`, the line-for-line model, over
+bdm-guard's transport. :func:`boots` picks one of the two. (In nova mode
+the ``stock`` arm is the lab's nova as installed:
+:mod:`bdm_guard_lab.arms.nova_mode`.)
 """
 
 import time
@@ -44,10 +45,14 @@ import types
 
 from oslo_log import log as logging
 
-from bdm_guard_lab.arms import stock_model as stock
+from bdm_guard import cinder
+from bdm_guard import wait
+from bdm_guard_lab import nova_wait_model as model
 
 LOG = logging.getLogger(__name__)
 _PARSED = []
+#: nova 34's defaults (nova/conf/compute.py), as the library knows them.
+_NOVA = wait.Budget.nova_defaults()
 
 
 class ScaledTime:
@@ -92,9 +97,10 @@ class NovaStock:
     kind = 'nova'
 
     def __init__(self, endpoint_template, user_id, project_id, *,
-                 time_scale=1.0, allocate_retries=60,
-                 allocate_retries_interval=3, http_retries=3,
-                 delete_on_termination=True):
+                 time_scale=1.0, allocate_retries=_NOVA.allocate_retries,
+                 allocate_retries_interval=(
+                     _NOVA.allocate_retries_interval),
+                 http_retries=3, delete_on_termination=True):
         from nova.compute import manager
         import nova.conf
         from nova import context as nova_context
@@ -123,9 +129,13 @@ class NovaStock:
                                          func.__defaults__, func.__closure__)
         self._holder = types.SimpleNamespace(volume_api=self.api)
 
-    def boot(self, name, size_gb, image_id):
+    def boot(self, name, size_gb, image_id, index=None):
         """Create and wait for one volume the way nova does.
 
+        :param name: the volume's name.
+        :param size_gb: its size, GiB.
+        :param image_id: the image, or None.
+        :param index: the boot's number (unused: one request id per boot).
         :returns: ``(volume_id or None, reason or None)``; reason is the
             nova exception's class name when the boot fails.
         """
@@ -133,7 +143,7 @@ class NovaStock:
         try:
             volume = self.api.create(context, size_gb, name, '',
                                      image_id=image_id)
-        except Exception as exc:  # noqa: B902 - nova fails the build
+        except Exception as exc:  # nova fails the build
             return None, 'create:%s' % type(exc).__name__
         volume_id = volume['id']
         try:
@@ -142,11 +152,11 @@ class NovaStock:
             if self.delete_on_termination:
                 try:
                     self.api.delete(context, volume_id)
-                except Exception as exc:  # noqa: B902 - nova only logs it
+                except Exception as exc:  # nova only logs it
                     LOG.warning('Failed to delete volume: %(id)s due to '
                                 '%(exc)s', {'id': volume_id, 'exc': exc})
             return volume_id, 'wait:VolumeNotCreated'
-        except Exception as exc:  # noqa: B902 - nova fails the build
+        except Exception as exc:  # nova fails the build
             return volume_id, 'wait:%s' % type(exc).__name__
         return volume_id, None
 
@@ -154,18 +164,20 @@ class NovaStock:
 class ModelStock:
     """Boots with the model of nova's loop when nova is not importable.
 
-    The model is :mod:`bdm_guard_lab.arms.stock_model`.
+    The model is :mod:`bdm_guard_lab.nova_wait_model`.
 
     Same arguments as :class:`NovaStock` plus ``client_factory``, a
     zero-argument callable returning a :class:`bdm_guard.cinder.VolumeClient`
     on the proxy. The create is one ``POST`` with keystoneauth's blind
-    resends (:func:`bdm_guard_lab.arms.stock_model.ksa_call`).
+    resends (:func:`bdm_guard_lab.nova_wait_model.ksa_call`).
     """
 
     kind = 'model'
 
     def __init__(self, client_factory, *, time_scale=1.0,
-                 allocate_retries=60, allocate_retries_interval=3,
+                 allocate_retries=_NOVA.allocate_retries,
+                 allocate_retries_interval=(
+                     _NOVA.allocate_retries_interval),
                  http_retries=3, delete_on_termination=True):
         self.client_factory = client_factory
         self.clock = ScaledTime(time_scale)
@@ -174,21 +186,21 @@ class ModelStock:
         self.http_retries = http_retries
         self.delete_on_termination = delete_on_termination
 
-    def boot(self, name, size_gb, image_id):
+    def boot(self, name, size_gb, image_id, index=None):
         """See :meth:`NovaStock.boot`."""
         client = self.client_factory()
         body = {'size': size_gb, 'name': name, 'imageRef': image_id}
-        result, _ = stock.ksa_call(lambda: client.create_volume(body),
+        result, _ = model.ksa_call(lambda: client.create_volume(body),
                                    self.http_retries, self.clock.sleep)
         if result.kind != 'ok':
             return None, 'create:%s' % result.kind
         volume_id = result.body['id']
         try:
-            stock.await_volume(client, volume_id, retries=self.retries,
+            model.await_volume(client, volume_id, retries=self.retries,
                                interval=self.interval,
                                http_retries=self.http_retries,
                                sleep=self.clock.sleep, clock=self.clock.time)
-        except stock.StockFailure as exc:
+        except model.StockFailure as exc:
             if exc.reason == 'timeout' or exc.reason == (
                     'failed_without_reason'):
                 if self.delete_on_termination:
@@ -196,3 +208,23 @@ class ModelStock:
                 return volume_id, 'wait:VolumeNotCreated'
             return volume_id, 'wait:%s' % exc.reason
         return volume_id, None
+
+
+def boots(svc, proxy, time_scale, use_nova):
+    """The stock arm's boots against ``svc`` behind ``proxy``.
+
+    :param svc: the :class:`~bdm_guard_lab.cinder.service.CinderService`.
+    :param proxy: its :class:`~bdm_guard_lab.faults.proxy.FaultProxy`.
+    :param time_scale: real seconds per scenario second.
+    :param use_nova: run nova's real code when it can be imported.
+    :returns: a :class:`NovaStock`, or a :class:`ModelStock` when nova is
+        not importable or ``use_nova`` is false.
+    """
+    if use_nova and nova_available():
+        template = '%s/v3/%%(project_id)s' % proxy.base_url
+        return NovaStock(template, svc.user_id, svc.project_id,
+                         time_scale=time_scale)
+    factory = (lambda: cinder.VolumeClient(
+        svc.session(endpoint=proxy.endpoint),
+        endpoint_override=proxy.endpoint))
+    return ModelStock(factory, time_scale=time_scale)

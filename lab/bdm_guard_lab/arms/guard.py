@@ -1,0 +1,257 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The guarded arms: one :class:`GuardArm` record each, and their parts.
+
+The demo compares two roles. ``stock`` is nova as shipped
+(:mod:`bdm_guard_lab.arms.stock`); every other arm is a guarded arm, one
+entry of :data:`ARMS`:
+
+* ``guard`` (library mode): :func:`bdm_guard.create.create_and_wait`,
+  polling;
+* ``launcher`` (nova mode): nova with :func:`bdm_guard.nova.guard.install`
+  (``mode='launcher'``), as ``bdm-guard-nova-compute`` runs it;
+* ``patched`` (nova mode): nova with ``patches/nova`` applied to a copy
+  (:class:`~bdm_guard_lab.nova.patched.PatchedNova`);
+* ``events`` (both modes): the guard woken by cinder's notifications
+  through a real RabbitMQ (:class:`bdm_guard_lab.broker.RabbitMQ`; cinder's
+  driver ``messagingv2``, RPC stays ``fake:/``), polling as the backstop.
+  In library mode one :class:`bdm_guard.events.EventSource` serves every
+  boot, as one nova-compute process shares it; in nova mode the lab's
+  nova-compute runs its own.
+
+An arm is a name, the modes that run it, the nova it runs in nova mode and
+its *parts*: each part is a function ``part(run)`` that starts what the arm
+needs besides cinder, the fault proxy and nova (entering its fixtures into
+``run.stack``, so that they stop after cinder and nova) and hands on what
+cinder, nova and the boots need through the :class:`ArmRun`. The mode
+modules (:mod:`~bdm_guard_lab.arms.library_mode`,
+:mod:`~bdm_guard_lab.arms.nova_mode`) call :func:`start` before cinder
+starts and read the run's fields; they know no arm by name but ``stock``.
+
+Adding an arm is one entry of :data:`ARMS`, plus a part when it needs a
+service no arm starts yet, e.g.::
+
+    GuardArm('relay', modes=(NOVA,), nova='events', parts=(broker, relay)),
+
+where ``relay(run)`` starts the relay and sets what cinder and nova need
+in ``run.cinder`` and ``run.nova``.
+"""
+
+import dataclasses
+import typing
+
+import fixtures
+
+from bdm_guard import events
+from bdm_guard import opts
+from bdm_guard_lab import broker as lab_broker
+from bdm_guard_lab import exception
+from bdm_guard_lab.nova import patched
+
+#: The demo's modes (``--mode``).
+LIBRARY, NOVA = 'library', 'nova'
+#: The other role: nova as shipped.
+STOCK = 'stock'
+#: Real seconds the library mode's listener may take to prove itself
+#: before the boots.
+HEALTHY_TIMEOUT = 60.0
+
+
+class ArmRun:
+    """One run of an arm: what its parts started, and what they hand on.
+
+    :param arm: the :class:`GuardArm`, or None for ``stock``.
+    :param mode: :data:`LIBRARY` or :data:`NOVA`.
+    :param stack: a :class:`contextlib.ExitStack` the parts enter their
+        fixtures into; the mode closes it after cinder and nova stopped.
+    :param conf: bdm-guard options for the library mode's boots (None:
+        defaults).
+    :param options: the run's options for the parts (``nova_series``...).
+
+    The parts set:
+
+    :ivar cinder: extra keyword arguments of
+        :class:`~bdm_guard_lab.cinder.service.CinderService`
+        (``notification_url``).
+    :ivar nova: extra keyword arguments of
+        :class:`~bdm_guard_lab.nova.service.NovaService` (``nova_path``,
+        ``events_url``).
+    :ivar about: nova mode: what runs, added to the figures' ``nova``
+        (``patches``).
+    :ivar conf: the options the library mode's boots use.
+    :ivar waker: library mode: ``waker(project_id, time_scale)`` returning
+        the waker of one boot (an object with ``close()``), or None to
+        poll only.
+    :ivar figures: zero-argument callables whose dicts are added to the
+        arm's figures once the boots settled.
+    """
+
+    def __init__(self, arm, mode, stack, conf=None, options=None):
+        self.arm, self.mode, self.stack = arm, mode, stack
+        self.conf = conf
+        self.options = dict(options or {})
+        self.cinder, self.nova, self.about = {}, {}, {}
+        self.waker = None
+        self.figures = []
+
+    @property
+    def nova_mode(self):
+        """The lab nova's mode (:data:`bdm_guard_lab.nova.service.MODES`)."""
+        return STOCK if self.arm is None else self.arm.nova
+
+    def extra_figures(self):
+        """The parts' figures, merged (dict)."""
+        extra = {}
+        for figures in self.figures:
+            extra.update(figures())
+        return extra
+
+
+@dataclasses.dataclass(frozen=True)
+class GuardArm:
+    """A guarded arm of the demo.
+
+    :param name: the arm's name (``--arm``, the table's column).
+    :param modes: the demo modes that run it (:data:`LIBRARY`,
+        :data:`NOVA`).
+    :param nova: nova mode: the lab nova's mode
+        (:data:`bdm_guard_lab.nova.service.MODES`): ``launcher`` installs
+        the guard in nova's process, ``patched`` runs the ``nova_path``
+        a part put in ``run.nova``, ``events`` the launcher with
+        ``events_url``.
+    :param parts: ``part(run)`` functions run in order, in every mode,
+        before cinder starts.
+    :param library_parts: parts run after ``parts`` in library mode only
+        (what the boots of the lab's own process need, as their waker).
+    """
+
+    name: str
+    modes: tuple[str, ...] = (LIBRARY, NOVA)
+    nova: str = 'launcher'
+    parts: tuple[typing.Callable, ...] = ()
+    library_parts: tuple[typing.Callable, ...] = ()
+
+    def start(self, mode, stack, *, conf=None, **options):
+        """Run the arm's parts for ``mode``.
+
+        :returns: the :class:`ArmRun`.
+        :raises bdm_guard_lab.exception.LabError: a part's service did not
+            start (:class:`~bdm_guard_lab.exception.PatchDoesNotApply` for
+            a series).
+        """
+        run = ArmRun(self, mode, stack, conf, options)
+        for part in self.parts + (
+                self.library_parts if mode == LIBRARY else ()):
+            part(run)
+        return run
+
+
+def enter(stack, fixture):
+    """``stack.enter_context(fixture)``, raising the fixture's own error.
+
+    A fixture whose ``setUp`` fails raises ``MultipleExceptions``; the lab's
+    callers expect the :class:`bdm_guard_lab.exception.LabError` inside.
+    """
+    try:
+        return stack.enter_context(fixture)
+    except fixtures.MultipleExceptions as exc:
+        raise exc.args[0][1]
+
+
+# The parts.
+
+def broker(run):
+    """Start the lab's RabbitMQ with the pool queues' expiry policy.
+
+    cinder sends its notifications there (``run.cinder``), the lab's nova
+    listens there (``run.nova``), and ``run.conf`` becomes a copy of the
+    options with ``[bdm_guard_events] transport_url`` pointing at it.
+    """
+    rabbit = enter(run.stack, lab_broker.RabbitMQ())
+    conf = opts.get_conf(run.conf)
+    conf.set_override('transport_url', rabbit.url, opts.EVENTS_GROUP)
+    policy = events.queue_policy(conf)
+    if policy:
+        rabbit.set_policy(policy['name'], policy['pattern'],
+                          policy['definition'], policy['apply-to'])
+    run.conf = conf
+    run.cinder['notification_url'] = rabbit.url
+    run.nova['events_url'] = rabbit.url
+
+
+def event_source(run):
+    """Library mode: one started event source, every boot's waker.
+
+    Each boot takes its watch before the POST and passes it as the waker of
+    :func:`bdm_guard.create.create_and_wait`; the source's counters become
+    the figures' ``event_counts``.
+
+    :raises bdm_guard_lab.exception.LabError: the listener did not get its
+        own ping within :data:`HEALTHY_TIMEOUT`.
+    """
+    source = events.EventSource(run.conf).start()
+    run.stack.callback(source.stop)
+    if not source.wait_healthy(HEALTHY_TIMEOUT):
+        raise exception.LabError(
+            reason='the notification listener did not get its own ping '
+                   'within %.0f s' % HEALTHY_TIMEOUT)
+
+    def waker(project_id, scale):
+        return source.expect(
+            project_id,
+            wait=lambda event, seconds: event.wait(seconds * scale))
+
+    run.waker = waker
+    run.figures.append(lambda: {'event_counts': source.counts})
+
+
+def patched_nova(run):
+    """nova with ``patches/nova`` applied to a copy (``nova_series``).
+
+    :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch of the
+        series does not apply.
+    """
+    copy = enter(run.stack, patched.PatchedNova(
+        run.options.get('nova_series')))
+    run.nova['nova_path'] = copy.path
+    run.about['patches'] = copy.applied
+
+
+#: Every guarded arm, in the demo's order.
+ARMS = (
+    GuardArm('guard', modes=(LIBRARY,)),
+    GuardArm('launcher', modes=(NOVA,)),
+    GuardArm('patched', modes=(NOVA,), nova='patched',
+             parts=(patched_nova,)),
+    GuardArm('events', nova='events', parts=(broker,),
+             library_parts=(event_source,)),
+)
+BY_NAME = {arm.name: arm for arm in ARMS}
+
+
+def names(mode):
+    """The arms of ``mode``, ``stock`` first (tuple of str)."""
+    return (STOCK,) + tuple(arm.name for arm in ARMS if mode in arm.modes)
+
+
+def start(name, mode, stack, *, conf=None, **options):
+    """Start arm ``name``'s parts for ``mode``; nothing for ``stock``.
+
+    :returns: the :class:`ArmRun` (see :meth:`GuardArm.start`).
+    :raises ValueError: not an arm of ``mode``.
+    """
+    if name not in names(mode):
+        raise ValueError('arm must be one of %s' % (names(mode),))
+    if name == STOCK:
+        return ArmRun(None, mode, stack, conf, options)
+    return BY_NAME[name].start(mode, stack, conf=conf, **options)
