@@ -273,6 +273,12 @@ class Watch:
         if healthy:
             self.synced = epoch
         if status is None:
+            # No status (a 404 within the read-after-write lag, a reset):
+            # the API does not show the announced change yet either, so
+            # confirm it on the schedule, not after the backstop.
+            with self._lock:
+                if self.unconfirmed is not None and self.confirming is None:
+                    self.confirming = 0
             return
         with self._lock:
             announced = self.unconfirmed
