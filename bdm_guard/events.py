@@ -44,6 +44,7 @@ from debtcollector import removals
 
 from bdm_guard.internal.events import listener as listener_mod
 from bdm_guard.internal.events import watch as watch_mod
+from bdm_guard.internal.relay import route as relay_route
 from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
 
@@ -132,9 +133,16 @@ class EventSource:
 
             def wait(event, seconds):
                 return event.wait(seconds * scale)
+        relayed = self.listener.relayed
+        metadata = ({relay_route.HOST_METADATA_KEY: self.listener.host}
+                    if relayed else None)
+        if relayed and not self.registry.busy():
+            # Idle, the pings were sparse: prove the relay path now.
+            self.listener.suspect()
         return Watch(self.registry, project_id,
                      self.conf.bdm_guard_events.backstop_interval,
-                     self._confirm, wait=wait)
+                     self._confirm, wait=wait, expect_start=not relayed,
+                     metadata=metadata)
 
     @removals.removed_kwarg(
         'time_scale', message='Pass wait= (a scaled wait) instead.',

@@ -35,11 +35,18 @@ import oslo_messaging
 from oslo_utils import strutils
 
 from bdm_guard.internal.events import watch as watch_mod
+from bdm_guard.internal.relay import bus
+from bdm_guard.internal.relay import route
 
 LOG = logging.getLogger(__name__)
 
-PING_EVENT = 'bdm_guard.ping'
+PING_EVENT = route.PING_EVENT
 POOL_PREFIX = 'bdm_guard-'
+#: A relayed host's pool: ``bdm_guard-relayed-<host>``.
+RELAYED_PREFIX = POOL_PREFIX + 'relayed-'
+#: With no wait in the process, a relayed host pings this many times less
+#: often (its pings cross the relay: the broker work stays O(creates)).
+IDLE_PING_FACTOR = 12
 #: Pings in flight remembered (the broker may be down for hours).
 KEEP_PINGS = 64
 _URL_CREDENTIALS = re.compile(r'(://|,)([^:@/,]*):([^@/,]*)@')
@@ -53,9 +60,21 @@ def mask_url(url):
         _URL_CREDENTIALS.sub(r'\1\2:***@', str(url)))
 
 
+def host_name(group, host=None):
+    """This host's name: the ``host`` option, ``host``, or the machine's."""
+    return group.host or host or socket.gethostname()
+
+
 def pool_name(group, host=None):
-    """This host's pool: the ``pool`` option or ``bdm_guard-<host>``."""
-    return group.pool or POOL_PREFIX + (host or socket.gethostname())
+    """This host's pool: the ``pool`` option or ``bdm_guard-<host>``.
+
+    With ``route = relay``: ``bdm_guard-relayed-<host>``.
+    """
+    if group.pool:
+        return group.pool
+    if group.route == 'relay':
+        return RELAYED_PREFIX + host_name(group, host)
+    return POOL_PREFIX + (host or socket.gethostname())
 
 
 class _Endpoint:
@@ -189,6 +208,11 @@ class Listener:
         self.conf = conf
         self.group = group
         self.registry = registry
+        self.relayed = group.route == 'relay'
+        self.host = host_name(group, host)
+        if self.relayed and not route.valid_host(self.host):
+            LOG.warning('Host name %s cannot be a routing key: the relay '
+                        'route is off and waits poll.', self.host)
         self.pool = pool_name(group, host)
         self.ping_topic = 'bdm_guard_ping.%s' % self.pool
         self.liveness = Liveness(group.ping_interval)
@@ -231,15 +255,18 @@ class Listener:
         if self.transport is None:
             self.transport = oslo_messaging.get_notification_transport(
                 self.conf, url=self.group.transport_url)
-        targets = [oslo_messaging.Target(exchange=self.group.exchange,
-                                         topic=self.group.topic),
-                   oslo_messaging.Target(topic=self.ping_topic)]
-        self.notifier = oslo_messaging.Notifier(
-            self.transport, publisher_id='bdm_guard.%s' % self.pool,
-            driver='messagingv2', topics=[self.ping_topic], retry=0)
-        self.listener = oslo_messaging.get_notification_listener(
-            self.transport, targets, [_Endpoint(self.received)],
-            executor='threading', pool=self.pool)
+        if self.relayed:
+            self._connect_relayed()
+        else:
+            targets = [oslo_messaging.Target(exchange=self.group.exchange,
+                                             topic=self.group.topic),
+                       oslo_messaging.Target(topic=self.ping_topic)]
+            self.notifier = oslo_messaging.Notifier(
+                self.transport, publisher_id='bdm_guard.%s' % self.pool,
+                driver='messagingv2', topics=[self.ping_topic], retry=0)
+            self.listener = oslo_messaging.get_notification_listener(
+                self.transport, targets, [_Endpoint(self.received)],
+                executor='threading', pool=self.pool)
         LOG.info('Listening for cinder notifications on %(url)s, exchange '
                  '%(exchange)s, topic %(topic)s, pool %(pool)s.',
                  {'url': mask_url(self.group.transport_url),
@@ -248,6 +275,32 @@ class Listener:
         # Blocks until the broker answers (oslo.messaging retries).
         self.listener.start()
         self.started = True
+
+    def _connect_relayed(self):
+        """Bind only this host's key on relay_exchange; ping via the relay.
+
+        The ping goes to the relay's pool and comes back on this host's
+        key: health then means that the relay forwards.
+        """
+        group = self.group
+        if not route.valid_host(self.host):
+            raise ValueError('host %r cannot be a routing key' % self.host)
+        targets = [oslo_messaging.Target(
+            exchange=group.relay_exchange,
+            topic=route.host_topic(group, self.host))]
+        self.notifier = oslo_messaging.Notifier(
+            bus.exchange_transport(self.conf, group.transport_url,
+                                   group.relay_exchange),
+            publisher_id='bdm_guard.%s' % self.pool, driver='messagingv2',
+            topics=[route.PING_TOPIC], retry=0)
+        self.listener = oslo_messaging.get_notification_listener(
+            self.transport, targets, [_Endpoint(self.received)],
+            executor='threading', pool=self.pool)
+
+    def _period(self):
+        if self.relayed and not self.registry.busy():
+            return self.group.ping_interval * IDLE_PING_FACTOR
+        return self.group.ping_interval
 
     def _run(self):
         try:
@@ -263,7 +316,7 @@ class Listener:
         last = None
         while not self.stopping.is_set():
             now = time.monotonic()
-            if last is None or now - last >= self.group.ping_interval or (
+            if last is None or now - last >= self._period() or (
                     self.kick.is_set()):
                 self.kick.clear()
                 last = now
@@ -273,8 +326,11 @@ class Listener:
 
     def ping(self):
         """Send one ping to this pool through the broker."""
+        payload = self.liveness.sending()
+        if self.relayed:
+            payload['host'] = self.host
         try:
-            self.notifier.info({}, PING_EVENT, self.liveness.sending())
+            self.notifier.info({}, PING_EVENT, payload)
         except Exception:  # a lost ping is the signal
             LOG.debug('Ping not sent.', exc_info=True)
 
