@@ -36,6 +36,7 @@ every case. Without ``[bdm_guard_events] transport_url``, nothing here
 runs.
 """
 
+import re
 import threading
 import time
 import typing
@@ -227,14 +228,22 @@ def queue_policy(conf=None) -> typing.Optional[dict]:
             '^bdm_guard-' '{"expires": 600000}'
 
     :param conf: a ConfigOpts.
+    With ``route = relay`` the pattern is the relayed hosts' queues
+    (``^bdm_guard_relay\\.``); the relay's pool is left alone.
+
     :returns: ``{'name', 'pattern', 'definition', 'apply-to'}``, or None
         when ``queue_expiry`` is 0.
     """
     conf = opts.get_conf(conf)
-    seconds = conf.bdm_guard_events.queue_expiry
+    group = conf.bdm_guard_events
+    seconds = group.queue_expiry
     if not seconds:
         return None
+    pattern = '^%s' % listener_mod.POOL_PREFIX
+    if group.route == 'relay':
+        # The hosts' queues, <relay_topic>.<host>.info and .error.
+        pattern = '^%s\\.' % re.escape(group.relay_topic)
     return {'name': 'bdm-guard-pools',
-            'pattern': '^%s' % listener_mod.POOL_PREFIX,
+            'pattern': pattern,
             'definition': {'expires': seconds * 1000},
             'apply-to': 'queues'}

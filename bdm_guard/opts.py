@@ -431,17 +431,19 @@ _events_opts = [
     cfg.StrOpt('relay_topic',
                default='bdm_guard_relay',
                help='Routing key prefix of the forwarded notifications: a '
-                    'host binds <relay_topic>.<host>.info and .error on '
-                    'relay_exchange, in its pool (by default '
-                    '"bdm_guard-relayed-<host>").'),
+                    'host consumes the queues <relay_topic>.<host>.info and '
+                    '.error on relay_exchange (the ones oslo.messaging\'s '
+                    'notifier declares for what the relay forwards; with '
+                    'route = relay, the pool option is not used).'),
     cfg.StrOpt('relay_pool',
                default='bdm_guard_relay',
                help='The queue every bdm-guard-relay instance consumes '
                     '(one oslo.messaging notification pool: each '
                     'notification goes to one instance, so instances are '
                     'competing consumers and two or more give HA). Bound to '
-                    'cinder\'s <topic>.info and <topic>.error on exchange '
-                    'and to the self-pings on relay_exchange.'),
+                    'cinder\'s <topic>.info and <topic>.error on exchange. '
+                    'The hosts\' self-pings come on the shared queues '
+                    'bdm_guard_relay_ping.info and .error.'),
 ]
 
 

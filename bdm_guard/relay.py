@@ -78,7 +78,7 @@ class Relay:
         self.name = name or self.group.relay_pool
         self.counts = collections.Counter()
         self.lock = threading.Lock()
-        self.listener = None
+        self.listener = self.pings = None
         self.notifiers = None
 
     def received(self, priority, event_type, payload):
@@ -119,15 +119,21 @@ class Relay:
         self.notifiers = bus.Notifiers(
             bus.exchange_transport(self.conf, url, self.group.relay_exchange),
             publisher_id='bdm_guard_relay.%s' % self.name)
-        targets = [
-            oslo_messaging.Target(exchange=self.group.exchange,
-                                  topic=self.group.topic),
-            oslo_messaging.Target(exchange=self.group.relay_exchange,
-                                  topic=PING_TOPIC)]
+        endpoints = [_Endpoint(self)]
+        # cinder's notifications: one pool shared by every instance.
         self.listener = oslo_messaging.get_notification_listener(
-            transport, targets, [_Endpoint(self)], executor='threading',
-            pool=self.group.relay_pool, allow_requeue=True)
+            transport, [oslo_messaging.Target(exchange=self.group.exchange,
+                                              topic=self.group.topic)],
+            endpoints, executor='threading', pool=self.group.relay_pool,
+            allow_requeue=True)
+        # The hosts' pings: the queues their notifier declares
+        # (bdm_guard_relay_ping.info), shared the same way.
+        self.pings = oslo_messaging.get_notification_listener(
+            transport, [oslo_messaging.Target(
+                exchange=self.group.relay_exchange, topic=PING_TOPIC)],
+            endpoints, executor='threading', allow_requeue=True)
         self.listener.start()
+        self.pings.start()
         LOG.info('Relaying cinder\'s create notifications from %(url)s, '
                  'exchange %(exchange)s, topic %(topic)s, pool %(pool)s, to '
                  'exchange %(relay)s.',
@@ -139,13 +145,15 @@ class Relay:
 
     def stop(self) -> None:
         """Stop consuming; unfinished messages go back to the pool."""
-        if self.listener is not None:
+        for listener in (self.listener, self.pings):
+            if listener is None:
+                continue
             try:
-                self.listener.stop()
-                self.listener.wait()
+                listener.stop()
+                listener.wait()
             except Exception:  # stopping anyway
                 LOG.debug('Relay stop failed.', exc_info=True)
-            self.listener = None
+        self.listener = self.pings = None
 
 
 def main(argv: typing.Optional[typing.Sequence[str]] = None) -> int:

@@ -42,8 +42,6 @@ LOG = logging.getLogger(__name__)
 
 PING_EVENT = route.PING_EVENT
 POOL_PREFIX = 'bdm_guard-'
-#: A relayed host's pool: ``bdm_guard-relayed-<host>``.
-RELAYED_PREFIX = POOL_PREFIX + 'relayed-'
 #: With no wait in the process, a relayed host pings this many times less
 #: often (its pings cross the relay: the broker work stays O(creates)).
 IDLE_PING_FACTOR = 12
@@ -68,12 +66,15 @@ def host_name(group, host=None):
 def pool_name(group, host=None):
     """This host's pool: the ``pool`` option or ``bdm_guard-<host>``.
 
-    With ``route = relay``: ``bdm_guard-relayed-<host>``.
+    With ``route = relay``: ``<relay_topic>.<host>``, the prefix of the
+    host's two queues (``.info``, ``.error``), which are the ones
+    oslo.messaging's notifier declares for what the relay forwards (so no
+    other queue collects a copy).
     """
+    if group.route == 'relay':
+        return route.host_topic(group, host_name(group, host))
     if group.pool:
         return group.pool
-    if group.route == 'relay':
-        return RELAYED_PREFIX + host_name(group, host)
     return POOL_PREFIX + (host or socket.gethostname())
 
 
@@ -223,6 +224,9 @@ class Listener:
         self.kick = threading.Event()
         self.thread = None
         self.started = False
+        #: ``time.monotonic()`` of the last notification the relay
+        #: forwarded here (relay route), or None.
+        self.last_relayed = None
 
     def received(self, priority, event_type, payload):
         """Every notification the pool gets (the listener's thread).
@@ -243,6 +247,8 @@ class Listener:
             return
         event = watch_mod.event_from(priority, event_type, payload)
         if event is not None:
+            if self.relayed:
+                self.last_relayed = event.received
             self.registry.dispatch(event)
 
     def start(self):
@@ -295,7 +301,22 @@ class Listener:
             topics=[route.PING_TOPIC], retry=0)
         self.listener = oslo_messaging.get_notification_listener(
             self.transport, targets, [_Endpoint(self.received)],
-            executor='threading', pool=self.pool)
+            executor='threading', pool=None)
+
+    def ping_due(self, now, last):
+        """Whether to ping at ``now`` (monotonic s); ``last``: last ping.
+
+        On the relay route, a notification the relay forwarded within
+        the period proves the path as well as a ping would: while the
+        storm lasts, the pings stay off the broker.
+        """
+        if last is None:
+            return True
+        period = self._period()
+        if now - last < period:
+            return False
+        return not (self.relayed and self.last_relayed is not None
+                    and now - self.last_relayed < period)
 
     def _period(self):
         if self.relayed and not self.registry.busy():
@@ -316,8 +337,7 @@ class Listener:
         last = None
         while not self.stopping.is_set():
             now = time.monotonic()
-            if last is None or now - last >= self._period() or (
-                    self.kick.is_set()):
+            if self.ping_due(now, last) or self.kick.is_set():
                 self.kick.clear()
                 last = now
                 self.ping()

@@ -145,7 +145,9 @@ class RelayFaultTest(RelayLabTest):
         self.assertLess(boot['lag'], 1.5)
 
     def test_host_queue_gone(self):
-        self.rabbit.ctl('delete_queue', self.source.pool)
+        for priority in ('info', 'error'):
+            self.rabbit.ctl('delete_queue',
+                            '%s.%s' % (self.source.pool, priority))
         boot = self.boot()
         self.assert_not_slower_than_polling(boot)
         # oslo.messaging declares the queue again; events come back.

@@ -18,6 +18,7 @@ import oslo_messaging
 from oslotest import base
 
 from bdm_guard import create
+from bdm_guard import events
 from bdm_guard.internal.events import listener
 from bdm_guard.internal.events import watch as watch_mod
 from bdm_guard.internal.relay import route
@@ -188,7 +189,9 @@ class TestRelayedListener(base.BaseTestCase):
         self.listener = listener.Listener(self.conf, self.registry)
 
     def test_pool_and_host(self):
-        self.assertEqual('bdm_guard-relayed-' + HOST, self.listener.pool)
+        self.assertEqual('bdm_guard_relay.' + HOST, self.listener.pool)
+        self.assertEqual('^bdm_guard_relay\\.', events.queue_policy(
+            self.conf)['pattern'])
         self.assertTrue(self.listener.relayed)
 
     def test_pings_sparse_while_idle(self):
@@ -197,6 +200,18 @@ class TestRelayedListener(base.BaseTestCase):
                          self.listener._period())
         self.registry.unbound.add(object())
         self.assertEqual(interval, self.listener._period())
+
+    def test_forwarded_events_stand_in_for_pings(self):
+        self.registry.unbound.add(object())
+        lis = self.listener
+        self.assertTrue(lis.ping_due(100.0, None))
+        self.assertFalse(lis.ping_due(104.0, 100.0))
+        self.assertTrue(lis.ping_due(105.0, 100.0))
+        lis.received('INFO', 'volume.create.end', {
+            'volume_id': VID, 'tenant_id': test_events.PROJECT})
+        lis.last_relayed = 103.0
+        self.assertFalse(lis.ping_due(105.0, 100.0))
+        self.assertTrue(lis.ping_due(108.5, 100.0))
 
     def test_ping_lost_in_the_relay_makes_unhealthy(self):
         clock = Clock()
