@@ -46,6 +46,7 @@ relay they cross it only while no forwarded event comes: see
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -297,6 +298,8 @@ def main(argv=None):
         rabbit.cleanUp()
     print(table(rows))
     if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
+                    exist_ok=True)
         with open(args.out, 'w') as f:
             json.dump({'args': vars(args), 'rows': rows}, f, indent=2)
     return 0
