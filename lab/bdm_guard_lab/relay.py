@@ -18,8 +18,9 @@ file written here), as on a controller, so that the fault tests kill
 the functional tests start them with::
 
     relays = self.useFixture(relay.Relays(rabbit, count=2))
-    conf.set_override('route', 'relay', 'bdm_guard_events')
-    conf.set_override('relay_pool', relays.pool, 'bdm_guard_events')
+    relays.configure(conf)          # a ConfigOpts of the waiting side
+    # or, for a nova.conf the arm writes:
+    section = relays.host_options()  # {'route': 'relay', ...}
 """
 
 import os
@@ -95,6 +96,28 @@ class Relays(fixtures.Fixture):
             time.sleep(0.2)
         LOG.info('Relay %d (pid %d) consumes pool %s.', index,
                  self.procs[index].pid, self.pool)
+
+    def host_options(self, host=None):
+        """The ``[bdm_guard_events]`` options of a relayed host (str).
+
+        :param host: the host's name in the route (default: the machine's
+            host name; two processes waiting on one machine need two).
+        :returns: ``{option: value}``, besides ``transport_url``.
+        """
+        options = {'route': 'relay', 'relay_pool': self.pool}
+        for name in ('relay_exchange', 'relay_topic', 'exchange', 'topic'):
+            if name in self.options:
+                options[name] = self.options[name]
+        if host:
+            options['host'] = host
+        return options
+
+    def configure(self, conf, host=None):
+        """Set :meth:`host_options` (and the broker's URL) on ``conf``."""
+        conf.set_override('transport_url', self.rabbit.url,
+                          'bdm_guard_events')
+        for name, value in self.host_options(host).items():
+            conf.set_override(name, value, 'bdm_guard_events')
 
     def consumers(self):
         """Consumers of the shared pool on the broker (0: no queue)."""

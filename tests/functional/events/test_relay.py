@@ -35,12 +35,10 @@ from tests.functional.events import test_faults as base
 PING = base.PING
 
 
-def relay_conf(url, pool, host):
-    conf = base.events_conf(url)
+def relay_conf(relays, host):
+    conf = base.events_conf(relays.rabbit.url)
     conf.clear_override('pool', opts.EVENTS_GROUP)
-    for name, value in (('route', 'relay'), ('relay_pool', pool),
-                        ('host', host)):
-        conf.set_override(name, value, opts.EVENTS_GROUP)
+    relays.configure(conf, host)
     return conf
 
 
@@ -60,7 +58,7 @@ class RelayLabTest(base.EventLabTest):
             create_jitter=0.0, notification_url=cls.rabbit.url)
         cls.svc.setUp()
         cls.host = 'compute-%s' % uuid.uuid4().hex[:6]
-        cls.conf = relay_conf(cls.rabbit.url, cls.relays.pool, cls.host)
+        cls.conf = relay_conf(cls.relays, cls.host)
         cls.source = events.EventSource(cls.conf).start()
         assert cls.source.wait_healthy(60), 'relayed listener never healthy'
         cls.notifier = base.EventLabTest.make_notifier(cls.rabbit.url)
@@ -75,8 +73,7 @@ class RelayLabTest(base.EventLabTest):
 
     def other_host(self):
         host = 'compute-%s' % uuid.uuid4().hex[:6]
-        other = events.EventSource(
-            relay_conf(self.rabbit.url, self.relays.pool, host)).start()
+        other = events.EventSource(relay_conf(self.relays, host)).start()
         self.addCleanup(other.stop)
         self.assertTrue(other.wait_healthy(60))
         return other, host
@@ -110,6 +107,23 @@ class RelayFaultTest(RelayLabTest):
         # Neither reaches this host: its counters do not move.
         time.sleep(4 * PING)
         self.assertEqual(before, dict(self.source.counts))
+        # The copy for a host that does not exist sits in the queue the
+        # relay's notifier declared for it, which the expiry policy
+        # (events.queue_policy) removes: nothing collects for ever.
+        policy = events.queue_policy(self.conf)
+        self.rabbit.set_policy(policy['name'], policy['pattern'],
+                               policy['definition'])
+        self.addCleanup(self.rabbit.clear_policy, policy['name'])
+        out = self.rabbit.ctl('list_queues', '-q', '--no-table-headers',
+                              'name', 'policy')
+        rows = dict(line.split()[:2] for line in out.splitlines()
+                    if len(line.split()) >= 2)
+        self.assertEqual(policy['name'],
+                         rows.get('bdm_guard_relay.nobody-here.info'))
+        self.assertEqual(policy['name'], rows.get(self.source.pool + '.info'))
+        self.assertNotIn(self.relays.pool, [
+            name for name, applied in rows.items()
+            if applied == policy['name']])
 
     def test_forged_notification_for_another_hosts_volume(self):
         other, other_host = self.other_host()
