@@ -227,10 +227,10 @@ def queue_policy(conf=None) -> typing.Optional[dict]:
         rabbitmqctl set_policy --apply-to queues bdm-guard-pools \\
             '^bdm_guard-' '{"expires": 600000}'
 
-    :param conf: a ConfigOpts.
     With ``route = relay`` the pattern is the relayed hosts' queues
     (``^bdm_guard_relay\\.``); the relay's pool is left alone.
 
+    :param conf: a ConfigOpts.
     :returns: ``{'name', 'pattern', 'definition', 'apply-to'}``, or None
         when ``queue_expiry`` is 0.
     """
