@@ -21,6 +21,7 @@ delete the others. :func:`create_and_wait` is the path nova's drop-in, the
 ``bdm-guard create`` command and the lab all take.
 """
 
+import collections.abc
 import dataclasses
 import random
 import time
@@ -165,6 +166,23 @@ def create_volume(client, request: VolumeRequest, *, idempotency_key: str,
                         resume=resume).run()
 
 
+def _with_waker_metadata(request, waker):
+    """``request`` with the waker's ``metadata`` added, if it has any.
+
+    The relay route's host key (:mod:`bdm_guard.events`): the volume names
+    the host that waits, and cinder's notifications carry it. A request
+    that is no :class:`VolumeRequest`, or whose metadata is no mapping, is
+    left for :func:`_checked` to refuse.
+    """
+    extra = getattr(waker, 'metadata', None)
+    if not extra or not isinstance(request, VolumeRequest):
+        return request
+    given = request.metadata
+    if given is not None and not isinstance(given, collections.abc.Mapping):
+        return request
+    return dataclasses.replace(request, metadata=dict(given or {}, **extra))
+
+
 @legacy.folds('budget', ('allocate_retries', 'allocate_retries_interval'),
               wait.Budget)
 @legacy.folds('request', REQUEST_FIELDS, VolumeRequest, position=1)
@@ -217,7 +235,8 @@ def create_and_wait(client, request: VolumeRequest, *, idempotency_key: str,
         unbound :class:`bdm_guard.events.Watch` (from
         :meth:`bdm_guard.events.EventSource.expect`, taken before this call
         so that no notification about the new volume is missed) is bound to
-        the volume once the create returns its id.
+        the volume once the create returns its id; its ``metadata`` (the
+        relay route's host key), if any, is added to the volume's.
     :returns: ``(CreateResult, report)``: the report is a
         :class:`bdm_guard.wait.WaitReport`, or what ``wait_func`` returned.
     :raises bdm_guard.exception.InvalidInput: also for a ``budget`` that is
@@ -230,7 +249,8 @@ def create_and_wait(client, request: VolumeRequest, *, idempotency_key: str,
         ``volume`` (the last volume dict seen) added.
     """
     conf = opts.get_conf(conf)
-    checked = _checked(request, idempotency_key)
+    checked = _checked(_with_waker_metadata(request, waker),
+                       idempotency_key)
     budget = wait.check_budget(budget).for_size(
         request.size_gb if request.sourced else None)
     if wait_func is None:

@@ -36,6 +36,7 @@ every case. Without ``[bdm_guard_events] transport_url``, nothing here
 runs.
 """
 
+import re
 import threading
 import time
 import typing
@@ -44,6 +45,7 @@ from debtcollector import removals
 
 from bdm_guard.internal.events import listener as listener_mod
 from bdm_guard.internal.events import watch as watch_mod
+from bdm_guard.internal.relay import route as relay_route
 from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
 
@@ -132,9 +134,16 @@ class EventSource:
 
             def wait(event, seconds):
                 return event.wait(seconds * scale)
+        relayed = self.listener.relayed
+        metadata = ({relay_route.HOST_METADATA_KEY: self.listener.host}
+                    if relayed else None)
+        if relayed and not self.registry.busy():
+            # Idle, the pings were sparse: prove the relay path now.
+            self.listener.suspect()
         return Watch(self.registry, project_id,
                      self.conf.bdm_guard_events.backstop_interval,
-                     self._confirm, wait=wait)
+                     self._confirm, wait=wait, expect_start=not relayed,
+                     metadata=metadata)
 
     @removals.removed_kwarg(
         'time_scale', message='Pass wait= (a scaled wait) instead.',
@@ -218,15 +227,23 @@ def queue_policy(conf=None) -> typing.Optional[dict]:
         rabbitmqctl set_policy --apply-to queues bdm-guard-pools \\
             '^bdm_guard-' '{"expires": 600000}'
 
+    With ``route = relay`` the pattern is the relayed hosts' queues
+    (``^bdm_guard_relay\\.``); the relay's pool is left alone.
+
     :param conf: a ConfigOpts.
     :returns: ``{'name', 'pattern', 'definition', 'apply-to'}``, or None
         when ``queue_expiry`` is 0.
     """
     conf = opts.get_conf(conf)
-    seconds = conf.bdm_guard_events.queue_expiry
+    group = conf.bdm_guard_events
+    seconds = group.queue_expiry
     if not seconds:
         return None
+    pattern = '^%s' % listener_mod.POOL_PREFIX
+    if group.route == 'relay':
+        # The hosts' queues, <relay_topic>.<host>.info and .error.
+        pattern = '^%s\\.' % re.escape(group.relay_topic)
     return {'name': 'bdm-guard-pools',
-            'pattern': '^%s' % listener_mod.POOL_PREFIX,
+            'pattern': pattern,
             'definition': {'expires': seconds * 1000},
             'apply-to': 'queues'}

@@ -395,6 +395,55 @@ _events_opts = [
                       'back less than 2.5 x ping_interval ago; a broker that '
                       'accepts the connection but delivers nothing is '
                       'detected within that time.'),
+    cfg.StrOpt('route',
+               default='pool', choices=[
+                   ('pool', 'this host\'s own pool on cinder\'s exchange: a '
+                            'full copy of every notification (small clouds)'),
+                   ('relay', 'only this host\'s volumes, forwarded by '
+                             'bdm-guard-relay on relay_exchange')],
+               help='How this host gets the notifications of its volumes. '
+                    '"pool": its own queue on cinder\'s exchange, which the '
+                    'broker fills with every create of the cloud (broker '
+                    'work grows with creates x hosts; for small clouds). '
+                    '"relay": bdm-guard-relay (two or more instances on the '
+                    'controllers) consumes cinder\'s notifications once and '
+                    'forwards each create\'s end or error notification to '
+                    'the one host named in the volume\'s metadata '
+                    '(bdm_guard_host, which the creator writes); this host '
+                    'binds only its own routing key. Broker work grows with '
+                    'creates only. The self-ping goes through the relay, so '
+                    'a relay that is down, slow or restarting makes waits '
+                    'poll on the [bdm_guard] schedule.'),
+    cfg.StrOpt('host',
+               default=None,
+               help='This host\'s name in the relay route: written into the '
+                    'metadata of the volumes it creates (bdm_guard_host) and '
+                    'its routing key <relay_topic>.<host>. Letters, digits, '
+                    '"_", "-" and "." between words, at most 200 '
+                    'characters. Unset: this machine\'s host name. Must be '
+                    'unique per nova-compute process.'),
+    cfg.StrOpt('relay_exchange',
+               default='bdm_guard_relay',
+               help='The topic exchange bdm-guard-relay forwards on, and '
+                    'the compute hosts\' self-pings go to. Its own, so that '
+                    'no other consumer of cinder\'s exchange sees the '
+                    'forwarded copies.'),
+    cfg.StrOpt('relay_topic',
+               default='bdm_guard_relay',
+               help='Routing key prefix of the forwarded notifications: a '
+                    'host consumes the queues <relay_topic>.<host>.info and '
+                    '.error on relay_exchange (the ones oslo.messaging\'s '
+                    'notifier declares for what the relay forwards; with '
+                    'route = relay, the pool option is not used).'),
+    cfg.StrOpt('relay_pool',
+               default='bdm_guard_relay',
+               help='The queue every bdm-guard-relay instance consumes '
+                    '(one oslo.messaging notification pool: each '
+                    'notification goes to one instance, so instances are '
+                    'competing consumers and two or more give HA). Bound to '
+                    'cinder\'s <topic>.info and <topic>.error on exchange. '
+                    'The hosts\' self-pings come on the shared queues '
+                    'bdm_guard_relay_ping.info and .error.'),
 ]
 
 

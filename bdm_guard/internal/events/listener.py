@@ -35,11 +35,16 @@ import oslo_messaging
 from oslo_utils import strutils
 
 from bdm_guard.internal.events import watch as watch_mod
+from bdm_guard.internal.relay import bus
+from bdm_guard.internal.relay import route
 
 LOG = logging.getLogger(__name__)
 
-PING_EVENT = 'bdm_guard.ping'
+PING_EVENT = route.PING_EVENT
 POOL_PREFIX = 'bdm_guard-'
+#: With no wait in the process, a relayed host pings this many times less
+#: often (its pings cross the relay: the broker work stays O(creates)).
+IDLE_PING_FACTOR = 12
 #: Pings in flight remembered (the broker may be down for hours).
 KEEP_PINGS = 64
 _URL_CREDENTIALS = re.compile(r'(://|,)([^:@/,]*):([^@/,]*)@')
@@ -53,9 +58,24 @@ def mask_url(url):
         _URL_CREDENTIALS.sub(r'\1\2:***@', str(url)))
 
 
+def host_name(group, host=None):
+    """This host's name: the ``host`` option, ``host``, or the machine's."""
+    return group.host or host or socket.gethostname()
+
+
 def pool_name(group, host=None):
-    """This host's pool: the ``pool`` option or ``bdm_guard-<host>``."""
-    return group.pool or POOL_PREFIX + (host or socket.gethostname())
+    """This host's pool: the ``pool`` option or ``bdm_guard-<host>``.
+
+    With ``route = relay``: ``<relay_topic>.<host>``, the prefix of the
+    host's two queues (``.info``, ``.error``), which are the ones
+    oslo.messaging's notifier declares for what the relay forwards (so no
+    other queue collects a copy).
+    """
+    if group.route == 'relay':
+        return route.host_topic(group, host_name(group, host))
+    if group.pool:
+        return group.pool
+    return POOL_PREFIX + (host or socket.gethostname())
 
 
 class _Endpoint:
@@ -189,6 +209,11 @@ class Listener:
         self.conf = conf
         self.group = group
         self.registry = registry
+        self.relayed = group.route == 'relay'
+        self.host = host_name(group, host)
+        if self.relayed and not route.valid_host(self.host):
+            LOG.warning('Host name %s cannot be a routing key: the relay '
+                        'route is off and waits poll.', self.host)
         self.pool = pool_name(group, host)
         self.ping_topic = 'bdm_guard_ping.%s' % self.pool
         self.liveness = Liveness(group.ping_interval)
@@ -199,6 +224,9 @@ class Listener:
         self.kick = threading.Event()
         self.thread = None
         self.started = False
+        #: ``time.monotonic()`` of the last notification the relay
+        #: forwarded here (relay route), or None.
+        self.last_relayed = None
 
     def received(self, priority, event_type, payload):
         """Every notification the pool gets (the listener's thread).
@@ -219,6 +247,8 @@ class Listener:
             return
         event = watch_mod.event_from(priority, event_type, payload)
         if event is not None:
+            if self.relayed:
+                self.last_relayed = event.received
             self.registry.dispatch(event)
 
     def start(self):
@@ -231,15 +261,18 @@ class Listener:
         if self.transport is None:
             self.transport = oslo_messaging.get_notification_transport(
                 self.conf, url=self.group.transport_url)
-        targets = [oslo_messaging.Target(exchange=self.group.exchange,
-                                         topic=self.group.topic),
-                   oslo_messaging.Target(topic=self.ping_topic)]
-        self.notifier = oslo_messaging.Notifier(
-            self.transport, publisher_id='bdm_guard.%s' % self.pool,
-            driver='messagingv2', topics=[self.ping_topic], retry=0)
-        self.listener = oslo_messaging.get_notification_listener(
-            self.transport, targets, [_Endpoint(self.received)],
-            executor='threading', pool=self.pool)
+        if self.relayed:
+            self._connect_relayed()
+        else:
+            targets = [oslo_messaging.Target(exchange=self.group.exchange,
+                                             topic=self.group.topic),
+                       oslo_messaging.Target(topic=self.ping_topic)]
+            self.notifier = oslo_messaging.Notifier(
+                self.transport, publisher_id='bdm_guard.%s' % self.pool,
+                driver='messagingv2', topics=[self.ping_topic], retry=0)
+            self.listener = oslo_messaging.get_notification_listener(
+                self.transport, targets, [_Endpoint(self.received)],
+                executor='threading', pool=self.pool)
         LOG.info('Listening for cinder notifications on %(url)s, exchange '
                  '%(exchange)s, topic %(topic)s, pool %(pool)s.',
                  {'url': mask_url(self.group.transport_url),
@@ -248,6 +281,47 @@ class Listener:
         # Blocks until the broker answers (oslo.messaging retries).
         self.listener.start()
         self.started = True
+
+    def _connect_relayed(self):
+        """Bind only this host's key on relay_exchange; ping via the relay.
+
+        The ping goes to the relay's pool and comes back on this host's
+        key: health then means that the relay forwards.
+        """
+        group = self.group
+        if not route.valid_host(self.host):
+            raise ValueError('host %r cannot be a routing key' % self.host)
+        targets = [oslo_messaging.Target(
+            exchange=group.relay_exchange,
+            topic=route.host_topic(group, self.host))]
+        self.notifier = oslo_messaging.Notifier(
+            bus.exchange_transport(self.conf, group.transport_url,
+                                   group.relay_exchange),
+            publisher_id='bdm_guard.%s' % self.pool, driver='messagingv2',
+            topics=[route.PING_TOPIC], retry=0)
+        self.listener = oslo_messaging.get_notification_listener(
+            self.transport, targets, [_Endpoint(self.received)],
+            executor='threading', pool=None)
+
+    def ping_due(self, now, last):
+        """Whether to ping at ``now`` (monotonic s); ``last``: last ping.
+
+        On the relay route, a notification the relay forwarded within
+        the period proves the path as well as a ping would: while the
+        storm lasts, the pings stay off the broker.
+        """
+        if last is None:
+            return True
+        period = self._period()
+        if now - last < period:
+            return False
+        return not (self.relayed and self.last_relayed is not None
+                    and now - self.last_relayed < period)
+
+    def _period(self):
+        if self.relayed and not self.registry.busy():
+            return self.group.ping_interval * IDLE_PING_FACTOR
+        return self.group.ping_interval
 
     def _run(self):
         try:
@@ -263,8 +337,7 @@ class Listener:
         last = None
         while not self.stopping.is_set():
             now = time.monotonic()
-            if last is None or now - last >= self.group.ping_interval or (
-                    self.kick.is_set()):
+            if self.ping_due(now, last) or self.kick.is_set():
                 self.kick.clear()
                 last = now
                 self.ping()
@@ -273,8 +346,11 @@ class Listener:
 
     def ping(self):
         """Send one ping to this pool through the broker."""
+        payload = self.liveness.sending()
+        if self.relayed:
+            payload['host'] = self.host
         try:
-            self.notifier.info({}, PING_EVENT, self.liveness.sending())
+            self.notifier.info({}, PING_EVENT, payload)
         except Exception:  # a lost ping is the signal
             LOG.debug('Ping not sent.', exc_info=True)
 

@@ -163,6 +163,12 @@ class Watch:
     :param wait: ``wait(event, seconds) -> bool``, how a sleep waits on the
         news (default :meth:`threading.Event.wait`; tests pass one on a
         virtual clock).
+    :param expect_start: whether ``volume.create.start`` comes (False on
+        the relay route, which forwards only the events that wake): a
+        volume seen ``downloading`` without it is then no missed event.
+    :param metadata: volume metadata the creator adds to its POST (dict of
+        str; the relay route's :data:`bdm_guard.internal.relay.route.
+        HOST_METADATA_KEY`), or None.
 
     :ivar fresh: True for a watch taken before its volume's POST
         (:meth:`Registry.add` without an id): it holds every event of that
@@ -172,8 +178,11 @@ class Watch:
     """
 
     def __init__(self, registry, project_id, backstop_interval,
-                 confirm_intervals, time_scale=1.0, wait=None):
+                 confirm_intervals, time_scale=1.0, wait=None,
+                 expect_start=True, metadata=None):
         self.registry = registry
+        self.expect_start = expect_start
+        self.metadata = dict(metadata or {})
         self.project_id = project_id
         self.backstop_interval = backstop_interval
         self.confirm_intervals = confirm_intervals
@@ -273,6 +282,12 @@ class Watch:
         if healthy:
             self.synced = epoch
         if status is None:
+            # No status (a 404 within the read-after-write lag, a reset):
+            # the API does not show the announced change yet either, so
+            # confirm it on the schedule, not after the backstop.
+            with self._lock:
+                if self.unconfirmed is not None and self.confirming is None:
+                    self.confirming = 0
             return
         with self._lock:
             announced = self.unconfirmed
@@ -302,7 +317,8 @@ class Watch:
                     expected = 'volume.create.end'
             elif status == statuses.AVAILABLE and not self.seen[ENDED]:
                 expected = 'volume.create.end'
-            elif (observation.pending and status != statuses.CREATING
+            elif (self.expect_start and observation.pending
+                  and status != statuses.CREATING
                   and not self.seen[STARTED]):
                 expected = 'volume.create.start'
         if expected and not self.missed and not resynced:
@@ -343,6 +359,11 @@ class Registry:
         """
         self.counts['missed'] += 1
         self._suspect()
+
+    def busy(self):
+        """Whether any wait is registered (bound or not)."""
+        with self.lock:
+            return bool(self.watches or self.unbound)
 
     def add(self, watch, volume_id=None):
         """Register ``watch``, unbound (before the POST) or for an id.

@@ -88,11 +88,15 @@ class EventLabTest(testtools.TestCase):
         cls.conf = events_conf(cls.rabbit.url)
         cls.source = events.EventSource(cls.conf).start()
         assert cls.source.wait_healthy(60), 'listener never healthy'
+        cls.notifier = cls.make_notifier(cls.rabbit.url)
+
+    @staticmethod
+    def make_notifier(url):
+        """Another client publishing on cinder's topic."""
         pconf = cfg.ConfigOpts()
         pconf([], project='test', default_config_files=[])
-        cls.notifier = oslo_messaging.Notifier(
-            oslo_messaging.get_notification_transport(
-                pconf, url=cls.rabbit.url),
+        return oslo_messaging.Notifier(
+            oslo_messaging.get_notification_transport(pconf, url=url),
             publisher_id='volume.intruder', driver='messagingv2',
             topics=['notifications'])
 

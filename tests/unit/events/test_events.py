@@ -173,6 +173,26 @@ class TestEventWait(EventWaitTest):
         self.assertLess(report.elapsed, 26.0)
         self.assertGreaterEqual(report.elapsed, 20.0)
 
+    def test_event_before_the_volume_shows_confirms_on_the_schedule(self):
+        # simulate, seed faults: the end event came while the read-after-
+        # write lag still hid the volume (GET 404); the wait then slept the
+        # 60 s backstop (11 of 10,000 waits, max lag 60.1 s).
+        self.fake.visible_after = 3.0
+        vid = self.fake.add_volume(
+            timeline=[(0, 'creating'), (1, 'downloading'), (2, 'available')])
+        self.script.at(1, watch_mod.STARTED, vid)
+        self.script.at(2.05, watch_mod.ENDED, vid)
+        with self.watch() as waker:
+            waker.bind(vid)
+            report = self.wait(vid, waker)
+        self.assertEqual('available', report.volume['status'])
+        # Woken at 2.05 (404), then the schedule's steps: found within one
+        # step of the volume showing at 3 s, not at the backstop.
+        self.assertLess(report.elapsed, 6.0)
+        _, polled = self.poll_only(
+            [(0, 'creating'), (1, 'downloading'), (2, 'available')])
+        self.assertLessEqual(self.gets(), polled + 1)
+
     def test_duplicate_events_one_get(self):
         vid = self.fake.add_volume(
             timeline=[(0, 'creating'), (10, 'available')])
