@@ -216,15 +216,29 @@ def event_source(run):
 
 
 def patched_nova(run):
-    """nova with ``patches/nova`` applied to a copy (``nova_series``).
+    """nova and keystoneauth1 with their series applied to copies.
 
-    :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch of the
+    ``patches/nova`` (or ``nova_series``) goes on a copy of nova and, when
+    the run names a ``keystoneauth_series`` (``patches/keystoneauth``: a
+    ``POST`` that may have been sent is not resent), that series on a copy
+    of keystoneauth1 in the same folder, so the nova child imports both
+    from one ``PYTHONPATH`` entry.
+
+    :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch of either
         series does not apply.
     """
     copy = enter(run.stack, patched.PatchedNova(
         run.options.get('nova_series')))
     run.nova['nova_path'] = copy.path
     run.about['patches'] = copy.applied
+    if run.options.get('keystoneauth_series'):
+        ksa = enter(run.stack, patched.PatchedKeystoneauth(
+            run.options['keystoneauth_series'], path=copy.path))
+        run.about.update(keystoneauth_patches=ksa.applied,
+                         keystoneauth=ksa.installed,
+                         keystoneauth_base=ksa.base)
+        if ksa.note:
+            run.about['keystoneauth_note'] = ksa.note
 
 
 #: Every guarded arm, in the demo's order.

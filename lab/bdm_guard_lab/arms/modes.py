@@ -104,7 +104,10 @@ def _nova_label(figures):
     if figures.get('arm_error'):
         return 'series does not apply'
     if about.get('patches'):
-        return 'nova 34 + %d patches' % len(about['patches'])
+        label = 'nova 34 + %d patches' % len(about['patches'])
+        if about.get('keystoneauth_patches'):
+            label += ' + keystoneauth %d' % len(about['keystoneauth_patches'])
+        return label
     if about.get('guard'):
         return 'nova 34 + bdm-guard %s' % about['guard']
     return 'nova 34'
@@ -206,7 +209,8 @@ NOVA = Mode(
     rows=NOVA_ROWS,
     # NOVA_ROWS already counts the volumes in error.
     galera_rows=GALERA_ROWS[1:], label=_nova_label,
-    options=lambda args: {'nova_series': args.nova_series},
+    options=lambda args: {'nova_series': args.nova_series,
+                          'keystoneauth_series': args.keystoneauth_series},
     ok=lambda r: r['active'] or 0, boots=lambda r: r['servers'],
     gets_ok=lambda r: r.get('gets_per_ok_boot'), line=_nova_line)
 

@@ -287,7 +287,8 @@ def same_cinder(one, other):
 
 def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
             galera=None, settle_timeout=900.0, nova_series=None,
-            debug=False, db_variant=galera_variants.MULTI_WRITER.name):
+            debug=False, db_variant=galera_variants.MULTI_WRITER.name,
+            keystoneauth_series=None):
     """Run one nova arm against a fresh cinder and a fresh nova.
 
     :param arm: one of :data:`ARMS`.
@@ -308,10 +309,17 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         or ERROR.
     :param nova_series: the nova series folder for ``patched`` (default the
         source tree's ``patches/nova``).
+    :param keystoneauth_series: a keystoneauth series folder for
+        ``patched`` (``patches/keystoneauth``), applied to a copy of the
+        installed keystoneauth1 beside the patched nova; default None:
+        keystoneauth1 as installed.
     :param debug: nova and cinder log at DEBUG.
     :returns: :func:`summarize`'s figures plus ``arm``, ``nova`` (what runs:
-        ``guard`` mode and replaced methods, or the applied patches),
-        ``server_records``, ``scenario`` (its name), ``setup_s`` (real
+        ``guard`` mode and replaced methods; for ``patched`` ``patches``
+        and ``keystoneauth_patches``, the applied file names,
+        ``keystoneauth`` and ``keystoneauth_base``, the installed and the
+        series' keystoneauth1 versions, and ``keystoneauth_note`` when they
+        differ), ``server_records``, ``scenario`` (its name), ``setup_s`` (real
         seconds to start cinder, the proxy and nova) and ``after``
         (None: the services were fresh); with ``galera`` the DB figures.
         For a patched arm whose series does not apply, every figure of
@@ -323,12 +331,14 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
     return run_cases(arm, [(scenario, servers)], time_scale=time_scale,
                      progress=progress, galera=galera,
                      settle_timeout=settle_timeout, nova_series=nova_series,
-                     debug=debug, db_variant=db_variant)[0]
+                     debug=debug, db_variant=db_variant,
+                     keystoneauth_series=keystoneauth_series)[0]
 
 
 def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
               settle_timeout=900.0, nova_series=None, debug=False,
-              db_variant=galera_variants.MULTI_WRITER.name):
+              db_variant=galera_variants.MULTI_WRITER.name,
+              keystoneauth_series=None):
     """Run one nova arm's cases, one after the other, on one cinder and nova.
 
     The services start once, fresh, and the cases run on them in order:
@@ -354,6 +364,7 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
     :param galera: as :func:`run_arm`; only with one case.
     :param settle_timeout: as :func:`run_arm`.
     :param nova_series: as :func:`run_arm`.
+    :param keystoneauth_series: as :func:`run_arm`.
     :param debug: as :func:`run_arm`.
     :param db_variant: as :func:`run_arm`.
     :returns: one :func:`run_arm` figures dict per case, in order; the
@@ -380,7 +391,8 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
     with contextlib.ExitStack() as stack:
         try:
             run = guard.start(arm, guard.NOVA, stack,
-                              nova_series=nova_series)
+                              nova_series=nova_series,
+                              keystoneauth_series=keystoneauth_series)
         except exception.PatchDoesNotApply as exc:
             LOG.error('%s', exc)
             tracker.set_phase('done')

@@ -215,6 +215,13 @@ class Demo(show.ShowOne):
                  '"series" file) applied to a copy of the installed nova '
                  'for the patched arm (default: the source tree\'s '
                  'patches/nova).')
+        parser.add_argument(
+            '--keystoneauth-series', metavar='DIR',
+            help='Nova mode: also apply this keystoneauth series (e.g. '
+                 'patches/keystoneauth) to a copy of the installed '
+                 'keystoneauth1 for the patched arm. Default: none. Without '
+                 'cinder\'s idempotency key in nova, a POST that is not '
+                 'resent fails its boot instead of duplicating a volume.')
 
     def _arms(self, args):
         known = self.mode.arms

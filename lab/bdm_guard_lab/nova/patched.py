@@ -10,16 +10,22 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The installed nova with ``patches/nova`` applied, for the ``patched`` arm.
+"""The installed nova and keystoneauth1 with their series, for ``patched``.
 
-Without touching site-packages. The series is whatever
-``patches/nova/series`` lists when the arm starts (it is being reworked on
-its own branch): a patch that does not apply stops the arm with
+Without touching site-packages: :class:`PatchedNova` applies
+``patches/nova``, and :class:`PatchedKeystoneauth` applies
+``patches/keystoneauth`` (nova's POSTs are not resent after a failure that
+may follow the request being sent) to a copy of the installed keystoneauth1
+in the same folder, so one ``PYTHONPATH`` entry gives the nova child both.
+A series is whatever its ``series`` file lists when the arm starts: a patch
+that does not apply stops the arm with
 :class:`bdm_guard_lab.exception.PatchDoesNotApply`, which names the patch.
 """
 
+import importlib.metadata
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 
@@ -37,6 +43,11 @@ def series_dir():
     return os.path.join(process.REPO_ROOT, 'patches', 'nova')
 
 
+def keystoneauth_series_dir():
+    """The source tree's ``patches/keystoneauth``."""
+    return os.path.join(process.REPO_ROOT, 'patches', 'keystoneauth')
+
+
 def read_series(folder):
     """The patch files ``series`` lists, in order (comments skipped).
 
@@ -50,7 +61,7 @@ def read_series(folder):
         with open(path) as stream:
             names = [line.split('#', 1)[0].strip() for line in stream]
     except OSError as exc:
-        raise exception.LabError(reason='no nova series in %s (%s); run '
+        raise exception.LabError(reason='no series in %s (%s); run '
                                  'from a source checkout' % (folder, exc))
     patches = [os.path.join(folder, name) for name in names if name]
     missing = [p for p in patches if not os.path.isfile(p)]
@@ -60,37 +71,88 @@ def read_series(folder):
     return patches
 
 
-def _changed_files(patch):
-    """nova files (tests excluded) a patch changes or creates."""
+def series_base(folder, distribution):
+    """The release a series is written against, from its ``README.rst``.
+
+    The README's title names it (``... for keystoneauth1 5.18.1``).
+
+    :param folder: the series folder.
+    :param distribution: the distribution name in the title.
+    :returns: the version string, or None (no README, or it names none).
+    """
+    try:
+        with open(os.path.join(folder, 'README.rst')) as stream:
+            text = stream.read(4096)
+    except OSError:
+        return None
+    found = re.search(r'\b%s (\d[\w.]*\w)' % re.escape(distribution), text)
+    return found.group(1) if found else None
+
+
+def _changed_files(patch, package='nova'):
+    """``package`` files (tests excluded) a patch changes or creates."""
+    prefix = '+++ b/%s/' % package
+    tests = '%stests/' % prefix
     with open(patch, errors='replace') as stream:
         return [line[6:].strip() for line in stream
-                if line.startswith('+++ b/nova/')
-                and not line.startswith('+++ b/nova/tests/')]
+                if line.startswith(prefix) and not line.startswith(tests)]
 
 
-class PatchedNova(fixtures.Fixture):
-    """The installed nova with the series applied, in a temporary folder.
+def _installed_version(distribution, where=None):
+    """The version of ``distribution`` Python finds, or in ``where``."""
+    if where is None:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    for found in importlib.metadata.distributions(path=[where]):
+        if found.metadata['Name'] == distribution:
+            return found.version
+    return None
+
+
+class PatchedPackage(fixtures.Fixture):
+    """An installed package with a series applied, in a temporary folder.
 
     The package is mirrored with symbolic links; the files the series
-    changes (tests excluded: the lab runs nova's installed functional
-    framework) are copied, and each patch is applied in ``series`` order
-    with ``git apply --exclude=nova/tests/* --include=nova/*``. Put
-    :attr:`path` first on the nova child's ``PYTHONPATH``.
+    changes (tests excluded: the lab runs the installed test frameworks)
+    are copied, and each patch is applied in ``series`` order with
+    ``git apply --exclude=<package>/tests/* --include=<package>/*``. Put
+    :attr:`path` first on the child's ``PYTHONPATH``.
 
-    :param folder: the series folder; default the source tree's
-        ``patches/nova``.
+    :param package: the import name (``nova``, ``keystoneauth1``).
+    :param folder: the series folder.
+    :param path: the folder to put the copy in (it must not hold
+        ``package``); default a new temporary folder.
+    :param distribution: the distribution whose installed version is
+        compared with the series' base (:func:`series_base`); default
+        ``package``.
+    :param source: the package folder to copy; default the one Python
+        imports. Its version is then read from a ``<distribution>-*.dist-info``
+        beside it (None if there is none).
 
-    After ``setUp``: :attr:`path`, :attr:`applied` (patch file names).
+    After ``setUp``: :attr:`path`, :attr:`applied` (patch file names),
+    :attr:`installed` (the installed version, or None), :attr:`base` (the
+    series' base version, or None), :attr:`note` (a sentence when both are
+    known and differ, else None).
 
     :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch does not
-        apply (the message names it and quotes git).
+        apply (the message names it, the installed version and the base,
+        and quotes git).
     :raises bdm_guard_lab.exception.LabError: no series or no git.
     """
 
-    def __init__(self, folder=None):
+    def __init__(self, package, folder, path=None, distribution=None,
+                 source=None):
         super().__init__()
-        self.folder = folder or series_dir()
+        self.package = package
+        # git apply runs in the copy: a relative series path must not.
+        self.folder = os.path.abspath(folder)
+        self.path = path
+        self.source = source
+        self.distribution = distribution or package
         self.applied = []
+        self.installed = self.base = self.note = None
 
     def _setUp(self):
         patches = read_series(self.folder)
@@ -98,25 +160,74 @@ class PatchedNova(fixtures.Fixture):
         if git is None:
             raise exception.LabError(reason='git is needed to apply %s'
                                      % self.folder)
-        source = os.path.dirname(importlib.util.find_spec('nova').origin)
-        self.path = self.useFixture(fixtures.TempDir()).path
-        shutil.copytree(source, os.path.join(self.path, 'nova'),
+        source_dir = self.source or os.path.dirname(
+            importlib.util.find_spec(self.package).origin)
+        self.installed = _installed_version(
+            self.distribution,
+            os.path.dirname(source_dir) if self.source else None)
+        self.base = series_base(self.folder, self.distribution)
+        if self.installed and self.base and self.installed != self.base:
+            self.note = ('%s %s is installed; %s is written against %s' % (
+                self.distribution, self.installed, self.folder, self.base))
+            LOG.warning('%s.', self.note)
+        project = '%s %s' % (self.distribution, self.installed or '?')
+        if self.note:
+            project += ' (the series is against %s)' % self.base
+        if self.path is None:
+            self.path = self.useFixture(fixtures.TempDir()).path
+        shutil.copytree(source_dir, os.path.join(self.path, self.package),
                         copy_function=os.symlink,
                         ignore=shutil.ignore_patterns('__pycache__'))
+        skip = len(self.package) + 1
         for patch in patches:
-            for name in _changed_files(patch):
+            for name in _changed_files(patch, self.package):
                 path = os.path.join(self.path, name)
                 if os.path.islink(path):
                     os.unlink(path)
-                    shutil.copyfile(os.path.join(source, name[5:]), path)
+                    shutil.copyfile(os.path.join(source_dir, name[skip:]),
+                                    path)
             done = subprocess.run(
-                [git, 'apply', '--exclude=nova/tests/*', '--include=nova/*',
-                 patch], cwd=self.path, capture_output=True, text=True)
+                [git, 'apply', '--exclude=%s/tests/*' % self.package,
+                 '--include=%s/*' % self.package, patch],
+                cwd=self.path, capture_output=True, text=True)
             if done.returncode:
                 raise exception.PatchDoesNotApply(
                     patch=os.path.basename(patch), series=self.folder,
-                    project='nova %s' % source,
+                    project='%s in %s' % (project, source_dir),
                     reason=done.stderr.strip()[-500:])
             self.applied.append(os.path.basename(patch))
-        LOG.info('nova with %d patches of %s in %s.', len(patches),
-                 self.folder, self.path)
+        LOG.info('%s with %d patches of %s in %s.', self.package,
+                 len(patches), self.folder, self.path)
+
+
+class PatchedNova(PatchedPackage):
+    """The installed nova with ``patches/nova`` applied (see the base).
+
+    :param folder: the series folder; default the source tree's
+        ``patches/nova``.
+    :param path: as for :class:`PatchedPackage`.
+    """
+
+    def __init__(self, folder=None, path=None):
+        super().__init__('nova', folder or series_dir(), path=path)
+
+
+class PatchedKeystoneauth(PatchedPackage):
+    """The installed keystoneauth1 with ``patches/keystoneauth`` applied.
+
+    Its base is the release its ``README.rst`` names (keystoneauth1
+    5.18.1); the lab venv installs the release the repository's
+    ``upper-constraints.txt`` pins, and :attr:`note` says when they
+    differ. Give it the :attr:`PatchedNova.path` of the same arm, so
+    the nova child imports both from one ``PYTHONPATH`` entry.
+
+    :param folder: the series folder; default the source tree's
+        ``patches/keystoneauth``.
+    :param path: as for :class:`PatchedPackage`.
+    :param source: as for :class:`PatchedPackage` (e.g. a keystoneauth1 of
+        the series' base, ``pip install --no-deps --target``).
+    """
+
+    def __init__(self, folder=None, path=None, source=None):
+        super().__init__('keystoneauth1', folder or keystoneauth_series_dir(),
+                         path=path, source=source)

@@ -17,6 +17,7 @@ import threading
 
 import testtools
 
+from bdm_guard_lab.arms import modes
 from bdm_guard_lab.arms import progress
 from bdm_guard_lab.cmd import demo
 
@@ -84,3 +85,20 @@ class TestProgressLine(testtools.TestCase):
         self.assertEqual(1, text.count('\n'))
         self.assertTrue(text.endswith('done: 2/2 boots finished, 0 failed, '
                                       '2 s\n'))
+
+
+class TestNovaLabel(testtools.TestCase):
+
+    def test_patched_counts_both_series(self):
+        figures = {'nova': {'patches': ['a'] * 5,
+                            'keystoneauth_patches': ['b', 'c']}}
+        self.assertEqual('nova 34 + 5 patches + keystoneauth 2',
+                         modes._nova_label(figures))
+
+    def test_nova_series_only(self):
+        self.assertEqual('nova 34 + 5 patches',
+                         modes._nova_label({'nova': {'patches': ['a'] * 5}}))
+
+    def test_series_does_not_apply(self):
+        self.assertEqual('series does not apply',
+                         modes._nova_label({'nova': None, 'arm_error': 'x'}))

@@ -16,18 +16,21 @@ import collections
 import contextlib
 import json
 import os
+import re
 import threading
 import types
 
 import fixtures
 import testtools
 
+from bdm_guard_lab.arms import guard
 from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab import exception
 from bdm_guard_lab.faults import proxy as lab_proxy
 from bdm_guard_lab.faults import scenario as lab_scenario
 from bdm_guard_lab.nova import patched
 from bdm_guard_lab.nova import protocol
+from bdm_guard_lab import process
 
 PROJECT = 'p'
 
@@ -231,3 +234,157 @@ class TestSeries(testtools.TestCase):
         with open(os.path.join(folder, 'series'), 'w') as stream:
             stream.write('0001-a.patch\n')
         self.assertRaises(exception.LabError, patched.read_series, folder)
+
+
+_CHANGE = """diff --git a/bdmlabfake/core.py b/bdmlabfake/core.py
+--- a/bdmlabfake/core.py
++++ b/bdmlabfake/core.py
+@@ -1 +1 @@
+-VALUE = %d
++VALUE = %d
+diff --git a/bdmlabfake/tests/test_core.py b/bdmlabfake/tests/test_core.py
+new file mode 100644
+--- /dev/null
++++ b/bdmlabfake/tests/test_core.py
+@@ -0,0 +1 @@
++X = 1
+"""
+
+
+class TestPatchedPackage(testtools.TestCase):
+    """The copy-and-apply fixture, on a small package made for the test."""
+
+    def setUp(self):
+        super().setUp()
+        self.site = self.useFixture(fixtures.TempDir()).path
+        package = os.path.join(self.site, 'bdmlabfake')
+        os.makedirs(os.path.join(package, 'tests'))
+        for name, text in (('__init__.py', ''), ('core.py', 'VALUE = 1\n'),
+                           ('other.py', 'OTHER = 1\n'),
+                           ('tests/__init__.py', '')):
+            with open(os.path.join(package, name), 'w') as stream:
+                stream.write(text)
+        info = os.path.join(self.site, 'bdmlabfake-1.0.dist-info')
+        os.makedirs(info)
+        with open(os.path.join(info, 'METADATA'), 'w') as stream:
+            stream.write('Metadata-Version: 2.1\nName: bdmlabfake\n'
+                         'Version: 1.0\n')
+        self.useFixture(fixtures.PythonPathEntry(self.site))
+        self.series = self.useFixture(fixtures.TempDir()).path
+
+    def _series(self, patches, base='1.0', folder=None):
+        folder = folder or self.series
+        with open(os.path.join(folder, 'README.rst'), 'w') as stream:
+            stream.write('=====\nfake patch series for bdmlabfake %s\n=====\n'
+                         % base)
+        names = []
+        for index, (old, new) in enumerate(patches, 1):
+            names.append('%04d-change.patch' % index)
+            with open(os.path.join(folder, names[-1]), 'w') as stream:
+                stream.write(_CHANGE % (old, new))
+        with open(os.path.join(folder, 'series'), 'w') as stream:
+            stream.write('\n'.join(names) + '\n')
+        return folder
+
+    def _enter(self, fixture):
+        stack = contextlib.ExitStack()
+        self.addCleanup(stack.close)
+        return guard.enter(stack, fixture)
+
+    def test_applies_in_order_to_a_copy(self):
+        copy = self._enter(patched.PatchedPackage(
+            'bdmlabfake', self._series([(1, 2), (2, 3)])))
+        self.assertEqual(['0001-change.patch', '0002-change.patch'],
+                         copy.applied)
+        changed = os.path.join(copy.path, 'bdmlabfake', 'core.py')
+        self.assertFalse(os.path.islink(changed))
+        with open(changed) as stream:
+            self.assertEqual('VALUE = 3\n', stream.read())
+        self.assertTrue(os.path.islink(
+            os.path.join(copy.path, 'bdmlabfake', 'other.py')))
+        self.assertFalse(os.path.exists(
+            os.path.join(copy.path, 'bdmlabfake', 'tests', 'test_core.py')))
+        with open(os.path.join(self.site, 'bdmlabfake', 'core.py')) as stream:
+            self.assertEqual('VALUE = 1\n', stream.read())
+        self.assertEqual(('1.0', '1.0', None),
+                         (copy.installed, copy.base, copy.note))
+
+    def test_two_series_share_one_folder(self):
+        first = self._enter(patched.PatchedPackage(
+            'bdmlabfake', self._series([(1, 2)])))
+        other = os.path.join(self.site, 'bdmlabother')
+        os.makedirs(other)
+        with open(os.path.join(other, '__init__.py'), 'w') as stream:
+            stream.write('')
+        series = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(series, 'series'), 'w') as stream:
+            stream.write('0001-empty.patch\n')
+        with open(os.path.join(series, '0001-empty.patch'), 'w') as stream:
+            # Only a test file, as keystoneauth's 0001: nothing to apply.
+            tests_only = _CHANGE.split('diff --git')[2]
+            stream.write('diff --git' + tests_only.replace('bdmlabfake',
+                                                           'bdmlabother'))
+        second = self._enter(patched.PatchedPackage(
+            'bdmlabother', series, path=first.path))
+        self.assertEqual(first.path, second.path)
+        self.assertEqual(['0001-empty.patch'], second.applied)
+        self.assertEqual({'bdmlabfake', 'bdmlabother'},
+                         set(os.listdir(first.path)))
+        self.assertIsNone(second.installed)
+        self.assertIsNone(second.note)
+
+    def test_other_base_is_noted(self):
+        copy = self._enter(patched.PatchedPackage(
+            'bdmlabfake', self._series([(1, 2)], base='0.9')))
+        self.assertEqual(['0001-change.patch'], copy.applied)
+        self.assertEqual(('1.0', '0.9'), (copy.installed, copy.base))
+        self.assertIn('bdmlabfake 1.0 is installed', copy.note)
+        self.assertIn('against 0.9', copy.note)
+
+    def test_source_folder_and_its_version(self):
+        # Another release of the package, not the one Python imports.
+        other = self.useFixture(fixtures.TempDir()).path
+        os.makedirs(os.path.join(other, 'bdmlabfake'))
+        with open(os.path.join(other, 'bdmlabfake', 'core.py'), 'w') as f:
+            f.write('VALUE = 7\n')
+        os.makedirs(os.path.join(other, 'bdmlabfake-0.9.dist-info'))
+        with open(os.path.join(other, 'bdmlabfake-0.9.dist-info',
+                               'METADATA'), 'w') as stream:
+            stream.write('Metadata-Version: 2.1\nName: bdmlabfake\n'
+                         'Version: 0.9\n')
+        copy = self._enter(patched.PatchedPackage(
+            'bdmlabfake', self._series([(7, 8)], base='0.9'),
+            source=os.path.join(other, 'bdmlabfake')))
+        with open(os.path.join(copy.path, 'bdmlabfake', 'core.py')) as f:
+            self.assertEqual('VALUE = 8\n', f.read())
+        self.assertEqual(('0.9', '0.9', None),
+                         (copy.installed, copy.base, copy.note))
+
+    def test_patch_that_does_not_apply_is_named(self):
+        fixture = patched.PatchedPackage(
+            'bdmlabfake', self._series([(1, 2), (5, 6)], base='0.9'))
+        exc = self.assertRaises(exception.PatchDoesNotApply,
+                                self._enter, fixture)
+        self.assertIn('0002-change.patch', str(exc))
+        self.assertIn('bdmlabfake 1.0 (the series is against 0.9)', str(exc))
+        self.assertEqual(['0001-change.patch'], fixture.applied)
+
+    def test_keystoneauth_defaults(self):
+        fixture = patched.PatchedKeystoneauth()
+        self.assertEqual('keystoneauth1', fixture.package)
+        self.assertEqual(os.path.join(process.REPO_ROOT, 'patches',
+                                      'keystoneauth'), fixture.folder)
+        self.assertEqual(patched.series_dir(), patched.PatchedNova().folder)
+        self.assertTrue(patched.read_series(fixture.folder))
+
+    def test_keystoneauth_base_is_the_series_test_s(self):
+        # The README's title and the series test build on one release.
+        with open(os.path.join(process.REPO_ROOT, 'tools',
+                               'keystoneauth-series-test.sh')) as stream:
+            pinned = re.search(r'^KSA_VERSION=(\S+)$', stream.read(),
+                               re.MULTILINE).group(1)
+        self.assertEqual(pinned, patched.series_base(
+            patched.keystoneauth_series_dir(), 'keystoneauth1'))
+
+    def test_no_readme_no_base(self):
+        self.assertIsNone(patched.series_base(self.series, 'bdmlabfake'))
