@@ -30,6 +30,9 @@
 #   from cinder/tests/unit/<package>/ up to cinder/tests/unit/), and the
 #   EXTRA_TESTS below. A test fails the patch unless it also fails on the
 #   unpatched base in the same environment (recorded first, then listed).
+# - cinder's functional tests (cinder/tests/functional, real API, WSGI,
+#   scheduler and volume services in process) for the functional test
+#   modules the patch changes and the EXTRA_TESTS of its files, the same way.
 #
 # Usage: tools/cinder-series-test.sh [path/to/cinder-29.0.0.tar.gz]
 # Environment: PYTHON (default python3) with cinder and its test and lint
@@ -57,6 +60,13 @@ EXTRA_TESTS="
 cinder/volume/flows/manager/create_volume.py: cinder.tests.unit.volume.flows.test_create_volume_flow cinder.tests.unit.volume.test_volume
 cinder/volume/flows/api/create_volume.py: cinder.tests.unit.volume.flows.test_create_volume_flow
 cinder/volume/manager.py: cinder.tests.unit.volume.test_volume cinder.tests.unit.volume.test_volume_manager
+cinder/volume/api.py: cinder.tests.unit.volume.test_volume
+cinder/db/api.py: cinder.tests.unit.test_db_api
+cinder/db/models.py: cinder.tests.unit.db.test_migrations cinder.tests.unit.objects.test_objects
+cinder/objects/volume.py: cinder.tests.unit.objects.test_objects
+cinder/objects/base.py: cinder.tests.unit.objects.test_objects
+cinder/api/openstack/api_version_request.py: cinder.tests.unit.api.test_versions cinder.tests.functional.api_sample_tests.test_versions
+cinder/api/v3/volumes.py: cinder.tests.functional.test_volumes
 "
 
 # As cinder's tox.ini [testenv].
@@ -92,7 +102,16 @@ test_modules() {
         case $file in
             cinder/tests/unit/*/test_*.py|cinder/tests/unit/test_*.py)
                 echo "${file%.py}" | tr / . ;;
+            cinder/tests/functional/test_*.py|cinder/tests/functional/*/test_*.py)
+                echo "${file%.py}" | tr / . ;;
             cinder/tests/*) ;;
+            cinder/db/migrations/versions/*.py)
+                echo cinder.tests.unit.db.test_migrations ;;
+            # The API reference's samples are what the api-sample tests check.
+            api-ref/source/v3/samples/versions/*)
+                echo cinder.tests.functional.api_sample_tests.test_versions ;;
+            api-ref/source/v3/samples/volumes/*)
+                echo cinder.tests.functional.api_sample_tests.test_volumes ;;
             cinder/*.py)
                 extra=$(echo "$EXTRA_TESTS" | sed -n "s|^$file: ||p")
                 for module in $extra; do echo "$module"; done
