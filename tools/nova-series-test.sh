@@ -405,7 +405,8 @@ import sys
 passed = set()
 for path in sys.argv[2:]:
     with open(path) as f:
-        passed |= {row['test'].split('[')[0].rsplit('.', 1)[-1]
+        # test ids end in [tags] and, for testscenarios, (scenario).
+        passed |= {row['test'].split('[')[0].split('(')[0].rsplit('.', 1)[-1]
                    for row in csv.DictReader(f) if row['status'] == 'success'}
 print(' '.join(n for n in sys.argv[1].split() if n not in passed))
 EOF
