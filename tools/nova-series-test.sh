@@ -27,6 +27,11 @@
 # Usage: tools/nova-series-test.sh            (tox -e nova runs this)
 #
 # Environment:
+#   BDM_GUARD_NOVA_SERIES   the series to test (a directory with a `series`
+#                           file; default patches/nova; tox -e nova-route-b
+#                           sets patches/nova/route-b)
+#   BDM_GUARD_NOVA_BASE     a series applied first, untested (its own env
+#                           tests it); route B sets patches/nova
 #   BDM_GUARD_NOVA_CACHE    sdist and virtualenv cache (default .tox/nova-cache)
 #   BDM_GUARD_NOVA_RESULTS  per-patch results (default <cache>/results)
 #   BDM_GUARD_NOVA_PYTHON   interpreter for the virtualenv (default python3)
@@ -45,8 +50,9 @@ NOVA_VERSION=34.0.0
 NOVA_SHA256=919eef77cda4ce0cc4746a5853b5d9341ebd0ae37bc8b1939eb77d17727c00df
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SERIES_DIR=$REPO/patches/nova
-CONSTRAINTS=$SERIES_DIR/test-constraints.txt
+SERIES_DIR=${BDM_GUARD_NOVA_SERIES:-$REPO/patches/nova}
+BASE_DIR=${BDM_GUARD_NOVA_BASE:-}
+CONSTRAINTS=$REPO/patches/nova/test-constraints.txt
 CACHE=${BDM_GUARD_NOVA_CACHE:-$REPO/.tox/nova-cache}
 RESULTS=${BDM_GUARD_NOVA_RESULTS:-$CACHE/results}
 PYTHON=${BDM_GUARD_NOVA_PYTHON:-python3}
@@ -79,6 +85,17 @@ tests_for_file() {
             echo 'nova\.tests\.unit\.test_cinder\.' ;;
         nova/exception.py)
             echo 'nova\.tests\.unit\.test_exception\.' ;;
+        nova/api/openstack/compute/server_external_events.py|\
+        nova/api/openstack/compute/schemas/server_external_events.py)
+            echo 'nova\.tests\.unit\.api\.openstack\.compute\.test_server_external_events\.' ;;
+        # A new object version must come with its hash.
+        nova/objects/*.py)
+            echo 'nova\.tests\.unit\.objects\.test_objects\.'
+            local module=${1#nova/objects/}
+            echo "nova\\.tests\\.unit\\.objects\\.test_${module%.py}\\." ;;
+        nova/api/openstack/api_version_request.py)
+            echo 'nova\.tests\.unit\.api\.openstack\.test_api_version_request\.'
+            echo 'nova\.tests\.unit\.api\.openstack\.compute\.test_versions\.' ;;
         nova/conf/*)
             echo 'nova\.tests\.unit\.conf\.'
             echo 'nova\.tests\.unit\.test_conf\.' ;;
@@ -148,6 +165,11 @@ make_venv() {
 # image, a snapshot or nothing, or touch the wait.
 function functional_filters {
     echo 'nova\.tests\.functional\.test_boot_from_volume\.'
+    # A new microversion changes the versions documents' samples.
+    if git diff --name-only HEAD~1 HEAD | grep -q '^doc/api_samples/versions/'
+    then
+        echo 'nova\.tests\.functional\.api_sample_tests\.test_versions\.'
+    fi
     grep -l -E "'source_type': '(image|blank|snapshot)'|VolumeNotCreated|block_device_allocate|_await_block_device_map_created" \
             nova/tests/functional/regressions/test_bug_*.py \
         | sed 's/\.py$//; s#/#.#g; s/\./\\./g; s/$/\\./'
@@ -296,8 +318,8 @@ check_message() {
     subject=$(git log -1 --format=%s)
     [ "${#subject}" -le 72 ] \
         || die "$PATCH: subject is ${#subject} characters (max 72)"
-    echo "$msg" | grep -qE '^(Closes|Partial|Related)-Bug: #([0-9]+|TBD-[0-9]+)$' \
-        || die "$PATCH: no Closes-Bug/Related-Bug trailer"
+    echo "$msg" | grep -qE '^((Closes|Partial|Related)-Bug: #([0-9]+|TBD-[0-9]+)|(Partial-)?Implements: blueprint [a-z0-9-]+)$' \
+        || die "$PATCH: no Closes-Bug/Related-Bug or Implements trailer"
     echo "$msg" | grep -v '^$' | tail -1 \
             | grep -qE '^Change-Id: I[0-9a-f]{40}$' \
         || die "$PATCH: the last line is not a Change-Id"
@@ -383,7 +405,8 @@ import sys
 passed = set()
 for path in sys.argv[2:]:
     with open(path) as f:
-        passed |= {row['test'].split('[')[0].rsplit('.', 1)[-1]
+        # test ids end in [tags] and, for testscenarios, (scenario).
+        passed |= {row['test'].split('[')[0].split('(')[0].rsplit('.', 1)[-1]
                    for row in csv.DictReader(f) if row['status'] == 'success'}
 print(' '.join(n for n in sys.argv[1].split() if n not in passed))
 EOF
@@ -418,6 +441,20 @@ main() {
     unpack
     make_venv
 
+    local base=0
+    if [ -n "$BASE_DIR" ]; then
+        while read -r PATCH; do
+            case "$PATCH" in ''|'#'*) continue ;; esac
+            base=$((base + 1))
+            git -c user.name=nova-series-test \
+                    -c user.email=nova-series-test@localhost \
+                    am --quiet "$BASE_DIR/$PATCH" \
+                || { git am --abort || true
+                     die "base series: $PATCH does not apply"; }
+        done < "$BASE_DIR/series"
+        step "Applied the $base patches of $BASE_DIR (tested on their own)"
+    fi
+
     local count=0 start=$SECONDS
     while read -r PATCH; do
         case "$PATCH" in ''|'#'*) continue ;; esac
@@ -434,7 +471,7 @@ main() {
     if grep -rqE --include='*.py' '^\s*(import|from) bdm_guard' nova; then
         die "the patched nova imports bdm_guard"
     fi
-    git diff --quiet HEAD~$count HEAD -- requirements.txt \
+    git diff --quiet HEAD~$((count + base)) HEAD -- requirements.txt \
         || die "the series changes nova's requirements.txt"
 
     step "Replaying the waiter cases against the patched nova"
