@@ -388,12 +388,16 @@ class wait_completion(tenacity.wait.wait_base):
     def interval(self, observation, now):
         """Seconds to the next GET, before jitter, within the bounds."""
         cap = self.cap(now - self.start)
-        t = now - self.created
-        if observation.phase == statuses.CREATING and (
-                t < self.conf.completion_first_look):
-            return _clamp(self.conf.completion_first_look - t,
-                          MIN_INTERVAL, cap)
+        early = self.conf.completion_first_look - (now - self.created)
+        if observation.phase == statuses.CREATING and early > 0.0:
+            # A GET sent at once after the create: the next one is the
+            # first look, as in first().
+            return _clamp(early, MIN_INTERVAL, cap)
         x0, mu, sigma = self.model(observation, now)
+        return _clamp(self._rule(x0, mu, sigma, cap), MIN_INTERVAL, cap)
+
+    def _rule(self, x0, mu, sigma, cap):
+        """Where ``sqrt(h / 2 cost)`` integrates to 1 (seconds, <= cap)."""
         # Past the predicted median a GET is worth lag in proportion to the
         # time already spent: the cost is relative to the wait, so that a
         # copy far slower than predicted is polled on the cap, not on the
@@ -407,8 +411,7 @@ class wait_completion(tenacity.wait.wait_base):
             density = scale * math.sqrt(
                 hazard(x0 + (i + 0.5) * step, mu, sigma))
             if total + density * step >= 1.0:
-                return _clamp(i * step + (1.0 - total) / density,
-                              MIN_INTERVAL, cap)
+                return i * step + (1.0 - total) / density
             total += density * step
         return cap
 
