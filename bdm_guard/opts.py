@@ -76,7 +76,7 @@ _wait_opts = [
                     'lag; "backoff" about 0.7x at 3.7x the lag '
                     '(doc/source/admin/performance.rst).'),
     cfg.FloatOpt('completion_lag_cost',
-                 default=0.2, min=0.01, max=10.0,
+                 default=0.19, min=0.01, max=10.0,
                  help='poll_schedule = completion: the seconds of detection '
                       'lag one volume GET is worth. The schedule minimises '
                       'lag + this x GETs: raise it to send fewer GETs for '
@@ -87,7 +87,7 @@ _wait_opts = [
                       'performance.rst). The interval bounds hold whatever '
                       'its value.'),
     cfg.FloatOpt('completion_max_interval',
-                 default=6.0, min=1.0, max=300.0,
+                 default=7.5, min=1.0, max=300.0,
                  help='poll_schedule = completion: the longest interval '
                       'between two volume GETs, in seconds, until '
                       'completion_interval_fraction x the time waited is '
@@ -96,6 +96,15 @@ _wait_opts = [
                       'backend costs before anything is learnt; lower it '
                       'to bound the worst case tighter at the cost of GETs '
                       'on slow volumes.'),
+    cfg.FloatOpt('completion_prior_max_interval',
+                 default=5.5, min=1.0, max=300.0,
+                 help='poll_schedule = completion: the longest interval, in '
+                      'seconds, while the prediction comes from the priors '
+                      'alone (fewer than 3 finished waits of the volume '
+                      'type in this process); completion_max_interval when '
+                      'that is shorter. It bounds what a prior far from the '
+                      'backend costs: the detection lag of the first boots '
+                      'after a restart stays within it.'),
     cfg.FloatOpt('completion_interval_fraction',
                  default=0.05, min=0.0, max=0.5,
                  help='poll_schedule = completion: lets the longest interval '
