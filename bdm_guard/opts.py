@@ -100,7 +100,7 @@ _wait_opts = [
                  default=5.5, min=1.0, max=300.0,
                  help='poll_schedule = completion: the longest interval, in '
                       'seconds, while the prediction comes from the priors '
-                      'alone (fewer than 3 finished waits of the volume '
+                      'alone (fewer than 6 finished waits of the volume '
                       'type in this process); completion_max_interval when '
                       'that is shorter. It bounds what a prior far from the '
                       'backend costs: the detection lag of the first boots '

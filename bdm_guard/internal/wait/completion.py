@@ -18,7 +18,8 @@ knows, and polls where it most likely becomes ready:
 * the time a volume spends in ``creating`` (C) and its image copy time per
   GiB (R) are lognormal (``doc/source/admin/scale.rst`` says why); their
   medians start at the ``[bdm_guard] completion_*`` priors and are learnt
-  from the waits this process has finished (:class:`Learner`);
+  from the waits this process has finished, and from those still copying
+  as censored samples (:class:`Learner`);
 * while the volume is ``creating`` at ``t`` seconds after the create, the
   time left is what is left of C plus, for an image-, snapshot- or backup-
   backed volume, the copy ``size * R``, taken as one lognormal (Fenton-
@@ -36,9 +37,12 @@ inspection density of Barlow, Hunter and Proschan; derived in
 density integrates to 1, never sooner than :data:`MIN_INTERVAL` and never
 later than :meth:`wait_completion.cap`: ``max(completion_max_interval,
 min(completion_interval_fraction * seconds waited,
-completion_interval_ceiling))``. Past the predicted median the cost of a
-GET grows with the time already spent (lag counts relative to the wait).
-That bound holds in
+completion_interval_ceiling))``, with ``completion_prior_max_interval``
+for ``completion_max_interval`` while the prediction rests on the priors
+alone and the volume has not outlived its predicted median (a prior
+slower than the backend then costs at most that lag). Past the predicted
+median the cost of a GET grows with the time already spent (lag counts
+relative to the wait). That bound holds in
 every status, so an ``error`` is seen as soon as ``available`` would be.
 
 Every step is bounded arithmetic on finite floats (logarithms of positive
@@ -76,8 +80,15 @@ LEARN_WEIGHT = 50
 LEARN_KEYS = 64
 #: Samples after which the prediction is taken as learnt
 #: (:meth:`wait_completion.cap`): the estimate's weight on them is then
-#: 3 / (3 + 4) (:meth:`Learner.estimate`'s prior weight of 4).
-LEARNT = 3
+#: about 6 / 7, so a prior 4x off is left 1.2x off.
+LEARNT = 6
+#: Expectation-maximisation steps over the censored samples.
+EM_STEPS = 6
+#: The prior's log-scale uncertainty against censored samples: wider
+#: than :data:`PRIOR_TAU`, so that peers which all outlived a prior far
+#: from the backend (the lab's copies are 7.5x slower than the default)
+#: move the median within one wave; it never widens the spread.
+CENSORED_TAU = 1.0
 #: Learnt spreads stay within these bounds (log scale).
 SIGMA_RANGE = (0.15, 1.5)
 #: Integration steps per interval bound.
@@ -341,12 +352,12 @@ class Learner:
         if bounds:
             s = math.sqrt(s2)
             m = len(bounds)
-            tau2_all = 1.0 / (1.0 / PRIOR_TAU ** 2 + (n + m) / s2)
+            tau2_all = 1.0 / (1.0 / CENSORED_TAU ** 2 + (n + m) / s2)
             guess = mu
-            for _ in range(2):
+            for _ in range(EM_STEPS):
                 imputed = sum(guess + s * _mills((x - guess) / s)
                               for x in bounds)
-                guess = tau2_all * (mu0 / PRIOR_TAU ** 2
+                guess = tau2_all * (mu0 / CENSORED_TAU ** 2
                                     + (n * mean + imputed) / s2)
             mu = _clamp(max(mu, guess), *_LOG_RANGE)
         return mu, spread
