@@ -28,6 +28,8 @@ does (:meth:`bdm_guard.nova.releases.NovaRelease.sleep`: eventlet's
 at each call, so that under eventlet monkey patching every wait is green.
 """
 
+import collections
+import threading
 import time
 
 from nova import exception as nova_exception
@@ -114,12 +116,61 @@ def _sleep(sleep):
     return sleep if sleep is not None else nova_client.release().sleep()
 
 
-def _budget(conf):
-    """nova's wait budget; the size is read from the volume once copying."""
+def _budget(conf, size_gb=None):
+    """nova's wait budget, with the size the drop-in's create sent.
+
+    :param size_gb: the volume's size in GiB, or None: then it is read
+        from the volume once copying.
+    """
     return wait.Budget(
+        size_gb=size_gb,
         allocate_retries=conf.block_device_allocate_retries,
         allocate_retries_interval=conf.block_device_allocate_retries_interval,
         per_gib_floor=getattr(conf, 'reimage_timeout_per_gb', None))
+
+
+#: Most creates :class:`_Created` remembers: nova calls its wait function
+#: right after the create, so only the builds running at once matter
+#: (``max_concurrent_builds``, 10 by default).
+CREATED_KEEP = 1024
+
+
+class _Created:
+    """What this process's creates know that nova's wait is not given.
+
+    nova calls ``_await_block_device_map_created(context, vol_id)`` with
+    the volume id only. The create path knows the size of an image- or
+    snapshot-backed volume and when its POST returned: the completion
+    schedule predicts the copy from the first look on, instead of taking
+    the volume for a blank one while it is ``creating``, and waits
+    ``completion_first_look`` before the first GET instead of sending one
+    that can only say ``creating``. No request is added. Thread-safe;
+    bounded by :data:`CREATED_KEEP` entries, oldest first out.
+    """
+
+    def __init__(self, keep=CREATED_KEEP):
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._known = collections.OrderedDict()
+
+    def remember(self, volume_id, size_gb, created_at, clock):
+        with self._lock:
+            self._known[volume_id] = (size_gb, created_at, clock)
+            while len(self._known) > self._keep:
+                self._known.popitem(last=False)
+
+    def take(self, volume_id, clock):
+        """``(size_gb or None, created_at or None)``, forgotten after.
+
+        ``created_at`` only when it was read from the same clock.
+        """
+        with self._lock:
+            size_gb, created_at, known_clock = self._known.pop(
+                volume_id, (None, None, None))
+        return size_gb, created_at if known_clock is clock else None
+
+
+_CREATED = _Created()
 
 
 def await_block_device_map_created(manager, context, vol_id, *,
@@ -151,10 +202,15 @@ def await_block_device_map_created(manager, context, vol_id, *,
         if waker is None:
             waker = own = source.watch(vol_id, context.project_id)
         healthy = source.healthy if recorder is not None else None
+    # The size and create time our create path remembered; for a volume
+    # created elsewhere the size is read from the volume once it is seen
+    # copying.
+    size_gb, created_at = _CREATED.take(vol_id, clock)
     try:
         report = wait.wait_for_volume(
-            client, vol_id, budget=_budget(conf), conf=conf, sleep=sleep,
-            clock=clock, waker=waker)
+            client, vol_id, budget=_budget(conf, size_gb),
+            created_at=created_at, conf=conf, sleep=sleep, clock=clock,
+            waker=waker)
     except exception.VolumeWaitError as exc:
         _record(recorder, 'record_wait', getattr(exc, 'report', None),
                 _outcome(exc), vol_id, healthy)
@@ -261,9 +317,15 @@ def create_volume_for_bdm(driver_bdm, context, instance, volume_api, size,
         key = create.key_for_bdm(instance.uuid, driver_bdm._bdm_obj.uuid)
 
         def nova_wait(volume_id, created_at):
-            if wait_func:
+            if not wait_func:
+                return None
+            if request.image_id or request.snapshot_id:
+                # For our drop-in wait (the launcher replaces nova's).
+                _CREATED.remember(volume_id, size, created_at, clock)
+            try:
                 return wait_func(context, volume_id)
-            return None
+            finally:
+                _CREATED.take(volume_id, clock)
 
         source = events.get_source(nova_client.nova_conf())
         watch = source.expect(context.project_id) if source else None

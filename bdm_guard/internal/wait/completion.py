@@ -18,7 +18,8 @@ knows, and polls where it most likely becomes ready:
 * the time a volume spends in ``creating`` (C) and its image copy time per
   GiB (R) are lognormal (``doc/source/admin/scale.rst`` says why); their
   medians start at the ``[bdm_guard] completion_*`` priors and are learnt
-  from the waits this process has finished (:class:`Learner`);
+  from the waits this process has finished, and from those still copying
+  as censored samples (:class:`Learner`);
 * while the volume is ``creating`` at ``t`` seconds after the create, the
   time left is what is left of C plus, for an image-, snapshot- or backup-
   backed volume, the copy ``size * R``, taken as one lognormal (Fenton-
@@ -36,9 +37,12 @@ inspection density of Barlow, Hunter and Proschan; derived in
 density integrates to 1, never sooner than :data:`MIN_INTERVAL` and never
 later than :meth:`wait_completion.cap`: ``max(completion_max_interval,
 min(completion_interval_fraction * seconds waited,
-completion_interval_ceiling))``. Past the predicted median the cost of a
-GET grows with the time already spent (lag counts relative to the wait).
-That bound holds in
+completion_interval_ceiling))``, with ``completion_prior_max_interval``
+for ``completion_max_interval`` while the prediction rests on the priors
+alone and the volume has not outlived its predicted median (a prior
+slower than the backend then costs at most that lag). Past the predicted
+median the cost of a GET grows with the time already spent (lag counts
+relative to the wait). That bound holds in
 every status, so an ``error`` is seen as soon as ``available`` would be.
 
 Every step is bounded arithmetic on finite floats (logarithms of positive
@@ -74,6 +78,17 @@ LEARN_WEIGHT = 50
 #: Most keys (volume types) the learner keeps, least recently used first
 #: out: its memory is bounded whatever the cloud does.
 LEARN_KEYS = 64
+#: Samples after which the prediction is taken as learnt
+#: (:meth:`wait_completion.cap`): the estimate's weight on them is then
+#: about 6 / 7, so a prior 4x off is left 1.2x off.
+LEARNT = 6
+#: Expectation-maximisation steps over the censored samples.
+EM_STEPS = 6
+#: The prior's log-scale uncertainty against censored samples: wider
+#: than :data:`PRIOR_TAU`, so that peers which all outlived a prior far
+#: from the backend (the lab's copies are 7.5x slower than the default)
+#: move the median within one wave; it never widens the spread.
+CENSORED_TAU = 1.0
 #: Learnt spreads stay within these bounds (log scale).
 SIGMA_RANGE = (0.15, 1.5)
 #: Integration steps per interval bound.
@@ -96,6 +111,15 @@ def _q(z):
     return 0.5 * math.erfc(z / _SQRT2)
 
 
+def _mills(z):
+    """``phi(z) / Q(z)``, the standard normal's inverse Mills ratio."""
+    if z < -12.0:
+        return 0.0
+    if z > 8.0:
+        return z + 1.0 / z - 2.0 / z ** 3   # asymptotic
+    return math.exp(-0.5 * z * z) / (_SQRT2PI * _q(z))
+
+
 def hazard(t: float, mu: float, sigma: float) -> float:
     """The hazard rate (1/s) at ``t`` seconds of a lognormal(mu, sigma).
 
@@ -106,14 +130,7 @@ def hazard(t: float, mu: float, sigma: float) -> float:
     """
     if not t > 0.0:
         return 0.0
-    z = (math.log(t) - mu) / sigma
-    if z < -12.0:
-        return 0.0
-    if z > 8.0:
-        mills = z + 1.0 / z - 2.0 / z ** 3   # phi(z) / Q(z), asymptotic
-    else:
-        mills = math.exp(-0.5 * z * z) / (_SQRT2PI * _q(z))
-    return mills / (sigma * t)
+    return _mills((math.log(t) - mu) / sigma) / (sigma * t)
 
 
 def _moments(mu, sigma):
@@ -208,6 +225,11 @@ def _key(volume):
     return kind[:255] if isinstance(kind, str) else ''
 
 
+def _volume_id(volume):
+    vid = volume.get('id') if isinstance(volume, dict) else None
+    return vid[:255] if isinstance(vid, str) else None
+
+
 def _size(volume):
     size = (volume or {}).get('size') if isinstance(volume, dict) else None
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
@@ -224,6 +246,18 @@ class Learner:
     the median moves from the prior towards what was seen, and the spread
     that the schedule uses shrinks from ``sqrt(sigma^2 + PRIOR_TAU^2)``
     towards ``sigma``.
+
+    Waits still running count too, as censored samples: a copy seen
+    still running after ``c`` seconds per GiB took at least that long
+    (:meth:`running`). The median counts each of them at its expected
+    value given that bound (two expectation-maximisation steps), so that
+    the first boots after a start, which all wait at once with nothing
+    finished yet, stop polling on a prior the backend is slower than as
+    soon as their peers have outlived it. They move the median only
+    towards slower, and never the spread. A wait's censored sample goes
+    when it ends ``available`` (:func:`learn`) or is not refreshed by its
+    next GET in time (it failed, timed out, or sleeps on an event
+    source); at most ``keys * weight`` are kept, oldest first out.
     """
 
     def __init__(self, keys: int = LEARN_KEYS, weight: int = LEARN_WEIGHT):
@@ -231,6 +265,7 @@ class Learner:
         self._weight = weight
         self._lock = threading.Lock()
         self._stats = collections.OrderedDict()
+        self._running = collections.OrderedDict()
 
     def learn(self, key: str, kind: str, seconds: float) -> None:
         """Count one sample: ``kind`` (:data:`CREATING`, :data:`COPY`)."""
@@ -252,25 +287,94 @@ class Learner:
             var += (delta * (x - mean) - var) / n
             per_key[kind] = (n, mean, var)
 
+    def running(self, volume_id: str, key: str, kind: str, seconds: float,
+                until: float) -> None:
+        """Count a wait still running as a censored sample.
+
+        :param volume_id: the volume waited for; its earlier sample is
+            replaced.
+        :param seconds: the least the time took (for :data:`COPY`, per
+            GiB); not finite or <= 0: ignored.
+        :param until: the clock value after which the sample is dropped
+            unless refreshed (the wait's next GET is due before).
+        """
+        if not (isinstance(seconds, (int, float))
+                and math.isfinite(seconds) and seconds > 0):
+            return
+        x = _clamp(math.log(seconds), *_LOG_RANGE)
+        with self._lock:
+            self._running.pop(volume_id, None)
+            self._running[volume_id] = (key, kind, x, until)
+            while len(self._running) > self._keys * self._weight:
+                self._running.popitem(last=False)
+
+    def finished(self, volume_id: str) -> None:
+        """Drop the censored sample of a wait that ended."""
+        with self._lock:
+            self._running.pop(volume_id, None)
+
+    def _bounds(self, key, kind, now, exclude):
+        """The live censored samples (log), expired ones dropped."""
+        bounds, gone = [], []
+        for volume_id, (k, kd, x, until) in self._running.items():
+            if now is not None and until < now:
+                gone.append(volume_id)
+            elif k == key and kd == kind and volume_id != exclude:
+                bounds.append(x)
+        for volume_id in gone:
+            del self._running[volume_id]
+        return bounds
+
     def estimate(self, key: str, kind: str, prior_median: float,
-                 sigma: float) -> tuple[float, float]:
-        """``(mu, sigma)`` of the log time the schedule predicts with."""
+                 sigma: float, now: typing.Optional[float] = None,
+                 exclude: typing.Optional[str] = None
+                 ) -> tuple[float, float]:
+        """``(mu, sigma)`` of the log time the schedule predicts with.
+
+        :param now: the clock value, to drop expired censored samples
+            (None: keep them all).
+        :param exclude: a volume id whose own censored sample is not
+            counted (its schedule conditions on its own age already).
+        """
         mu0 = _clamp(math.log(prior_median), *_LOG_RANGE)
         with self._lock:
             n, mean, var = self._stats.get(key, {}).get(kind, (0, 0.0, 0.0))
+            bounds = self._bounds(key, kind, now, exclude)
         if n == 0:
-            return mu0, math.sqrt(sigma * sigma + PRIOR_TAU * PRIOR_TAU)
-        k0 = 4.0
-        s2 = (k0 * sigma * sigma + n * var) / (k0 + n)
-        s2 = _clamp(s2, SIGMA_RANGE[0] ** 2, SIGMA_RANGE[1] ** 2)
-        tau2 = 1.0 / (1.0 / PRIOR_TAU ** 2 + n / s2)
-        mu = tau2 * (mu0 / PRIOR_TAU ** 2 + n * mean / s2)
-        return mu, math.sqrt(s2 + tau2)
+            s2, tau2, mu = sigma * sigma, PRIOR_TAU * PRIOR_TAU, mu0
+        else:
+            k0 = 4.0
+            s2 = (k0 * sigma * sigma + n * var) / (k0 + n)
+            s2 = _clamp(s2, SIGMA_RANGE[0] ** 2, SIGMA_RANGE[1] ** 2)
+            tau2 = 1.0 / (1.0 / PRIOR_TAU ** 2 + n / s2)
+            mu = tau2 * (mu0 / PRIOR_TAU ** 2 + n * mean / s2)
+        spread = math.sqrt(s2 + tau2)
+        if bounds:
+            s = math.sqrt(s2)
+            m = len(bounds)
+            tau2_all = 1.0 / (1.0 / CENSORED_TAU ** 2 + (n + m) / s2)
+            guess = mu
+            for _ in range(EM_STEPS):
+                imputed = sum(guess + s * _mills((x - guess) / s)
+                              for x in bounds)
+                guess = tau2_all * (mu0 / CENSORED_TAU ** 2
+                                    + (n * mean + imputed) / s2)
+            mu = _clamp(max(mu, guess), *_LOG_RANGE)
+        return mu, spread
+
+    def samples(self, key: str, kind: str) -> int:
+        """How many finished samples of ``kind`` the estimate counts.
+
+        At most the learner's weight.
+        """
+        with self._lock:
+            return self._stats.get(key, {}).get(kind, (0,))[0]
 
     def clear(self) -> None:
         """Forget everything (tests; a reconfigured backend)."""
         with self._lock:
             self._stats.clear()
+            self._running.clear()
 
 
 #: The process's learner: every wait of this process teaches it.
@@ -291,6 +395,9 @@ def learn(learner: Learner, final, created: float,
     """
     done = change_time(final, created)
     key = _key(final.volume)
+    volume_id = _volume_id(final.volume)
+    if volume_id is not None:
+        learner.finished(volume_id)
     if copy_start is None:
         if size_gb is None:
             learner.learn(key, CREATING, done - created)
@@ -340,24 +447,44 @@ class wait_completion(tenacity.wait.wait_base):
         """Seconds from ``created`` to the first look after a create."""
         return self.conf.completion_first_look
 
-    def cap(self, waited):
+    def cap(self, waited, learnt=True):
         """The longest interval (seconds) after ``waited`` seconds.
 
-        ``max(completion_max_interval, min(completion_interval_fraction *
-        waited, completion_interval_ceiling))``.
+        ``max(longest, min(completion_interval_fraction * waited,
+        completion_interval_ceiling))``, where ``longest`` is
+        ``completion_max_interval``, or ``completion_prior_max_interval``
+        when it is shorter and the prediction comes from the priors alone
+        (``learnt`` False): a prior far from the backend then costs at
+        most that much lag.
         """
+        longest = self.conf.completion_max_interval
+        if not learnt:
+            longest = min(longest, self.conf.completion_prior_max_interval)
         grown = min(self.conf.completion_interval_fraction * max(0.0, waited),
                     self.conf.completion_interval_ceiling)
-        return max(self.conf.completion_max_interval, grown)
+        return max(longest, grown)
 
-    def _params(self, key, kind):
+    def learnt(self, observation):
+        """Whether the prediction for ``observation`` is learnt.
+
+        True once this process finished :data:`LEARNT` waits or more of
+        the time it predicts: the copy, or the creating time of a blank
+        volume.
+        """
+        kind = COPY
+        if observation.phase == statuses.CREATING and self.size_gb is None:
+            kind = CREATING
+        return self.learner.samples(_key(observation.volume),
+                                    kind) >= LEARNT
+
+    def _params(self, observation, kind, now):
         if kind == CREATING:
-            return self.learner.estimate(
-                key, CREATING, self.conf.completion_creating_median,
-                CREATING_SIGMA)
-        return self.learner.estimate(key, COPY,
-                                     self.conf.completion_copy_per_gib,
-                                     COPY_SIGMA)
+            prior, sigma = self.conf.completion_creating_median, CREATING_SIGMA
+        else:
+            prior, sigma = self.conf.completion_copy_per_gib, COPY_SIGMA
+        return self.learner.estimate(_key(observation.volume), kind, prior,
+                                     sigma, now=now,
+                                     exclude=_volume_id(observation.volume))
 
     def model(self, observation, now):
         """The prediction: ``(x0, mu, sigma)``.
@@ -365,35 +492,61 @@ class wait_completion(tenacity.wait.wait_base):
         The time left is lognormal(mu, sigma) conditioned on exceeding
         ``x0`` seconds (its age now).
         """
-        key = _key(observation.volume)
         size = self.size_gb or _size(observation.volume) or 1
         if observation.phase == statuses.CREATING:
-            mu_c, s_c = self._params(key, CREATING)
+            mu_c, s_c = self._params(observation, CREATING, now)
             t = now - self.created
             if self.size_gb is None:
                 return t, mu_c, s_c
             mean, var = _residual(t, mu_c, s_c)
-            mu_r, s_r = self._params(key, COPY)
+            mu_r, s_r = self._params(observation, COPY, now)
             copy_mean, copy_var = _moments(
                 _clamp(mu_r + math.log(size), *_LOG_RANGE), s_r)
             mu, sigma = _lognormal(mean + copy_mean, var + copy_var)
             return 0.0, mu, sigma
-        mu_r, s_r = self._params(key, COPY)
         begun = self.created
         if observation.phase_seen is not None:
             begun = change_time(_Window(observation), self.created)
+        volume_id = _volume_id(observation.volume)
+        if volume_id is not None:
+            # Still copying when this GET answered: a censored sample for
+            # the waits that run alongside, until its next GET is overdue.
+            self.learner.running(
+                volume_id, _key(observation.volume), COPY,
+                (observation.at - begun) / size,
+                now + 2.0 * self.cap(now - self.start) + 1.0)
+        mu_r, s_r = self._params(observation, COPY, now)
         return (now - begun, _clamp(mu_r + math.log(size), *_LOG_RANGE),
                 s_r)
 
     def interval(self, observation, now):
         """Seconds to the next GET, before jitter, within the bounds."""
-        cap = self.cap(now - self.start)
-        t = now - self.created
-        if observation.phase == statuses.CREATING and (
-                t < self.conf.completion_first_look):
-            return _clamp(self.conf.completion_first_look - t,
-                          MIN_INTERVAL, cap)
+        return self.step(observation, now)[0]
+
+    def step(self, observation, now):
+        """Seconds to the next GET, before jitter, and the cap in force.
+
+        :returns: ``(interval, cap)``, both seconds, ``interval`` within
+            ``[MIN_INTERVAL, cap]``. The cap is the prior's
+            (:meth:`cap`) until the prediction is learnt or the volume
+            has outlived the predicted median: a prior slower than the
+            backend is then disproved.
+        """
+        waited = now - self.start
+        early = self.conf.completion_first_look - (now - self.created)
+        if observation.phase == statuses.CREATING and early > 0.0:
+            # A GET sent at once after the create: the next one is the
+            # first look, as in first().
+            cap = self.cap(waited, self.learnt(observation))
+            return _clamp(early, MIN_INTERVAL, cap), cap
         x0, mu, sigma = self.model(observation, now)
+        cap = self.cap(waited, self.learnt(observation)
+                       or x0 > math.exp(mu))
+        return _clamp(self._rule(x0, mu, sigma, cap), MIN_INTERVAL,
+                      cap), cap
+
+    def _rule(self, x0, mu, sigma, cap):
+        """Where ``sqrt(h / 2 cost)`` integrates to 1 (seconds, <= cap)."""
         # Past the predicted median a GET is worth lag in proportion to the
         # time already spent: the cost is relative to the wait, so that a
         # copy far slower than predicted is polled on the cap, not on the
@@ -407,16 +560,14 @@ class wait_completion(tenacity.wait.wait_base):
             density = scale * math.sqrt(
                 hazard(x0 + (i + 0.5) * step, mu, sigma))
             if total + density * step >= 1.0:
-                return _clamp(i * step + (1.0 - total) / density,
-                              MIN_INTERVAL, cap)
+                return i * step + (1.0 - total) / density
             total += density * step
         return cap
 
     def __call__(self, retry_state):
         observation = retry_state.outcome.result()
         now = self.clock()
-        cap = self.cap(now - self.start)
-        interval = self.interval(observation, now)
+        interval, cap = self.step(observation, now)
         if observation.failures:
             # cinder gave no status (a 5xx, a 401, a reset, a 404 in the
             # grace): back off from completion_first_look, doubling, so

@@ -212,6 +212,9 @@ class Simulate(show.ShowOne):
             help='Run only this arm (repeat); default stock and guard. '
                  'events: guard woken by simulated notifications, with '
                  'the broker fan-out figures.')
+        add('--size', type=_bounded_int(1, 16384), metavar='GIB',
+            help='Give every volume this size, in GiB (default: the '
+                 'workload\'s mix of 2 to 80 GiB).')
         _add_timing_options(add, defaults)
         add('--config-file', action='append', default=[],
             help='An oslo.config file whose [bdm_guard] options the guard '
@@ -231,8 +234,10 @@ class Simulate(show.ShowOne):
 
     def take_action(self, args):
         fields = {f.name for f in dataclasses.fields(sim_model.Workload)}
-        workload = sim_model.Workload(**{
-            k: v for k, v in vars(args).items() if k in fields})
+        values = {k: v for k, v in vars(args).items() if k in fields}
+        if args.size is not None:
+            values['sizes'] = ((args.size, 1.0),)
+        workload = sim_model.Workload(**values)
         faults = sim_model.load_faults(args.scenario)
         conf = _conf(args.config_file)
         if args.plot:

@@ -45,7 +45,13 @@ class TestCost(test_events.EventWaitTest):
             report = self.wait(vid, waker)
         _, polled = self.poll_only(timeline)
         self.assertEqual('available', report.volume['status'])
-        self.assertLessEqual(self.gets(), polled + 1)
+        # One GET for the first event's wake (at 1 s, before the first
+        # look), and at most one for the phase: that GET shows the copy
+        # start between 1 and 2 s where the poll-only wait sees it at its
+        # first look, so the two schedules land differently on the
+        # volume's ready time and the last interval may straddle it in
+        # one and not the other. The storm's other 989 events add none.
+        self.assertLessEqual(self.gets(), polled + 2)
 
     def test_confirmed_event_still_wakes_at_once(self):
         vid = self.fake.add_volume(

@@ -15,6 +15,7 @@ to 34 under ``tox -e nova-compat``) over a fake cinder on HTTP."""
 
 import json
 import os
+import time
 import unittest
 from unittest import mock
 
@@ -301,6 +302,46 @@ class TestCreateVolumeForBdm(NovaTestCase):
 
         self.assertEqual(1, fake.post_count)
         self.assertEqual([vid], list(fake.volumes))
+
+    def test_drop_in_wait_gets_the_size_and_create_time(self):
+        # nova gives its wait function the volume id only; the drop-in
+        # wait takes the size and create time from our create path, so the
+        # schedule predicts the copy from the first look on and the first
+        # GET waits completion_first_look instead of going out at once.
+        fake = self.fake(ready_after=9.0)
+        seen = []
+        real = dropin.wait.wait_for_volume
+
+        def spy(*args, **kwargs):
+            seen.append((kwargs['budget'].size_gb, kwargs['created_at']))
+            return real(*args, **kwargs)
+        self.useFixture(fixtures.MonkeyPatch(
+            'bdm_guard.nova.dropin.wait.wait_for_volume', spy))
+
+        def wait_func(context, volume_id):
+            return dropin.await_block_device_map_created(
+                mock.sentinel.manager, context, volume_id,
+                sleep=self.clock.sleep, clock=self.clock)
+
+        vid, _ = self.create(self.driver_bdm(), wait_func=wait_func)
+
+        ((size_gb, created_at),) = seen
+        self.assertEqual(1, size_gb)
+        self.assertIsNotNone(created_at)
+        gets = [t for t, m, p in fake.requests
+                if m == 'GET' and p.endswith(vid)]
+        self.assertGreaterEqual(gets[0] - created_at, 2.0)
+        self.assertEqual((None, None), dropin._CREATED.take(vid, self.clock))
+
+    def test_drop_in_wait_of_another_clock_gets_no_create_time(self):
+        known = dropin._Created(keep=2)
+        known.remember('a', 2, 5.0, self.clock)
+        known.remember('b', 3, 6.0, self.clock)
+        known.remember('c', 4, 7.0, self.clock)
+
+        self.assertEqual((None, None), known.take('a', self.clock))
+        self.assertEqual((3, None), known.take('b', time.monotonic))
+        self.assertEqual((4, 7.0), known.take('c', self.clock))
 
     def test_unexpected_argument(self):
         self.fake()

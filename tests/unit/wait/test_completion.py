@@ -252,6 +252,84 @@ class TestSchedule(base.BaseTestCase):
         self.assertGreater(mu, math.log(2.0))
 
 
+class TestFirstWave(TestSchedule):
+    """Nothing finished yet: the censored peers and the prior's cap."""
+
+    def copying(self, vid, t, size=2, begun=2.0):
+        return poll.Observation(poll.PENDING, 'downloading', 'downloading',
+                                {'id': vid, 'size': size}, at=t,
+                                phase_after=begun - 1.0, phase_seen=begun)
+
+    def test_peers_that_outlived_the_prior_move_the_median(self):
+        # Ten volumes copying for 30 s at 2 GiB: their copies take at
+        # least 15 s/GiB, where the prior says 2.
+        learner = completion.Learner()
+        prior, _ = learner.estimate('', completion.COPY, 2.0, 0.5)
+        for i in range(10):
+            learner.running('peer-%d' % i, '', completion.COPY, 15.0,
+                            until=100.0)
+        mu, _ = learner.estimate('', completion.COPY, 2.0, 0.5, now=40.0)
+        self.assertGreater(mu, math.log(6.0))
+        # Its own sample is not counted twice.
+        alone, _ = learner.estimate('', completion.COPY, 2.0, 0.5,
+                                    now=40.0, exclude='peer-0')
+        self.assertLessEqual(alone, mu)
+        # Young peers say nothing: the median only moves towards slower.
+        young = completion.Learner()
+        for i in range(10):
+            young.running('peer-%d' % i, '', completion.COPY, 0.1,
+                          until=100.0)
+        mu_young, _ = young.estimate('', completion.COPY, 2.0, 0.5, now=1.0)
+        self.assertAlmostEqual(prior, mu_young, places=3)
+
+    def test_censored_samples_go_with_their_wait(self):
+        learner = completion.Learner(keys=1, weight=3)
+        prior, _ = learner.estimate('', completion.COPY, 2.0, 0.5)
+        for i in range(5):
+            learner.running('v%d' % i, '', completion.COPY, 50.0,
+                            until=10.0)
+        self.assertEqual(3, len(learner._running))
+        learner.finished('v4')
+        self.assertEqual(2, len(learner._running))
+        # Overdue (the wait failed, or sleeps on events): dropped.
+        mu, _ = learner.estimate('', completion.COPY, 2.0, 0.5, now=11.0)
+        self.assertEqual(prior, mu)
+        self.assertEqual(0, len(learner._running))
+        for bad in (0, -1, float('nan'), float('inf'), None):
+            learner.running('v', '', completion.COPY, bad, until=10.0)
+        self.assertEqual(0, len(learner._running))
+
+    def test_the_schedule_reports_its_copy_to_the_learner(self):
+        learner = completion.Learner()
+        strategy = self.strategy(size_gb=2, learner=learner)
+        self.clock.now = 12.0
+        strategy(self.state(self.copying('vol-a', 12.0)))
+        (key, kind, x, until), = learner._running.values()
+        self.assertEqual(('', completion.COPY), (key, kind))
+        # No stamps: the copy began mid-way between the GETs at 1 and 2 s,
+        # so it has run (12 - 1.5) s on 2 GiB.
+        self.assertAlmostEqual(math.log(5.25), x)
+        self.assertGreater(until, 12.0)
+
+    def test_prior_cap_until_learnt_or_outlived(self):
+        conf = conf_with(completion_max_interval=7.5,
+                         completion_prior_max_interval=5.5)
+        learner = completion.Learner()
+        strategy = self.strategy(conf=conf, size_gb=40, learner=learner)
+        # 40 GiB at the prior's 2 s/GiB: about 80 s; at 5 s far before.
+        early = self.copying('vol-a', 5.0, size=40, begun=4.0)
+        self.assertEqual(5.5, strategy.step(early, 5.0)[1])
+        # Past the predicted median the prior is not too slow.
+        late = self.copying('vol-a', 150.0, size=40, begun=4.0)
+        self.assertEqual(7.5, strategy.step(late, 150.0)[1])
+        # Learnt: the longest interval is completion_max_interval.
+        for _ in range(completion.LEARNT):
+            learner.learn('', completion.COPY, 2.0)
+        self.assertEqual(7.5, strategy.step(early, 5.0)[1])
+        interval, cap = strategy.step(early, 5.0)
+        self.assertLessEqual(interval, cap)
+
+
 class TestSeams(base.BaseTestCase):
 
     def test_null_and_event_wakers_are_wakers(self):

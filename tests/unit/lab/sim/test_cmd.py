@@ -70,6 +70,19 @@ class TestSimulateCommand(base.BaseTestCase):
             self.assertNotIn('rate', arm)
             self.assertEqual(60, arm['boots'])
 
+    def test_one_size_for_every_volume(self):
+        waits = {}
+        for size in ('2', '80'):
+            code, out, _ = self.run_cli(*SMALL, '--arm', 'stock', '--size',
+                                        size, '--scenario', 'none', '-f',
+                                        'json')
+            self.assertEqual(0, code)
+            waits[size] = json.loads(out)['stock']['wait_p50_s']
+        # Virtual seconds: 80 GiB copies take 40 times as long.
+        self.assertGreater(waits['80'], 10 * waits['2'])
+        code, _, err = self.run_cli(*SMALL, '--size', '0')
+        self.assertEqual(2, code)
+
     def test_table_is_side_by_side_and_plot_written(self):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'rate.png')
