@@ -172,27 +172,67 @@ def cinder_notifier(url):
         topics=['notifications'])
 
 
-def run_one(rabbit, route_name, hosts, rate, seconds, drain):
-    url = rabbit.url
-    amqp_url = url.replace('rabbit://', 'amqp://')
-    names = ['bench-host-%d' % i for i in range(hosts)]
-    relays = None
+def _bindings(rabbit, route_name, names):
+    """Each host's queue for ``route_name``, and the relays it needs.
+
+    :returns: ``(bindings, relays)``: ``(queue, host, exchange, keys)``
+        tuples, and a set-up :class:`bdm_guard_lab.relay.Relays` for the
+        ``relay`` route (else None).
+    """
     if route_name == 'pools':
-        bindings = [('bench-pool-' + h, h, 'openstack',
-                     ['notifications.info']) for h in names]
-    elif route_name == 'relay':
-        bindings = [('bdm_guard_relay.%s.info' % h, h, 'bdm_guard_relay',
-                     ['bdm_guard_relay.%s.info' % h]) for h in names]
+        return [('bench-pool-' + h, h, 'openstack', ['notifications.info'])
+                for h in names], None
+    if route_name == 'relay':
         relays = lab_relay.Relays(rabbit, count=2)
         relays.setUp()
-    else:
-        bindings = [('bench-compute-' + h, h, 'nova', ['compute.%s' % h])
-                    for h in names]
-    consumers = Hosts(amqp_url, bindings)
+        return [('bdm_guard_relay.%s.info' % h, h, 'bdm_guard_relay',
+                 ['bdm_guard_relay.%s.info' % h]) for h in names], relays
+    return [('bench-compute-' + h, h, 'nova', ['compute.%s' % h])
+            for h in names], None
+
+
+def _storm(route_name, url, amqp_url, names, creates, rate):
+    """Publish ``creates`` start/end pairs at ``rate`` per second.
+
+    Through cinder's notifier, or (``route-b``) one message per create to
+    the host's ``compute.<host>`` key, as nova's external event would.
+
+    :returns: ``(published, seconds spent)``.
+    """
     notifier = cinder_notifier(url)
     direct = kombu.Connection(amqp_url)
     producer = kombu.Producer(direct.channel(), exchange=kombu.Exchange(
         'nova', type='topic', durable=False))
+    start = time.monotonic()
+    published = 0
+    for index in range(creates):
+        host = names[index % len(names)]
+        for kind in ('start', 'end'):
+            pause = start + published / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            body = payload(index, host, kind, time.time())
+            if route_name != 'route-b':
+                notifier.info({}, 'volume.create.%s' % kind, body)
+            elif kind == 'end':
+                producer.publish(
+                    {'oslo.message': json.dumps(
+                        {'event_type': 'volume.create.end',
+                         'payload': body})},
+                    routing_key='compute.%s' % host, serializer='json')
+            published += 1
+    spent = time.monotonic() - start
+    direct.release()
+    return published, spent
+
+
+def run_one(rabbit, route_name, hosts, rate, seconds, drain):
+    """One route at ``hosts`` hosts: the bench's figures (dict)."""
+    url = rabbit.url
+    amqp_url = url.replace('rabbit://', 'amqp://')
+    names = ['bench-host-%d' % i for i in range(hosts)]
+    bindings, relays = _bindings(rabbit, route_name, names)
+    consumers = Hosts(amqp_url, bindings)
     creates = int(rate * seconds / 2)
     memory = [broker_memory(rabbit)]
     sampling = threading.Event()
@@ -202,27 +242,8 @@ def run_one(rabbit, route_name, hosts, rate, seconds, drain):
             memory.append(broker_memory(rabbit))
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    start = time.monotonic()
-    published = 0
-    for index in range(creates):
-        host = names[index % hosts]
-        for kind in ('start', 'end'):
-            due = start + published / rate
-            pause = due - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            body = payload(index, host, kind, time.time())
-            if route_name == 'route-b':
-                if kind == 'end':
-                    producer.publish(
-                        {'oslo.message': json.dumps(
-                            {'event_type': 'volume.create.end',
-                             'payload': body})},
-                        routing_key='compute.%s' % host, serializer='json')
-            else:
-                notifier.info({}, 'volume.create.%s' % kind, body)
-            published += 1
-    spent = time.monotonic() - start
+    published, spent = _storm(route_name, url, amqp_url, names, creates,
+                              rate)
     end = time.monotonic() + drain
     while len(consumers.lags) < creates and time.monotonic() < end:
         time.sleep(0.1)
@@ -236,9 +257,7 @@ def run_one(rabbit, route_name, hosts, rate, seconds, drain):
         relays.cleanUp()
     deliveries = consumers.received + left + relayed_in
     consumers.close()
-    direct.release()
     p95 = percentile(lags, 0.95)
-    ok = len(lags) == creates and p95 is not None and p95 <= LAG_TARGET
     return {
         'route': route_name, 'hosts': hosts, 'creates': creates,
         'offered_per_s': rate,
@@ -248,7 +267,8 @@ def run_one(rabbit, route_name, hosts, rate, seconds, drain):
         'lag_p50_s': _round(percentile(lags, 0.5)),
         'lag_p95_s': _round(p95),
         'broker_memory_mb': round(max(memory) / 2 ** 20, 1),
-        'ok': ok,
+        'ok': (len(lags) == creates and p95 is not None
+               and p95 <= LAG_TARGET),
     }
 
 
