@@ -195,7 +195,7 @@ def create_and_wait(client, request: VolumeRequest, *, idempotency_key: str,
                     clock: typing.Callable[[], float] = time.monotonic,
                     rng: typing.Optional[random.Random] = None,
                     on_status=None, on_retry=None, waker=None, learner=None
-                    ) -> typing.Tuple[CreateResult, typing.Any]:
+                    ) -> tuple[CreateResult, typing.Any]:
     """Create a volume idempotently, wait until it is available, clean up.
 
     Unlike nova 34, which deletes the volume only on ``VolumeNotCreated``

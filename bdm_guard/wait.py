@@ -171,7 +171,7 @@ class WaitReport:
     volume: typing.Optional[dict] = None
     polls: int = 0
     elapsed: float = 0.0
-    statuses: typing.List[typing.Tuple[float, str]] = dataclasses.field(
+    statuses: list[tuple[float, str]] = dataclasses.field(
         default_factory=list)
     retries: typing.Counter[str] = dataclasses.field(
         default_factory=collections.Counter)
