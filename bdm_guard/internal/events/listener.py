@@ -276,8 +276,10 @@ class Listener:
         LOG.info('Listening for cinder notifications on %(url)s, exchange '
                  '%(exchange)s, topic %(topic)s, pool %(pool)s.',
                  {'url': mask_url(self.group.transport_url),
-                  'exchange': self.group.exchange,
-                  'topic': self.group.topic, 'pool': self.pool})
+                  'exchange': (self.group.relay_exchange if self.relayed
+                               else self.group.exchange),
+                  'topic': self.pool if self.relayed else self.group.topic,
+                  'pool': self.pool})
         # Blocks until the broker answers (oslo.messaging retries).
         self.listener.start()
         self.started = True
