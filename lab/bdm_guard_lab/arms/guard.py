@@ -24,10 +24,13 @@ entry of :data:`ARMS`:
   (:class:`~bdm_guard_lab.nova.patched.PatchedNova`);
 * ``events`` (both modes): the guard woken by cinder's notifications
   through a real RabbitMQ (:class:`bdm_guard_lab.broker.RabbitMQ`; cinder's
-  driver ``messagingv2``, RPC stays ``fake:/``), polling as the backstop.
-  In library mode one :class:`bdm_guard.events.EventSource` serves every
-  boot, as one nova-compute process shares it; in nova mode the lab's
-  nova-compute runs its own.
+  driver ``messagingv2``, RPC stays ``fake:/``), polling as the backstop,
+  routed by two ``bdm-guard-relay`` processes
+  (:class:`bdm_guard_lab.relay.Relays`) to the one host that waits, as
+  ``[bdm_guard_events] route = relay`` deploys it. In library mode one
+  :class:`bdm_guard.events.EventSource` serves every boot, as one
+  nova-compute process shares it; in nova mode the lab's nova-compute runs
+  its own.
 
 An arm is a name, the modes that run it, the nova it runs in nova mode and
 its *parts*: each part is a function ``part(run)`` that starts what the arm
@@ -41,14 +44,17 @@ starts and read the run's fields; they know no arm by name but ``stock``.
 Adding an arm is one entry of :data:`ARMS`, plus a part when it needs a
 service no arm starts yet, e.g.::
 
-    GuardArm('relay', modes=(NOVA,), nova='events', parts=(broker, relay)),
+    GuardArm('pools', nova='events', parts=(broker,),
+             library_parts=(event_source,)),
 
-where ``relay(run)`` starts the relay and sets what cinder and nova need
-in ``run.cinder`` and ``run.nova``.
+(the events arm with per-host pools instead of the relay), where a part
+``part(run)`` starts its service and sets what cinder and nova need in
+``run.cinder`` and ``run.nova``.
 """
 
 import dataclasses
 import typing
+import uuid
 
 import fixtures
 
@@ -57,6 +63,7 @@ from bdm_guard import opts
 from bdm_guard_lab import broker as lab_broker
 from bdm_guard_lab import exception
 from bdm_guard_lab.nova import patched
+from bdm_guard_lab import relay as lab_relay
 
 #: The demo's modes (``--mode``).
 LIBRARY, NOVA = 'library', 'nova'
@@ -89,6 +96,8 @@ class ArmRun:
     :ivar about: nova mode: what runs, added to the figures' ``nova``
         (``patches``).
     :ivar conf: the options the library mode's boots use.
+    :ivar rabbit: the :class:`bdm_guard_lab.broker.RabbitMQ` a part
+        started, or None.
     :ivar waker: library mode: ``waker(project_id, time_scale)`` returning
         the waker of one boot (an object with ``close()``), or None to
         poll only.
@@ -102,6 +111,7 @@ class ArmRun:
         self.options = dict(options or {})
         self.cinder, self.nova, self.about = {}, {}, {}
         self.waker = None
+        self.rabbit = None
         self.figures = []
 
     @property
@@ -185,8 +195,31 @@ def broker(run):
         rabbit.set_policy(policy['name'], policy['pattern'],
                           policy['definition'], policy['apply-to'])
     run.conf = conf
+    run.rabbit = rabbit
     run.cinder['notification_url'] = rabbit.url
     run.nova['events_url'] = rabbit.url
+
+
+def relay(run):
+    """Two ``bdm-guard-relay`` processes between cinder and the waits.
+
+    They share one pool on cinder's exchange (competing consumers, as on
+    two controllers) and forward each create notification once, to the
+    one host that waits for it: the waiting side (the lab's nova, or the
+    library mode's source) binds only its own routing key. Start after
+    :func:`broker`.
+
+    :raises bdm_guard_lab.exception.LabError: a relay did not start.
+    """
+    relays = enter(run.stack, lab_relay.Relays(run.rabbit, count=2))
+    host = 'lab-%s' % uuid.uuid4().hex[:8]
+    relays.configure(run.conf, host=host)
+    policy = events.queue_policy(run.conf)
+    if policy:
+        run.rabbit.set_policy(policy['name'], policy['pattern'],
+                              policy['definition'], policy['apply-to'])
+    run.nova['events_options'] = relays.host_options(host)
+    run.about['events_route'] = 'relay x2'
 
 
 def event_source(run):
@@ -247,7 +280,7 @@ ARMS = (
     GuardArm('launcher', modes=(NOVA,)),
     GuardArm('patched', modes=(NOVA,), nova='patched',
              parts=(patched_nova,)),
-    GuardArm('events', nova='events', parts=(broker,),
+    GuardArm('events', nova='events', parts=(broker, relay),
              library_parts=(event_source,)),
 )
 BY_NAME = {arm.name: arm for arm in ARMS}

@@ -168,7 +168,8 @@ class _Case(integrated_helpers._IntegratedTestBase):
             # The events arm: the drop-in's waits wake on cinder's
             # notifications, polling as the backstop.
             self.flags(transport_url=settings['events_url'],
-                       group='bdm_guard_events')
+                       group='bdm_guard_events',
+                       **settings.get('events_options') or {})
         # A burst of 50 servers needs a project quota that allows it (nova's
         # defaults: 10 instances, 20 cores), as any cloud that runs one.
         self.flags(instances=-1, cores=-1, ram=-1, group='quota')

@@ -77,6 +77,9 @@ class NovaService(fixtures.Fixture):
         ``[bdm_guard_events] transport_url`` set to ``events_url``).
     :param events_url: the broker cinder sends its notifications to (the
         ``events`` mode), or None.
+    :param events_options: more ``[bdm_guard_events]`` options of the
+        ``events`` mode (name -> value, e.g. a relayed host's
+        :meth:`bdm_guard_lab.relay.Relays.host_options`), or None.
     :param computes: nova-compute services to start (fake virt driver).
     :param nova_path: a folder put first on the child's ``PYTHONPATH`` whose
         ``nova`` package replaces the installed one, or None.
@@ -102,7 +105,8 @@ class NovaService(fixtures.Fixture):
 
     def __init__(self, endpoint_template, project_id, *, mode='stock',
                  computes=1, nova_path=None, debug=False,
-                 start_timeout=240.0, events_url=None, python=None):
+                 start_timeout=240.0, events_url=None, python=None,
+                 events_options=None):
         super().__init__()
         if mode not in MODES:
             raise ValueError('mode must be one of %s' % (MODES,))
@@ -112,6 +116,7 @@ class NovaService(fixtures.Fixture):
         self.computes = computes
         self.nova_path = nova_path
         self.events_url = events_url
+        self.events_options = dict(events_options or {})
         self.debug = debug
         self.start_timeout = start_timeout
         self.python = python
@@ -131,7 +136,8 @@ class NovaService(fixtures.Fixture):
                     'api_paste_config': None,
                     'project_id': self.project_id,
                     'computes': self.computes, 'log_file': self.log_file,
-                    'debug': self.debug, 'events_url': self.events_url}
+                    'debug': self.debug, 'events_url': self.events_url,
+                    'events_options': self.events_options}
         env = dict(os.environ)
         # The child applies its release's concurrency model itself
         # (bdm_guard_lab.nova.releases), setting or clearing
