@@ -45,13 +45,7 @@ class TestCost(test_events.EventWaitTest):
             report = self.wait(vid, waker)
         _, polled = self.poll_only(timeline)
         self.assertEqual('available', report.volume['status'])
-        # One GET for the first event's wake (at 1 s, before the first
-        # look), and at most one for the phase: that GET shows the copy
-        # start between 1 and 2 s where the poll-only wait sees it at its
-        # first look, so the two schedules land differently on the
-        # volume's ready time and the last interval may straddle it in
-        # one and not the other. The storm's other 989 events add none.
-        self.assertLessEqual(self.gets(), polled + 2)
+        self.assertLessEqual(self.gets(), polled + 1)
 
     def test_unconfirmed_event_is_an_extra_look_not_a_new_plan(self):
         # The event wakes the wait at 1 s, before its first planned look
