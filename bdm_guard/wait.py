@@ -188,7 +188,9 @@ class Waiter:
     :param backoff: the schedule, a tenacity wait strategy that takes the
         attempt's :class:`bdm_guard.internal.wait.poll.Observation`
         (:class:`bdm_guard.internal.wait.completion.wait_completion` or
-        :class:`bdm_guard.internal.wait.schedule.wait_status_backoff`).
+        :class:`bdm_guard.internal.wait.schedule.wait_status_backoff`),
+        with :meth:`stretch` as its ``stretch`` so that the waiter knows
+        its plan; or None, set before :meth:`run`.
     :param deadline: a :class:`bdm_guard.internal.retry.Deadline`.
     :param clock: a monotonic clock in seconds.
     :param on_status: ``on_status(status, elapsed_s, volume)`` or None.
@@ -292,9 +294,13 @@ class Waiter:
         self.nap(self._planned(self.deadline.cap(self.stretch(seconds))))
 
     def _planned(self, seconds):
-        """``seconds``; the plan is no later than the end of that sleep."""
+        """``seconds``; the plan is no later than the end of that sleep.
+
+        A schedule whose ``stretch`` is not :meth:`stretch` notes no plan:
+        every look is then a planned one, as before extra looks existed.
+        """
         end = self.clock() + seconds
-        if self.planned is None or self.planned > end:
+        if self.planned is not None and self.planned > end:
             self.planned = end
         return seconds
 
