@@ -188,7 +188,9 @@ class Waiter:
     :param backoff: the schedule, a tenacity wait strategy that takes the
         attempt's :class:`bdm_guard.internal.wait.poll.Observation`
         (:class:`bdm_guard.internal.wait.completion.wait_completion` or
-        :class:`bdm_guard.internal.wait.schedule.wait_status_backoff`).
+        :class:`bdm_guard.internal.wait.schedule.wait_status_backoff`),
+        with :meth:`stretch` as its ``stretch`` so that the waiter knows
+        its plan; or None, set before :meth:`run`.
     :param deadline: a :class:`bdm_guard.internal.retry.Deadline`.
     :param clock: a monotonic clock in seconds.
     :param on_status: ``on_status(status, elapsed_s, volume)`` or None.
@@ -199,9 +201,20 @@ class Waiter:
         extended to ``budget_for(volume['size'])`` from the start; or None.
     :param start: the clock value the wait started at (default: now).
 
+    A look that news brought before the schedule's planned GET (an
+    event the API does not show yet) is an extra look, not a new plan: it
+    ends the wait if it shows a final status; otherwise the wait sleeps on
+    until the planned GET, and the schedule never sees the extra look
+    (:meth:`bdm_guard.internal.wait.poll.PollSource.observe`). The planned
+    GETs are then those of polling alone, so each such wake costs one GET
+    at most (field finding: an event storm ahead of the API re-anchored
+    the schedule, and the wait cost more GETs than polling alone).
+
     :ivar copy_start: when the volume entered its first pending status
         other than ``creating`` (clock seconds, from cinder's timestamps),
         or None.
+    :ivar planned: the clock value of the next look the schedule planned
+        (before the waker's backstop lengthens the sleep), or None.
     """
 
     def __init__(self, source, waker, backoff, deadline, clock,
@@ -219,6 +232,9 @@ class Waiter:
         self.status = None
         self.unauthorized = 0
         self.report = WaitReport(deadline=deadline.at - self.start)
+        self.planned = None
+        self._woken = False
+        self._extra = False
 
     def _seen(self, observation):
         report = self.report
@@ -259,9 +275,41 @@ class Waiter:
                       'status': observation.status, 'size': size,
                       'budget': budget})
 
+    def stretch(self, interval):
+        """The schedule's ``stretch``: note the plan, then the backstop.
+
+        :param interval: seconds to the look the schedule plans.
+        :returns: seconds to sleep (the waker's
+            :meth:`bdm_guard.internal.wait.poll.Waker.backstop`).
+        """
+        self.planned = self.clock() + interval
+        return self.waker.backstop(interval)
+
+    def nap(self, seconds):
+        """Sleep on the waker (tenacity's sleep); note if news woke it."""
+        self._woken = bool(self.waker.sleep(seconds))
+
+    def first_look(self, seconds):
+        """Sleep until the first look, ``seconds`` from now (planned)."""
+        self.nap(self._planned(self.deadline.cap(self.stretch(seconds))))
+
+    def _planned(self, seconds):
+        """``seconds``; the plan is no later than the end of that sleep.
+
+        A schedule whose ``stretch`` is not :meth:`stretch` notes no plan:
+        every look is then a planned one, as before extra looks existed.
+        """
+        end = self.clock() + seconds
+        if self.planned is not None and self.planned > end:
+            self.planned = end
+        return seconds
+
     def look(self):
         """One look at the volume (tenacity's attempt)."""
-        observation = self.source.observe()
+        self._extra = (self._woken and self.planned is not None
+                       and self.clock() < self.planned)
+        self._woken = False
+        observation = self.source.observe(extra=self._extra)
         self.report.polls = self.source.polls
         self.waker.observed(observation)
         if observation.cause == oc.AUTH:
@@ -287,20 +335,27 @@ class Waiter:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(lambda obs: obs.pending),
             wait=self._interval, stop=self.deadline.stop,
-            sleep=self.waker.sleep,
+            sleep=self.nap,
             retry_error_callback=lambda state: state.outcome.result())
         final = retrying(self.look)
         self.report.elapsed = self.clock() - self.start
         return final
 
     def _interval(self, retry_state):
+        if self._extra:
+            # An extra look: the rest of the planned interval, as the
+            # waker lengthens it; the schedule is not asked again.
+            rest = max(0.0, self.planned - self.clock())
+            return self.deadline.cap(self.waker.backstop(rest))
+        self.planned = None
         try:
-            return self.backoff(retry_state)
+            seconds = self.backoff(retry_state)
         except (ArithmeticError, ValueError):
             LOG.exception('The poll schedule failed for volume %s; the wait '
                           'goes on at %.0f s intervals.',
                           self.source.volume_id, FALLBACK_INTERVAL)
-            return self.deadline.cap(FALLBACK_INTERVAL)
+            seconds = self.deadline.cap(FALLBACK_INTERVAL)
+        return self._planned(seconds)
 
     def error(self, final, client, grace):
         """The exception for a wait that did not end ``available``."""
@@ -424,29 +479,30 @@ def wait_for_volume(client, volume_id: str, *,
     waker = poll.as_waker(waker, sleep)
     if waker.volume_id is None:
         waker.bind(volume_id)
-    if group.poll_schedule == 'backoff':
-        backoff = schedule.wait_status_backoff(
-            conf, clock, start, deadline, rng or random.Random(),
-            waker.backstop)
-    else:
-        backoff = completion.wait_completion(
-            conf, clock, start, deadline, rng or random.Random(),
-            waker.backstop, created=created, size_gb=size_gb or None,
-            learner=learner)
     waiter = Waiter(
         poll.PollSource(client, volume_id, group.pending_statuses,
                         group.not_found_grace, created, clock, deadline),
-        waker, backoff, deadline, clock, on_status=on_status,
+        waker, None, deadline, clock, on_status=on_status,
         on_retry=on_retry,
         budget_for=None if size_gb is not None else (
             lambda size: budget.for_size(size).seconds(conf)), start=start)
+    # The waiter notes each planned look on the way to the waker's backstop.
+    if group.poll_schedule == 'backoff':
+        backoff = schedule.wait_status_backoff(
+            conf, clock, start, deadline, rng or random.Random(),
+            waiter.stretch)
+    else:
+        backoff = completion.wait_completion(
+            conf, clock, start, deadline, rng or random.Random(),
+            waiter.stretch, created=created, size_gb=size_gb or None,
+            learner=learner)
+    waiter.backoff = backoff
     if created_at is not None or waker.fresh:
         # Right after a create the volume is "creating": the first GET at
         # once would only say so. A fresh event watch (taken before the
         # POST) says the same for a caller that passes no created_at, as
         # nova's wait function cannot.
-        first = created + backoff.first(created) - clock()
-        waker.sleep(deadline.cap(waker.backstop(first)))
+        waiter.first_look(created + backoff.first(created) - clock())
     final = waiter.run()
     if final.state == poll.AVAILABLE:
         if group.poll_schedule != 'backoff':

@@ -257,11 +257,18 @@ class Watch:
         """Wake a sleeping wait (the listener's health changed)."""
         self._news.set()
 
-    def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds`` of the waiter's clock, or until there is news."""
-        if self._wait(self._news, max(0.0, seconds) * self.time_scale):
+    def sleep(self, seconds: float) -> bool:
+        """Sleep ``seconds`` of the waiter's clock, or until there is news.
+
+        :returns: whether news ended the sleep (the waiter then takes its
+            next look as an extra one if its planned GET is not due yet).
+        """
+        woken = bool(self._wait(self._news,
+                                max(0.0, seconds) * self.time_scale))
+        if woken:
             self.wakes += 1
         self._news.clear()
+        return woken
 
     def backstop(self, interval: float) -> float:
         """The interval to sleep instead of the schedule's ``interval``."""

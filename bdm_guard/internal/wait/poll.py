@@ -98,8 +98,13 @@ class Waker(typing.Protocol):
     fresh: bool
     volume_id: typing.Optional[str]
 
-    def sleep(self, seconds: float) -> None:
-        """Return after ``seconds``, or earlier when there is news."""
+    def sleep(self, seconds: float) -> typing.Optional[bool]:
+        """Return after ``seconds``, or earlier when there is news.
+
+        :returns: True when news ended the sleep early; False or None
+            otherwise (a waker that returns None is never taken as woken,
+            so each of its looks is a planned one).
+        """
 
     def bind(self, volume_id: str) -> None:
         """Say which volume the wait is for (after its POST)."""
@@ -123,8 +128,9 @@ class SleepWaker:
         self._sleep = sleep
         self.volume_id = None
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> bool:
         self._sleep(seconds)
+        return False
 
     def bind(self, volume_id: str) -> None:
         self.volume_id = volume_id
@@ -225,12 +231,33 @@ class PollSource:
             return self._make(PENDING, status, volume)
         return self._make(FAILED, status, volume)
 
-    def observe(self) -> Observation:
+    def observe(self, extra: bool = False) -> Observation:
         """Send one GET and say what it showed.
 
+        :param extra: True for a look the schedule did not plan (news woke
+            the wait before its planned GET): it is counted in ``polls``
+            and its observation made as usual, but the history the
+            schedule plans from (GETs since the change, the phase window,
+            the last status seen, failures in a row) stays as it was, so
+            the planned GETs show what they would have shown without it.
         :raises bdm_guard.exception.CinderConfigError: see
             :meth:`bdm_guard.cinder.VolumeClient.get_volume`.
         """
+        if not extra:
+            return self._observe()
+        history = self._history()
+        try:
+            return self._observe()
+        finally:
+            (self.phase, self._status, self._since_change, self._last_seen,
+             self._phase_after, self._phase_seen, self._failures) = history
+
+    def _history(self):
+        return (self.phase, self._status, self._since_change,
+                self._last_seen, self._phase_after, self._phase_seen,
+                self._failures)
+
+    def _observe(self):
         self.polls += 1
         timeout = self.deadline.remaining() if self.deadline else None
         result = self.client.get_volume(self.volume_id, timeout=timeout)

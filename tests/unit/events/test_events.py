@@ -100,6 +100,11 @@ class EventWaitTest(create_base.FakeCinderTest):
         return len([r for r in self.fake.requests if r[1] == 'GET'])
 
     def poll_only(self, timeline):
+        report, times = self.poll_only_times(timeline)
+        return report, len(times)
+
+    def poll_only_times(self, timeline):
+        """Polling alone: its report and its GETs' times since the create."""
         clock = testing.VirtualClock()
         fake = fake_cinder.FakeCinder(clock)
         client = fake_cinder.make_client(self, fake)
@@ -108,7 +113,14 @@ class EventWaitTest(create_base.FakeCinderTest):
                                       clock=clock, rng=random.Random(1),
                                       conf=self.conf, created_at=clock(),
                                       learner=completion.Learner())
-        return report, len([r for r in fake.requests if r[1] == 'GET'])
+        created = fake.volumes[vid]['created']
+        return report, [r[0] - created for r in fake.requests
+                        if r[1] == 'GET']
+
+    def get_times(self, vid):
+        """This test's GETs' times since ``vid``'s create."""
+        created = self.fake.volumes[vid]['created']
+        return [r[0] - created for r in self.fake.requests if r[1] == 'GET']
 
 
 class TestEventWait(EventWaitTest):

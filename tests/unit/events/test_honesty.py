@@ -45,13 +45,39 @@ class TestCost(test_events.EventWaitTest):
             report = self.wait(vid, waker)
         _, polled = self.poll_only(timeline)
         self.assertEqual('available', report.volume['status'])
-        # One GET for the first event's wake (at 1 s, before the first
-        # look), and at most one for the phase: that GET shows the copy
-        # start between 1 and 2 s where the poll-only wait sees it at its
-        # first look, so the two schedules land differently on the
-        # volume's ready time and the last interval may straddle it in
-        # one and not the other. The storm's other 989 events add none.
-        self.assertLessEqual(self.gets(), polled + 2)
+        self.assertLessEqual(self.gets(), polled + 1)
+
+    def test_unconfirmed_event_is_an_extra_look_not_a_new_plan(self):
+        # The event wakes the wait at 1 s, before its first planned look
+        # (2 s): that GET shows "creating". The wait then keeps polling
+        # alone's plan: the same GETs at the same times, the same end.
+        timeline = [(0, 'creating'), (2, 'downloading'), (100, 'available')]
+        vid = self.fake.add_volume(timeline=timeline)
+        self.script.at(1.0, watch_mod.ENDED, vid)
+        with self.watch(vid) as waker:
+            report = self.wait(vid, waker)
+        expected, polled = self.poll_only_times(timeline)
+        times = self.get_times(vid)
+        self.assertEqual(1.0, times[0])
+        self.assertEqual([round(t, 6) for t in polled],
+                         [round(t, 6) for t in times[1:]])
+        self.assertAlmostEqual(expected.elapsed, report.elapsed, places=6)
+        self.assertEqual(len(polled) + 1, report.polls)
+
+    def test_event_after_the_planned_look_is_that_look(self):
+        # Healthy events stretch the sleep to the backstop; an event that
+        # comes after the look polling alone planned is that look, late:
+        # the schedule plans from it (no extra GET at the old plan).
+        timeline = [(0, 'creating'), (10, 'available')]
+        vid = self.fake.add_volume(timeline=timeline)
+        self.script.at(5.0, watch_mod.ENDED, vid)
+        with self.watch(vid) as waker:
+            report = self.wait(vid, waker)
+        times = self.get_times(vid)
+        self.assertEqual(5.0, times[0])
+        self.assertEqual('available', report.volume['status'])
+        _, polled = self.poll_only_times(timeline)
+        self.assertLessEqual(len(times), len(polled) + 1)
 
     def test_confirmed_event_still_wakes_at_once(self):
         vid = self.fake.add_volume(

@@ -17,6 +17,7 @@ import random
 from oslo_config import cfg
 
 from bdm_guard import exception
+from bdm_guard.internal.wait import poll
 from bdm_guard.internal.wait import schedule
 from bdm_guard import opts
 from bdm_guard import testing
@@ -127,6 +128,32 @@ class TestBadInput(WaitTestCase):
         self.assertIsNot(first[0], second[0])
         for opt in first:
             self.assertTrue(opt.help)
+
+
+class TestExtraLook(WaitTestCase):
+    """A look news brought early leaves the schedule's history alone."""
+
+    def test_extra_look_is_counted_but_not_planned_from(self):
+        vid = self.fake.add_volume(timeline=[(0, 'creating'),
+                                             (2, 'downloading')])
+        source = poll.PollSource(self.client, vid, ('creating',
+                                                    'downloading'),
+                                 10.0, self.clock(), self.clock)
+        self.clock.sleep(1.0)
+        source.observe()
+        self.clock.sleep(2.0)
+        extra = source.observe(extra=True)
+        self.assertEqual(('downloading', 3.0, 1.0),
+                         (extra.phase, extra.phase_seen, extra.phase_after))
+        self.clock.sleep(1.0)
+        planned = source.observe()
+        # As if the extra look at 3 s never was: the change is seen at 4 s,
+        # after the last planned look at 1 s.
+        self.assertEqual(
+            ('downloading', 0, 4.0, 1.0, 1.0, 0),
+            (planned.phase, planned.polls, planned.phase_seen,
+             planned.phase_after, planned.previous_at, planned.failures))
+        self.assertEqual(3, source.polls)
 
 
 class TestBehaviour(WaitTestCase):
