@@ -178,9 +178,12 @@ class TestLauncher(_RealNova):
         self.assertClean(figures)
 
     def test_read_after_write_lag(self):
+        # Longer than the drop-in wait's first look (completion_first_look
+        # after the create, now that the wait knows the create time), so
+        # that the wait meets the lag's 404s.
         figures, records = self.boot(
             [{'fault': 'visibility_lag', 'probability': 1.0,
-              'seconds': 2}], seed=104)
+              'seconds': 6}], seed=104)
         self.assertGreater(self.proxy.injected['visibility_lag'], 0)
         self.assertActive(figures, records)
         self.assertClean(figures)
