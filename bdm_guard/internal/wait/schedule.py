@@ -115,7 +115,7 @@ def ramp(start, multiplier, n, cap):
     Written once for the poll schedule and the events confirm schedule,
     in a form that cannot overflow: ``multiplier ** n`` is never computed
     past the point where it would pass ``cap`` (an ``OverflowError`` after
-    about 1,750 steps at ``multiplier = 1.5`` otherwise, issue 27 class 2).
+    about 1,750 steps at ``multiplier = 1.5`` otherwise).
 
     :param start: the first interval, seconds (> 0).
     :param multiplier: the growth factor (>= 1).

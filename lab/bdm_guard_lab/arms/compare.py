@@ -22,8 +22,9 @@ faults for it. Only the slots that are ``ACTIVE`` in every arm of the case
 count (:func:`common`); each arm's figures are taken over those slots
 (:func:`figures`) and divided by stock's (:func:`compare`).
 
-:func:`verdicts` checks the demo targets of issue 22, item 4, as
-information: a missed target is reported, never raised.
+:func:`verdicts` checks the demo targets (``doc/source/user/demo.rst``,
+"The healthy case") as information: a missed target is reported, never
+raised.
 """
 
 from bdm_guard_lab.arms import metrics
@@ -34,7 +35,7 @@ KEYS = ('boots', 'boot_s_p50', 'boot_s_p95', 'lag_s_p50', 'lag_s_p95',
 #: The arm the others are divided by.
 REFERENCE = 'stock'
 
-#: Issue 22, item 4, the demo's healthy case: boot to ACTIVE p50 and p95 at
+#: The demo's healthy case: boot to ACTIVE p50 and p95 at
 #: most this many times stock's ("within 5% of stock's"; faster is fine).
 BOOT_RATIO = 1.05
 #: ... detection lag p50 at most stock's plus this many seconds.
@@ -156,7 +157,7 @@ def _line(target, checks):
 
 
 def healthy_verdicts(case, reference=REFERENCE):
-    """Issue 22 item 4's targets for the demo's healthy case.
+    """The demo's targets for its healthy case.
 
     :param case: :func:`compare` of the healthy case.
     :param reference: the stock arm.
@@ -206,7 +207,7 @@ def healthy_verdicts(case, reference=REFERENCE):
 
 
 def fault_verdicts(results, scenario, reference=REFERENCE):
-    """Issue 22 item 4's target under faults: every guard arm whole.
+    """The demo's target under faults: every guard arm whole.
 
     :param results: ``{arm: figures}`` of the faulted case (all servers,
         not only the compared slots).

@@ -207,7 +207,7 @@ class Demo(show.ShowOne):
                  'ones) in the arms stock, launcher and events, first, on '
                  'the services the arm then runs the scenario on, and '
                  'print both cases side by side on the boots every arm '
-                 'finished, with issue 22\'s targets. 0: only the '
+                 'finished, with the demo\'s targets. 0: only the '
                  'scenario (default: %(default)s; tox -e demo: 20).')
         parser.add_argument(
             '--nova-series', metavar='DIR',
@@ -389,7 +389,7 @@ class Demo(show.ShowOne):
             write('')
             self._compared_table(args, compared)
         if verdicts:
-            write('\nissue 22 targets (information: a missed target does '
+            write('\ntargets (information: a missed target does '
                   'not fail the demo):')
             for verdict in verdicts:
                 # One line each, unwrapped: easy to grep in a CI log.
