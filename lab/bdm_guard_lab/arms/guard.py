@@ -180,6 +180,14 @@ def enter(stack, fixture):
 
 # The parts.
 
+def _set_queue_policy(rabbit, conf):
+    """Set the queue policy ``conf``'s route asks for on ``rabbit``, if any."""
+    policy = events.queue_policy(conf)
+    if policy:
+        rabbit.set_policy(policy['name'], policy['pattern'],
+                          policy['definition'], policy['apply-to'])
+
+
 def broker(run):
     """Start the lab's RabbitMQ with the pool queues' expiry policy.
 
@@ -190,10 +198,7 @@ def broker(run):
     rabbit = enter(run.stack, lab_broker.RabbitMQ())
     conf = opts.get_conf(run.conf)
     conf.set_override('transport_url', rabbit.url, opts.EVENTS_GROUP)
-    policy = events.queue_policy(conf)
-    if policy:
-        rabbit.set_policy(policy['name'], policy['pattern'],
-                          policy['definition'], policy['apply-to'])
+    _set_queue_policy(rabbit, conf)
     run.conf = conf
     run.rabbit = rabbit
     run.cinder['notification_url'] = rabbit.url
@@ -214,10 +219,7 @@ def relay(run):
     relays = enter(run.stack, lab_relay.Relays(run.rabbit, count=2))
     host = 'lab-%s' % uuid.uuid4().hex[:8]
     relays.configure(run.conf, host=host)
-    policy = events.queue_policy(run.conf)
-    if policy:
-        run.rabbit.set_policy(policy['name'], policy['pattern'],
-                              policy['definition'], policy['apply-to'])
+    _set_queue_policy(run.rabbit, run.conf)
     run.nova['events_options'] = relays.host_options(host)
     run.about['events_route'] = 'relay x2'
 
