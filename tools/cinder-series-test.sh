@@ -14,6 +14,11 @@
 # Apply patches/cinder/*.patch one by one to the cinder 29.0.0 sdist and,
 # after each patch, run what cinder's gate would run on it:
 #
+# - the commit message rules of cinder's contributor guide a series can
+#   break on its own: subject and body lines <= 72 characters, a
+#   Closes-Bug/Related-Bug trailer (#TBD-<n> names report <n> of bugs.rst)
+#   or an Implements: blueprint one, Change-Id last, and no Signed-off-by
+#   (the person who proposes the series signs with `git commit -s`);
 # - whitespace (`git diff --check`, as cinder's pre-commit hooks);
 # - flake8 with hacking, flake8-import-order and cinder's local checks
 #   (cinder/tests/hacking, e.g. C311), as cinder's tox.ini [flake8] sets them,
@@ -227,6 +232,35 @@ show_traces() {
     done <"$1"
 }
 
+# Print what HEAD's commit message breaks, if anything; fail if it does.
+check_message() {
+    local msg subject bad=0
+    msg=$(git log -1 --format=%B)
+    subject=$(git log -1 --format=%s)
+    if [ "${#subject}" -gt 72 ]; then
+        echo "subject is ${#subject} characters (max 72)"
+        bad=1
+    fi
+    if echo "$msg" | awk 'NR > 2' | grep -qE '^.{73,}$'; then
+        echo "the body has lines over 72 characters"
+        bad=1
+    fi
+    if ! echo "$msg" | grep -qE '^((Closes|Partial|Related)-Bug: #([0-9]+|TBD-[0-9]+)|(Partial-)?Implements: blueprint [a-z0-9-]+)$'; then
+        echo "no Closes-Bug/Related-Bug or Implements trailer"
+        bad=1
+    fi
+    if ! echo "$msg" | grep -v '^$' | tail -1 \
+            | grep -qE '^Change-Id: I[0-9a-f]{40}$'; then
+        echo "the last line is not a Change-Id"
+        bad=1
+    fi
+    if echo "$msg" | grep -qi '^Signed-off-by:'; then
+        echo "carries a Signed-off-by; the proposer adds their own"
+        bad=1
+    fi
+    return $bad
+}
+
 git ls-files >"$WORK/all-files"
 for patch in "$PATCH_DIR"/*.patch; do
     patch_files "$patch"
@@ -292,6 +326,14 @@ for patch in "$PATCH_DIR"/*.patch; do
     fi
     echo "  apply: ok ($(git log -1 --format=%s))"
     git diff --name-only --diff-filter=d HEAD~1 HEAD >"$WORK/changed"
+
+    if problems=$(check_message); then
+        echo "  commit message: ok"
+    else
+        echo "  commit message: FAILED"
+        echo "$problems" | sed 's/^/    /'
+        ok=0
+    fi
 
     if lint=$(git diff --check HEAD~1 HEAD); then
         echo "  whitespace: ok"
