@@ -32,6 +32,7 @@ so that a waiter does not poll until its deadline and hide the cause.
 """
 
 import dataclasses
+import functools
 import inspect
 import threading
 
@@ -151,7 +152,26 @@ def client_supports_idempotency_key() -> bool:
             cinder_volumes.VolumeManager.create).parameters
     except (TypeError, ValueError):
         return False
-    return 'idempotency_key' in params
+    return 'idempotency_key' in params and _builds_keyed_request()
+
+
+@functools.lru_cache(maxsize=None)
+def _builds_keyed_request():
+    """Whether ``volumes.create`` builds a keyed request the way we read it.
+
+    A dry run, once per process: a client that builds the header some
+    other way than through its ``post`` is taken as one without the key,
+    rather than failing creates.
+    """
+    try:
+        _, _, headers = _build_keyed_request({'size': 1}, 'probe')
+    except Exception:  # any surprise: go by metadata
+        LOG.warning('python-cinderclient %s has volumes.create('
+                    'idempotency_key=) but does not build a request '
+                    'bdm-guard can send; creating without the key.',
+                    api_versions.MAX_VERSION, exc_info=True)
+        return False
+    return 'Idempotency-Key' in headers
 
 
 def forget_server_versions() -> None:
@@ -209,6 +229,10 @@ def keyed_create_request(volume, idempotency_key):
     if not client_supports_idempotency_key():
         raise ValueError('python-cinderclient %s cannot send an idempotency '
                          'key' % api_versions.MAX_VERSION)
+    return _build_keyed_request(volume, idempotency_key)
+
+
+def _build_keyed_request(volume, idempotency_key):
     manager = cinder_volumes.VolumeManager(
         _Builder(IDEMPOTENCY_KEY_MICROVERSION))
     args = {k: volume[k] for k in _CREATE_ARGS if k in volume}

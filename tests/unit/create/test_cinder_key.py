@@ -445,6 +445,22 @@ class TestClientDetection(base.BaseTestCase):
         self.assertRaises(ValueError, cinder.keyed_create_request,
                           {'size': 1}, KEY)
 
+    def test_client_that_builds_the_key_otherwise_is_without_key(self):
+        # volumes.create(idempotency_key=) that does not post through its
+        # client: taken as a client without the key, not a failed create.
+        from cinderclient import api_versions
+        from cinderclient.v3 import volumes
+
+        def create(manager, size, idempotency_key=None):
+            return manager.api.client.request('/volumes', 'POST')
+        self.useFixture(fixtures.MockPatchObject(api_versions,
+                                                 'MAX_VERSION', '3.72'))
+        self.useFixture(fixtures.MockPatchObject(volumes.VolumeManager,
+                                                 'create', create))
+        cinder._builds_keyed_request.cache_clear()
+        self.addCleanup(cinder._builds_keyed_request.cache_clear)
+        self.assertFalse(cinder.client_supports_idempotency_key())
+
     @needs_key
     def test_keyed_request_built_by_cinderclient(self):
         url, body, headers = cinder.keyed_create_request(
