@@ -32,9 +32,14 @@ so that a waiter does not poll until its deadline and hide the cause.
 """
 
 import dataclasses
+import functools
+import inspect
+import threading
 
+from cinderclient import api_versions
 from cinderclient import client as cinder_client
 from cinderclient import utils as cinder_utils
+from cinderclient.v3 import volumes as cinder_volumes
 from keystoneauth1 import exceptions as ks_exc
 from oslo_log import log as logging
 import requests
@@ -114,6 +119,135 @@ def is_transient_ks_error(exc):
             and getattr(exc, 'http_status', None) == HTTP_TOO_MANY_REQUESTS)
 
 
+#: The first cinder microversion whose ``POST /volumes`` takes an
+#: ``Idempotency-Key`` header (cinder spec volume-create-idempotency-key,
+#: ``patches/cinder/specs/idempotency-key.rst``).
+IDEMPOTENCY_KEY_MICROVERSION = '3.72'
+#: The response header of a create cinder answered as a replay (same spec).
+IDEMPOTENT_REPLAYED_HEADER = 'Idempotent-Replayed'
+
+# endpoint -> the highest microversion its cinder advertised; learned once
+# per process (one GET of the version document), forgotten when cinder
+# refuses the key's microversion (an older API node behind the same load
+# balancer during a rolling upgrade).
+_SERVER_VERSIONS = {}
+_SERVER_VERSIONS_LOCK = threading.Lock()
+
+
+def client_supports_idempotency_key() -> bool:
+    """Whether the installed python-cinderclient can send cinder's key.
+
+    Feature-detected, not by release: its ``MAX_VERSION`` reaches
+    :data:`IDEMPOTENCY_KEY_MICROVERSION` and ``volumes.create`` takes
+    ``idempotency_key`` (``patches/python-cinderclient`` 0001; 9.10.0, the
+    newest release, stops at 3.71).
+
+    :returns: bool.
+    """
+    if (api_versions.APIVersion(api_versions.MAX_VERSION)
+            < api_versions.APIVersion(IDEMPOTENCY_KEY_MICROVERSION)):
+        return False
+    try:
+        params = inspect.signature(
+            cinder_volumes.VolumeManager.create).parameters
+    except (TypeError, ValueError):
+        return False
+    return 'idempotency_key' in params and _builds_keyed_request()
+
+
+@functools.lru_cache(maxsize=None)
+def _builds_keyed_request():
+    """Whether ``volumes.create`` builds a keyed request the way we read it.
+
+    A dry run, once per process: a client that builds the header some
+    other way than through its ``post`` is taken as one without the key,
+    rather than failing creates.
+    """
+    try:
+        _, _, headers = _build_keyed_request({'size': 1}, 'probe')
+    except Exception:  # any surprise: go by metadata
+        LOG.warning('python-cinderclient %s has volumes.create('
+                    'idempotency_key=) but does not build a request '
+                    'bdm-guard can send; creating without the key.',
+                    api_versions.MAX_VERSION, exc_info=True)
+        return False
+    return 'Idempotency-Key' in headers
+
+
+def forget_server_versions() -> None:
+    """Forget every cinder's advertised microversion (tests)."""
+    with _SERVER_VERSIONS_LOCK:
+        _SERVER_VERSIONS.clear()
+
+
+class _Built(Exception):
+    """The request a cinderclient manager built, stopped before it is sent."""
+
+    def __init__(self, url, body, headers):
+        super().__init__(url)
+        self.url = url
+        self.body = body
+        self.headers = headers
+
+
+class _Builder:
+    """Stands in for cinderclient's ``SessionClient`` under a manager.
+
+    The manager builds the request (body, headers, the microversion
+    checks); :class:`VolumeClient` sends it, so that its answer is read
+    into an Outcome like every other call's.
+    """
+
+    def __init__(self, version):
+        self.api_version = api_versions.APIVersion(version)
+        self.client = self
+
+    def post(self, url, body=None, headers=None, **kwargs):
+        raise _Built(url, body, dict(headers or {}))
+
+
+#: The ``volume`` fields of a create body that ``volumes.create`` takes as
+#: arguments of the same name.
+_CREATE_ARGS = ('size', 'snapshot_id', 'source_volid', 'name',
+                'description', 'volume_type', 'availability_zone',
+                'metadata', 'imageRef')
+
+
+def keyed_create_request(volume, idempotency_key):
+    """The ``POST /volumes`` python-cinderclient builds for a keyed create.
+
+    :param volume: the ``volume`` object of the body (dict); fields that
+        ``volumes.create`` has no argument for are added to its body as
+        they are.
+    :param idempotency_key: the key (str).
+    :returns: ``(url, body, headers)``; ``headers`` holds the
+        ``Idempotency-Key`` and the ``OpenStack-API-Version`` of
+        :data:`IDEMPOTENCY_KEY_MICROVERSION`.
+    :raises ValueError: the installed python-cinderclient cannot send the
+        key (see :func:`client_supports_idempotency_key`), or refuses it.
+    """
+    if not client_supports_idempotency_key():
+        raise ValueError('python-cinderclient %s cannot send an idempotency '
+                         'key' % api_versions.MAX_VERSION)
+    return _build_keyed_request(volume, idempotency_key)
+
+
+def _build_keyed_request(volume, idempotency_key):
+    manager = cinder_volumes.VolumeManager(
+        _Builder(IDEMPOTENCY_KEY_MICROVERSION))
+    args = {k: volume[k] for k in _CREATE_ARGS if k in volume}
+    try:
+        manager.create(idempotency_key=idempotency_key, **args)
+    except _Built as built:
+        body = built.body
+        body['volume'].update({k: v for k, v in volume.items()
+                               if k not in _CREATE_ARGS})
+        headers = dict(built.headers)
+        api_versions.update_headers(headers, manager.api_version)
+        return built.url, body, headers
+    raise ValueError('volumes.create sent no request')
+
+
 #: Validate a cinder volume id and return its canonical form (see
 #: :func:`bdm_guard.internal.statuses.check_volume_id`).
 check_volume_id = statuses.check_volume_id
@@ -161,9 +295,14 @@ class VolumeClient:
             kwargs['interface'] = interface
         self.global_request_id = global_request_id
         self.request_timeout = request_timeout
+        self.endpoint_override = endpoint_override
         transport.install(session)
         self._cinder = cinder_client.Client(api_version, **kwargs)
         self._http = self._cinder.client
+        if global_request_id:
+            # Calls cinderclient makes itself (the version document)
+            # carry it too; keystoneauth's Adapter sets the header.
+            self._http.global_request_id = global_request_id
 
     def _limit(self, timeout):
         limit = self.request_timeout
@@ -172,7 +311,7 @@ class VolumeClient:
         return max(limit, MIN_REQUEST_TIMEOUT)
 
     def _call(self, method, url, *, body=None, request_id=None,
-              headers=None, timeout=None):
+              headers=None, timeout=None, replay_header=None):
         limit = self._limit(timeout)
         kwargs = {'raise_exc': False, 'authenticated': True,
                   'connect_retries': 0, 'headers': dict(headers or {}),
@@ -207,6 +346,10 @@ class VolumeClient:
                 result = oc.Outcome(oc.NOT_SENT, message=str(exc)[:512])
         else:
             result = oc.classify_response(resp, rbody)
+            if (replay_header and result.kind == oc.OK and str(
+                    resp.headers.get(replay_header) or '').strip().lower()
+                    == 'true'):
+                result = dataclasses.replace(result, replayed=True)
         if watch is not None and watch.expired and result.kind != oc.OK:
             result = dataclasses.replace(
                 result, message='no complete answer within %.1f s (%s)' % (
@@ -260,19 +403,95 @@ class VolumeClient:
                                        timeout=timeout),
                             'volume', volume_id)
 
-    def create_volume(self, volume, *, request_id=None, timeout=None):
+    def _endpoint(self):
+        if self.endpoint_override:
+            return self.endpoint_override
+        try:
+            return self._http.get_endpoint()
+        except ks_exc.ClientException:
+            return None
+
+    def supports_idempotency_key(self, *, timeout=None) -> bool:
+        """Whether a create may carry cinder's idempotency key.
+
+        Both halves are needed: the installed python-cinderclient
+        (:func:`client_supports_idempotency_key`) and cinder, whose version
+        document (``GET /``, through cinderclient's
+        ``api_versions.get_highest_version``) advertises
+        :data:`IDEMPOTENCY_KEY_MICROVERSION` or later. cinder's answer is
+        remembered per endpoint for the life of the process, so this costs
+        one GET per endpoint, not one per create; a failed look is not
+        remembered.
+
+        :param timeout: seconds left of the caller's deadline, or None.
+        :returns: bool; False when the version document could not be read
+            (the create then takes the metadata path, which works with
+            every cinder).
+        """
+        if not client_supports_idempotency_key():
+            return False
+        endpoint = self._endpoint()
+        with _SERVER_VERSIONS_LOCK:
+            highest = _SERVER_VERSIONS.get(endpoint)
+        if highest is None:
+            try:
+                with transport.bounded(self._limit(timeout)):
+                    highest = api_versions.get_highest_version(self._cinder)
+            except Exception as exc:  # any failure: take the metadata path
+                LOG.warning('Could not read the cinder API version document '
+                            '(%(type)s: %(exc)s); creating without the '
+                            'idempotency key.',
+                            {'type': type(exc).__name__, 'exc': exc})
+                return False
+            if endpoint is not None:
+                with _SERVER_VERSIONS_LOCK:
+                    _SERVER_VERSIONS[endpoint] = highest
+        return highest >= api_versions.APIVersion(
+            IDEMPOTENCY_KEY_MICROVERSION)
+
+    def forget_idempotency_key_support(self) -> None:
+        """Forget what cinder advertised (it refused the microversion)."""
+        with _SERVER_VERSIONS_LOCK:
+            _SERVER_VERSIONS.pop(self._endpoint(), None)
+
+    def create_volume(self, volume, *, request_id=None, timeout=None,
+                      idempotency_key=None):
         """``POST /volumes``, sent exactly once.
 
         :param volume: the ``volume`` object of the request body (dict).
         :param request_id: ``req-<uuid>`` for ``X-OpenStack-Request-ID``.
-        :returns: an Outcome whose ``body`` is the new volume dict when ok.
+        :param timeout: seconds left of the caller's deadline, or None.
+        :param idempotency_key: None (the create as every cinder takes
+            it), or cinder's idempotency key (str): then python-cinderclient
+            builds the request (``volumes.create(..., idempotency_key=)``,
+            the ``Idempotency-Key`` header at
+            :data:`IDEMPOTENCY_KEY_MICROVERSION`); call only when
+            :meth:`supports_idempotency_key` said True.
+        :returns: an Outcome whose ``body`` is the new volume dict when ok
+            (``replayed`` True when cinder answered with the volume of an
+            earlier create with the key). With the key, cinder answers 409
+            (``rejected``, ``retry_after``) while a create with it is in
+            flight, and 422 when the key was used with another body.
+        :raises ValueError: ``idempotency_key`` given, and the installed
+            python-cinderclient cannot send it or refuses it (a key that is
+            not 1-255 printable ASCII characters).
         :raises bdm_guard.exception.CinderConfigError: keystoneauth cannot
             send it and retrying cannot help (see the module docstring).
         """
-        return self._unwrap(self._call('POST', '/volumes',
-                                       body={'volume': volume},
-                                       request_id=request_id,
-                                       timeout=timeout), 'volume')
+        if idempotency_key is None:
+            return self._unwrap(self._call('POST', '/volumes',
+                                           body={'volume': volume},
+                                           request_id=request_id,
+                                           timeout=timeout), 'volume')
+        url, body, headers = keyed_create_request(volume, idempotency_key)
+        result = self._call('POST', url, body=body, headers=headers,
+                            request_id=request_id, timeout=timeout,
+                            replay_header=IDEMPOTENT_REPLAYED_HEADER)
+        replayed = result.replayed
+        result = self._unwrap(result, 'volume')
+        if replayed and result.kind == oc.OK:
+            result = dataclasses.replace(result, replayed=True)
+        return result
 
     def list_volumes(self, *, metadata=None, request_id=None,
                      timeout=None):

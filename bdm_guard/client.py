@@ -60,3 +60,10 @@ class VolumeClient(typing.Protocol):
 
     def reauthenticate(self) -> bool:
         """Drop the cached token so that the next call gets a new one."""
+
+    # Optional: a client that also has ``supports_idempotency_key(*,
+    # timeout) -> bool`` and ``forget_idempotency_key_support() -> None``,
+    # and whose ``create_volume`` takes ``idempotency_key=`` (str or None),
+    # lets the creator use cinder's own key (microversion 3.72; see
+    # :class:`bdm_guard.cinder.VolumeClient`). Without them, the creator
+    # goes by the metadata key.

@@ -13,8 +13,11 @@
 """Idempotent volume create, and the one create -> wait -> cleanup path.
 
 The behaviour table is in ``doc/source/contributor/design.rst``. In short:
-POST with the key in the metadata; resend only what provably never reached
-cinder (``not_sent``); after an unknown outcome, look the key up within
+POST with the key in the metadata, and as cinder's own ``Idempotency-Key``
+where cinder and python-cinderclient have microversion 3.72 (then cinder
+replays a resent create and nothing is looked up); else resend only what
+provably never reached cinder (``not_sent``); after an unknown outcome,
+look the key up within
 ``reconcile_grace`` and adopt or resend; keep the first usable of several
 volumes with the key (never an error volume while a usable one exists) and
 delete the others. :func:`create_and_wait` is the path nova's drop-in, the
@@ -127,7 +130,9 @@ def create_volume(client, request: VolumeRequest, *, idempotency_key: str,
         ``name``...), still builds one, with a deprecation warning.
     :param idempotency_key: the key (str, 1-255 printable characters), e.g.
         from :func:`key_for_bdm`; stored in volume metadata under
-        ``bdm_guard_idempotency_key``.
+        ``bdm_guard_idempotency_key``, and sent as cinder's
+        ``Idempotency-Key`` when the client says cinder takes it (an ASCII
+        key; see ``doc/source/contributor/design.rst``).
     :param resume: an earlier attempt with this key may have made the
         volume (a retried command, a restarted process): look the key up
         before the first POST and adopt what it finds. nova never resumes a
@@ -146,14 +151,16 @@ def create_volume(client, request: VolumeRequest, *, idempotency_key: str,
     :raises bdm_guard.exception.IdempotencyConflict: a volume with the key
         exists but differs in size, source or type (left alone); volumes
         this call created are deleted first (``deleted_volumes`` /
-        ``undeleted_volumes``).
+        ``undeleted_volumes``); or, with cinder's key, cinder's 422 (the key
+        was used with another request; nothing was created).
     :raises bdm_guard.exception.VolumeCreateRejected: any other 4xx; carries
         ``key`` and ``uncertain`` like OverQuota.
     :raises bdm_guard.exception.VolumeCreateNotSent: no POST reached cinder
         within ``create_max_posts`` / ``create_timeout``.
     :raises bdm_guard.exception.VolumeCreateUnknown: a POST may have
-        reached cinder but no volume with the key is visible; carries
-        ``key`` for a later lookup.
+        reached cinder but no volume with the key is visible, or (cinder's
+        key) cinder still answered 409 "in flight" at ``create_timeout``;
+        carries ``key`` for a later lookup or create with it.
     :raises bdm_guard.exception.VolumeLookupFailed: (a VolumeCreateUnknown)
         no lookup by key answered before ``create_timeout``; nothing was
         resent; carries ``key``, ``posts``, ``lookups`` and ``volume_id``

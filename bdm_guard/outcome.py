@@ -100,6 +100,9 @@ class Outcome:
         ``gigabytes``, ``gigabytes_<type>``, ``per_volume_gigabytes``, or
         ``unknown``).
     :ivar request_id: cinder's ``x-openstack-request-id``, when answered.
+    :ivar replayed: for ``ok``: cinder answered a create sent with its
+        idempotency key as a replay of an earlier one
+        (``Idempotent-Replayed: true``, cinder microversion 3.72).
     """
 
     kind: str
@@ -109,6 +112,7 @@ class Outcome:
     retry_after: float = None
     quota: str = None
     request_id: str = None
+    replayed: bool = False
 
 
 def parse_retry_after(value, now=None):

@@ -37,10 +37,26 @@ Rules (``doc/source/contributor/design.rst``, "Creator behaviour"):
   :class:`~bdm_guard.exception.IdempotencyConflict`; it is left alone and
   the volumes this call made are deleted first.
 * Every call carries the client's global request id (nova's
-  ``context.global_id``); the key travels in the volume's metadata only.
+  ``context.global_id``); the key travels in the volume's metadata.
+* cinder's own key: when the client says cinder and python-cinderclient
+  take the ``Idempotency-Key`` of cinder microversion 3.72
+  (``supports_idempotency_key``), every POST carries it as well and
+  cinder, not a lookup, makes the create happen once. A POST with an
+  unknown outcome is resent at once, and nothing is looked up or deleted:
+  a replayed ``202`` is the volume an earlier POST made, a ``409`` (the
+  first create with the key is in flight) is sent again after its
+  Retry-After (1 s when absent) within the create deadline and does not
+  count against ``create_max_posts``, and a ``422`` (the key was used with
+  another request) is an
+  :class:`~bdm_guard.exception.IdempotencyConflict`. When cinder refuses
+  the microversion (``406``, or ``404`` from an older API node in a
+  rolling upgrade; nothing was created), the create goes on by metadata.
+  The metadata path is the fallback for an older cinder or cinderclient
+  and for a client without ``supports_idempotency_key``.
 """
 
 import dataclasses
+import re
 import typing
 
 from debtcollector import removals
@@ -58,6 +74,17 @@ LOG = logging.getLogger(__name__)
 
 _RETRIABLE = (oc.NOT_SENT, oc.THROTTLED, oc.AUTH)
 _UNCERTAIN = (oc.UNKNOWN, oc.SERVER_ERROR, oc.MALFORMED)
+#: HTTP statuses of a keyed create (cinder spec volume-create-idempotency-
+#: key): the first create with the key is in flight; the key was used with
+#: another body; cinder refuses microversion 3.72 (406 from cinder's
+#: microversion check, 404 "version not supported" from an older node).
+IN_FLIGHT, KEY_REUSED = 409, 422
+_VERSION_REFUSED = (404, 406)
+#: Seconds before a 409 without Retry-After is sent again (cinder sends
+#: ``Retry-After: 1``, the spec's value).
+IN_FLIGHT_RETRY_AFTER = 1.0
+_UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                   r'[0-9a-f]{12}', re.IGNORECASE)
 
 
 @dataclasses.dataclass
@@ -74,6 +101,10 @@ class CreateResult:
         (attached, or still transitional after duplicate_settle_timeout).
     :ivar created_at: the ``clock`` value when the volume was known.
     :ivar key: the idempotency key.
+    :ivar cinder_key: the POSTs carried cinder's own idempotency key
+        (microversion 3.72), not only the metadata key.
+    :ivar replayed: cinder answered the last POST with the volume of an
+        earlier one with the key (``Idempotent-Replayed: true``).
     """
 
     volume: dict
@@ -86,6 +117,8 @@ class CreateResult:
         default_factory=list)
     created_at: float = 0.0
     key: typing.Optional[str] = None
+    cinder_key: bool = False
+    replayed: bool = False
 
     @removals.removed_property(
         message='Use CreateResult.how, the same value.', version='0.2.0',
@@ -131,6 +164,8 @@ class Creator:
         self.last = None
         self.deadline = None
         self.rng = retry.rng_for(self.key)
+        self.cinder_key = False
+        self.in_flight = 0
 
     def list_once(self):
         """One lookup by key: volumes (list) or None when the list failed."""
@@ -152,13 +187,13 @@ class Creator:
             key=self.key, posts=self.posts, lookups=self.lookups,
             reason=reason, **kwargs)
 
-    def result(self, volume, how, deleted=(), undeleted=()):
+    def result(self, volume, how, deleted=(), undeleted=(), replayed=False):
         """The :class:`CreateResult` of this create."""
         return CreateResult(
             volume=volume, how=how, posts=self.posts, lookups=self.lookups,
             deleted_duplicates=list(deleted),
             undeleted_duplicates=list(undeleted), created_at=self.clock(),
-            key=self.key)
+            key=self.key, cinder_key=self.cinder_key, replayed=replayed)
 
     def finish(self, volumes, how, racing=False):
         """Adopt the best of ``volumes`` and delete the others.
@@ -254,9 +289,95 @@ class Creator:
         raise exception.VolumeCreateRejected(code=result.status_code,
                                              message=result.message, **kwargs)
 
+    def use_cinder_key(self):
+        """Whether the client and cinder take cinder's idempotency key."""
+        supports = getattr(self.client, 'supports_idempotency_key', None)
+        # cinder takes printable ASCII only (an RFC 8941 sf-string); a key
+        # beyond it goes by metadata, which takes any printable text.
+        return bool(supports is not None and self.key.isascii()
+                    and supports(timeout=self.deadline.remaining()))
+
+    def post_keyed(self):
+        """Send one POST with cinder's key; returns a CreateResult or None.
+
+        :raises bdm_guard.exception.IdempotencyConflict: cinder's 422.
+        :raises bdm_guard.exception.OverQuota: 413 naming a quota.
+        :raises bdm_guard.exception.VolumeCreateRejected: another 4xx.
+        """
+        result = self.client.create_volume(self.request.body,
+                                           timeout=self.deadline.remaining(),
+                                           idempotency_key=self.key)
+        self.last = result
+        if result.kind == oc.OK:
+            # A replay of this call's own POST whose answer was lost is the
+            # volume this call created; else an earlier attempt made it.
+            how = ('adopted' if result.replayed and not self.uncertain
+                   else 'created')
+            LOG.info('Volume %(id)s %(how)s for idempotency key %(key)s by '
+                     "cinder's key (%(posts)d POSTs%(replay)s).",
+                     {'id': result.body['id'], 'how': how, 'key': self.key,
+                      'posts': self.posts,
+                      'replay': ', replayed' if result.replayed else ''})
+            return self.result(result.body, how, replayed=result.replayed)
+        LOG.warning('POST /volumes with idempotency key %(key)s: %(kind)s '
+                    '(HTTP %(code)s) %(msg)s',
+                    {'key': self.key, 'kind': result.kind,
+                     'code': result.status_code, 'msg': result.message})
+        return self.keyed_refusal(result)
+
+    def keyed_refusal(self, result):
+        """Decide on a keyed POST's answer other than ``ok``; see above.
+
+        :returns: None (send again).
+        """
+        code = result.status_code
+        if result.kind == oc.REJECTED and code == IN_FLIGHT:
+            self.in_flight += 1
+            self.uncertain = True
+            return None
+        if result.kind == oc.REJECTED and code == KEY_REUSED:
+            # cinder's fault names the key and the volume; a key may look
+            # like a UUID too.
+            named = [u for u in _UUID.findall(result.message or '')
+                     if u.lower() != self.key.lower()]
+            raise exception.IdempotencyConflict(
+                volume_id=named[0] if named else '(not named)',
+                key=self.key, fields='the request (cinder: HTTP 422, %s)'
+                % result.message, deleted_volumes=[], undeleted_volumes=[])
+        if result.kind in (oc.REJECTED, oc.NOT_FOUND) and (
+                code in _VERSION_REFUSED):
+            # An API node without 3.72: nothing was created. Go on by
+            # metadata, which finds what an earlier keyed POST made.
+            LOG.warning('cinder refused microversion 3.72 for idempotency '
+                        'key %s; going on with the metadata key.', self.key)
+            forget = getattr(self.client, 'forget_idempotency_key_support',
+                             None)
+            if forget is not None:
+                forget()
+            self.cinder_key = False
+            return None
+        if result.kind == oc.AUTH:
+            self.client.reauthenticate()
+        if result.kind in _UNCERTAIN:
+            # Sent again with the key, it is replayed if it was processed.
+            self.uncertain = True
+            return None
+        if result.kind in _RETRIABLE:
+            return None
+        # A terminal answer to a keyed POST is final: had an earlier POST
+        # with the key made a volume, cinder would have replayed it.
+        kwargs = {'key': self.key, 'uncertain': False}
+        if result.kind == oc.OVER_QUOTA:
+            raise exception.OverQuota(quota=result.quota,
+                                      message=result.message, **kwargs)
+        raise exception.VolumeCreateRejected(code=result.status_code,
+                                             message=result.message, **kwargs)
+
     def post(self):
         """Send one POST and decide; returns a CreateResult or None."""
         self.posts += 1
+        if self.cinder_key:
+            return self.post_keyed()
         result = self.client.create_volume(self.request.body,
                                            timeout=self.deadline.remaining())
         self.last = result
@@ -286,16 +407,32 @@ class Creator:
             return None
         return self.terminal(result)
 
+    def _last_wait(self):
+        """Seconds the last answer asked to wait (429/413 or 409), or None."""
+        last = self.last
+        if last is None:
+            return None
+        if last.kind == oc.THROTTLED:
+            return last.retry_after
+        if (self.cinder_key and last.kind == oc.REJECTED
+                and last.status_code == IN_FLIGHT):
+            return (IN_FLIGHT_RETRY_AFTER if last.retry_after is None
+                    else last.retry_after)
+        return None
+
     def throttled_past_deadline(self, retry_state):
         """tenacity stop: the last Retry-After reaches past the deadline."""
-        last = self.last
-        return bool(last and last.kind == oc.THROTTLED
-                    and not self.deadline.allows(last.retry_after))
+        wait = self._last_wait()
+        return wait is not None and not self.deadline.allows(wait)
 
     def retry_after(self, retry_state):
         """The last POST's Retry-After (seconds) when it was throttled."""
-        last = self.last
-        return last.retry_after if last and last.kind == oc.THROTTLED else None
+        return self._last_wait()
+
+    def posts_spent(self, retry_state):
+        """tenacity stop: ``create_max_posts`` POSTs sent (409s apart)."""
+        return (self.posts - self.in_flight
+                >= self.conf.bdm_guard.create_max_posts)
 
     def run(self):
         """Look the key up if an attempt may exist, then POST until decided.
@@ -325,6 +462,10 @@ class Creator:
     def _run(self):
         group = self.conf.bdm_guard
         self.deadline = retry.Deadline(self.clock, group.create_timeout)
+        self.cinder_key = self.use_cinder_key()
+        if self.cinder_key and not self.resume:
+            # cinder dedupes a concurrent or earlier create with the key.
+            self.verify = False
         if self.verify:
             found = self.find()
             if found is None:
@@ -339,8 +480,8 @@ class Creator:
             wait=retry.wait_capped(
                 retry.wait_retry_after(backoff, self.retry_after),
                 self.deadline),
-            stop=(tenacity.stop_after_attempt(group.create_max_posts)
-                  | self.deadline.stop | self.throttled_past_deadline),
+            stop=tenacity.stop_any(self.posts_spent, self.deadline.stop,
+                                   self.throttled_past_deadline),
             sleep=self.sleep,
             retry_error_callback=lambda state: None)
         done = retrying(self.post)

@@ -251,13 +251,15 @@ def event_source(run):
 
 
 def patched_nova(run):
-    """nova and keystoneauth1 with their series applied to copies.
+    """nova, keystoneauth1 and cinderclient with their series, in copies.
 
     ``patches/nova`` (or ``nova_series``) goes on a copy of nova and, when
     the run names a ``keystoneauth_series`` (``patches/keystoneauth``: a
     ``POST`` that may have been sent is not resent), that series on a copy
-    of keystoneauth1 in the same folder, so the nova child imports both
-    from one ``PYTHONPATH`` entry.
+    of keystoneauth1 in the same folder, and likewise a
+    ``cinderclient_series`` (``patches/python-cinderclient``: nova can send
+    cinder's idempotency key) on a copy of python-cinderclient, so the nova
+    child imports all three from one ``PYTHONPATH`` entry.
 
     :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch of either
         series does not apply.
@@ -274,6 +276,14 @@ def patched_nova(run):
                          keystoneauth_base=ksa.base)
         if ksa.note:
             run.about['keystoneauth_note'] = ksa.note
+    if run.options.get('cinderclient_series'):
+        cc = enter(run.stack, patched.PatchedCinderclient(
+            run.options['cinderclient_series'], path=copy.path))
+        run.about.update(cinderclient_patches=cc.applied,
+                         cinderclient=cc.installed,
+                         cinderclient_base=cc.base)
+        if cc.note:
+            run.about['cinderclient_note'] = cc.note
 
 
 #: Every guarded arm, in the demo's order.

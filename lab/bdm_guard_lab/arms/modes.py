@@ -107,6 +107,8 @@ def _nova_label(figures):
         label = 'nova 34 + %d patches' % len(about['patches'])
         if about.get('keystoneauth_patches'):
             label += ' + keystoneauth %d' % len(about['keystoneauth_patches'])
+        if about.get('cinderclient_patches'):
+            label += ' + cinderclient %d' % len(about['cinderclient_patches'])
         return label
     if about.get('guard'):
         return 'nova 34 + bdm-guard %s' % about['guard']
@@ -209,8 +211,10 @@ NOVA = Mode(
     rows=NOVA_ROWS,
     # NOVA_ROWS already counts the volumes in error.
     galera_rows=GALERA_ROWS[1:], label=_nova_label,
-    options=lambda args: {'nova_series': args.nova_series,
-                          'keystoneauth_series': args.keystoneauth_series},
+    options=lambda args: {
+        'nova_series': args.nova_series,
+        'keystoneauth_series': args.keystoneauth_series,
+        'cinderclient_series': getattr(args, 'cinderclient_series', None)},
     ok=lambda r: r['active'] or 0, boots=lambda r: r['servers'],
     gets_ok=lambda r: r.get('gets_per_ok_boot'), line=_nova_line)
 

@@ -288,7 +288,7 @@ def same_cinder(one, other):
 def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
             galera=None, settle_timeout=900.0, nova_series=None,
             debug=False, db_variant=galera_variants.MULTI_WRITER.name,
-            keystoneauth_series=None):
+            keystoneauth_series=None, cinderclient_series=None):
     """Run one nova arm against a fresh cinder and a fresh nova.
 
     :param arm: one of :data:`ARMS`.
@@ -313,6 +313,10 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         ``patched`` (``patches/keystoneauth``), applied to a copy of the
         installed keystoneauth1 beside the patched nova; default None:
         keystoneauth1 as installed.
+    :param cinderclient_series: a python-cinderclient series folder for
+        ``patched`` (``patches/python-cinderclient``), applied to a copy of
+        the installed python-cinderclient beside the patched nova; default
+        None: python-cinderclient as installed.
     :param debug: nova and cinder log at DEBUG.
     :returns: :func:`summarize`'s figures plus ``arm``, ``nova`` (what runs:
         ``guard`` mode and replaced methods; for ``patched`` ``patches``
@@ -332,13 +336,14 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
                      progress=progress, galera=galera,
                      settle_timeout=settle_timeout, nova_series=nova_series,
                      debug=debug, db_variant=db_variant,
-                     keystoneauth_series=keystoneauth_series)[0]
+                     keystoneauth_series=keystoneauth_series,
+                     cinderclient_series=cinderclient_series)[0]
 
 
 def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
               settle_timeout=900.0, nova_series=None, debug=False,
               db_variant=galera_variants.MULTI_WRITER.name,
-              keystoneauth_series=None):
+              keystoneauth_series=None, cinderclient_series=None):
     """Run one nova arm's cases, one after the other, on one cinder and nova.
 
     The services start once, fresh, and the cases run on them in order:
@@ -365,6 +370,7 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
     :param settle_timeout: as :func:`run_arm`.
     :param nova_series: as :func:`run_arm`.
     :param keystoneauth_series: as :func:`run_arm`.
+    :param cinderclient_series: as :func:`run_arm`.
     :param debug: as :func:`run_arm`.
     :param db_variant: as :func:`run_arm`.
     :returns: one :func:`run_arm` figures dict per case, in order; the
@@ -392,7 +398,8 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
         try:
             run = guard.start(arm, guard.NOVA, stack,
                               nova_series=nova_series,
-                              keystoneauth_series=keystoneauth_series)
+                              keystoneauth_series=keystoneauth_series,
+                              cinderclient_series=cinderclient_series)
         except exception.PatchDoesNotApply as exc:
             LOG.error('%s', exc)
             tracker.set_phase('done')

@@ -222,6 +222,13 @@ class Demo(show.ShowOne):
                  'keystoneauth1 for the patched arm. Default: none. Without '
                  'cinder\'s idempotency key in nova, a POST that is not '
                  'resent fails its boot instead of duplicating a volume.')
+        parser.add_argument(
+            '--cinderclient-series', metavar='DIR',
+            help='Nova mode: also apply this python-cinderclient series '
+                 '(e.g. patches/python-cinderclient) to a copy of the '
+                 'installed python-cinderclient for the patched arm, so '
+                 'that nova can send cinder\'s idempotency key (cinder '
+                 'needs patches/cinder too). Default: none.')
 
     def _arms(self, args):
         known = self.mode.arms

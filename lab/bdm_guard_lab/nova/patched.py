@@ -48,6 +48,11 @@ def keystoneauth_series_dir():
     return os.path.join(process.REPO_ROOT, 'patches', 'keystoneauth')
 
 
+def cinderclient_series_dir():
+    """The source tree's ``patches/python-cinderclient``."""
+    return os.path.join(process.REPO_ROOT, 'patches', 'python-cinderclient')
+
+
 def read_series(folder):
     """The patch files ``series`` lists, in order (comments skipped).
 
@@ -231,3 +236,25 @@ class PatchedKeystoneauth(PatchedPackage):
     def __init__(self, folder=None, path=None, source=None):
         super().__init__('keystoneauth1', folder or keystoneauth_series_dir(),
                          path=path, source=source)
+
+
+class PatchedCinderclient(PatchedPackage):
+    """The installed python-cinderclient with its series applied.
+
+    ``patches/python-cinderclient``: ``volumes.create(idempotency_key=)``
+    at microversion 3.72 and ``server_id`` at 3.73, which nova's 0006
+    needs to send cinder's key (with 9.10.0, which stops at 3.71, nova's
+    negotiation fails and it creates as today). Give it the
+    :attr:`PatchedNova.path` of the same arm, as for
+    :class:`PatchedKeystoneauth`.
+
+    :param folder: the series folder; default the source tree's
+        ``patches/python-cinderclient``.
+    :param path: as for :class:`PatchedPackage`.
+    :param source: as for :class:`PatchedPackage`.
+    """
+
+    def __init__(self, folder=None, path=None, source=None):
+        super().__init__('cinderclient', folder or cinderclient_series_dir(),
+                         path=path, distribution='python-cinderclient',
+                         source=source)

@@ -386,5 +386,30 @@ class TestPatchedPackage(testtools.TestCase):
         self.assertEqual(pinned, patched.series_base(
             patched.keystoneauth_series_dir(), 'keystoneauth1'))
 
+    def test_cinderclient_defaults(self):
+        fixture = patched.PatchedCinderclient()
+        self.assertEqual('cinderclient', fixture.package)
+        self.assertEqual('python-cinderclient', fixture.distribution)
+        self.assertEqual(os.path.join(process.REPO_ROOT, 'patches',
+                                      'python-cinderclient'), fixture.folder)
+        self.assertTrue(patched.read_series(fixture.folder))
+
+    def test_cinderclient_base_is_the_series_test_s(self):
+        with open(os.path.join(process.REPO_ROOT, 'tools',
+                               'cinderclient-series-test.sh')) as stream:
+            pinned = re.search(r'^CC_VERSION=(\S+)$', stream.read(),
+                               re.MULTILINE).group(1)
+        self.assertEqual(pinned, patched.series_base(
+            patched.cinderclient_series_dir(), 'python-cinderclient'))
+
+    def test_cinderclient_series_applies_to_the_installed_client(self):
+        # The lab's venv has the series' base (upper-constraints.txt).
+        fixture = self._enter(patched.PatchedCinderclient())
+        self.assertEqual([os.path.basename(p) for p in patched.read_series(
+            fixture.folder)], fixture.applied)
+        with open(os.path.join(fixture.path, 'cinderclient',
+                               'api_versions.py')) as stream:
+            self.assertIn('MAX_VERSION = "3.73"', stream.read())
+
     def test_no_readme_no_base(self):
         self.assertIsNone(patched.series_base(self.series, 'bdmlabfake'))
