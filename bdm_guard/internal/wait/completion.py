@@ -61,6 +61,7 @@ import tenacity
 
 from bdm_guard.internal import statuses
 from bdm_guard.internal.wait import schedule
+from bdm_guard import outcome as oc
 
 #: The shortest interval between two GETs, seconds.
 MIN_INTERVAL = 0.5
@@ -100,6 +101,9 @@ _LOG_RANGE = (-20.0, 40.0)
 
 CREATING = 'creating'
 COPY = 'copy'
+#: Causes after which the retries keep their spacing
+#: (:meth:`wait_completion.retry`).
+_SPACED = frozenset((oc.AUTH, oc.THROTTLED))
 
 
 def _clamp(value, low, high):
@@ -569,13 +573,42 @@ class wait_completion(tenacity.wait.wait_base):
         now = self.clock()
         interval, cap = self.step(observation, now)
         if observation.failures:
-            # cinder gave no status (a 5xx, a 401, a reset, a 404 in the
-            # grace): back off from completion_first_look, doubling, so
-            # that a short outage is not hammered at the predicted rate.
-            interval = max(interval, schedule.ramp(
-                self.conf.completion_first_look, 2.0,
-                observation.failures - 1, cap))
+            interval = self.retry(observation, interval, cap)
         return schedule.finish(self, interval, cap, observation)
+
+    def retry(self, observation, interval, cap):
+        """Seconds to the next GET after GETs that brought no status.
+
+        cinder gave no status (a 5xx, a 401, a reset, a 404 in the
+        grace) ``observation.failures`` times in a row.
+
+        * Once a status was seen, the failed GET was the look the
+          schedule planned, and its answer is lost: the volume may have
+          become ready since the last status, as the plan expected. The
+          next GET comes :data:`MIN_INTERVAL` later, then the gap doubles
+          with each failure in a row up to ``cap``, so that a short
+          outage is not hammered. Waiting the predicted interval (or
+          ``completion_first_look``) instead put the next look up to two
+          intervals after the last status, past the interval bound.
+        * Before any status (a 404 of a volume the API does not show yet,
+          an API down from the start), nothing was planned from a status:
+          back off from ``completion_first_look``, doubling, or the
+          predicted interval when longer. So too after a 401 (the waiter
+          gives up after ``UNAUTHORIZED_LIMIT`` in a row, each after a
+          re-authentication: quick retries would end a short blip) and a
+          429 (cinder asked for fewer requests).
+
+        :param observation: the failed observation (``failures`` >= 1).
+        :param interval: the schedule's interval from now (seconds).
+        :param cap: the interval cap in force (seconds).
+        :returns: seconds, at most ``cap``.
+        """
+        n = observation.failures - 1
+        if (observation.previous_at is not None
+                and observation.cause not in _SPACED):
+            return schedule.ramp(MIN_INTERVAL, 2.0, n, cap)
+        return max(interval, schedule.ramp(
+            self.conf.completion_first_look, 2.0, n, cap))
 
 
 class _Window:

@@ -113,6 +113,89 @@ class TestErrorsAsSoonAsAvailable(Case):
         self.client = fake_cinder.make_client(self, self.fake)
 
 
+class TestLostAnswers(Case):
+    """A GET that brings no status does not push the next look far.
+
+    The look the schedule planned is made again soon. Before, a lost
+    answer on the GET that would have seen ``available`` was followed by
+    the predicted interval or ``completion_first_look``, whichever was
+    longer, so the volume could be seen up to two intervals after it was
+    ready, past the interval bound.
+    """
+
+    SIZE = 10
+    TIMELINE = [(0, 'creating'), (0.7, 'downloading')]
+
+    def setUp(self):
+        super().setUp()
+        self.fresh()
+
+    def fresh(self):
+        completion.LEARNER.clear()
+        self.clock = testing.VirtualClock()
+        self.fake = fake_cinder.FakeCinder(self.clock)
+        self.client = fake_cinder.make_client(self, self.fake)
+
+    def gets(self):
+        return [t for t, method, path in self.fake.requests
+                if method == 'GET' and path.startswith('/volumes/')]
+
+    def widest_gap(self, conf):
+        """The ready time just after a look, and the next look.
+
+        Found on a wait without faults whose volume is ready at 60 s.
+        """
+        outcome, _ = self.run_wait(self.TIMELINE + [(60.0, 'available')],
+                                   size_gb=self.SIZE, conf=conf)
+        self.assertEqual('available', outcome)
+        times = [t for t in self.gets() if t < 60.0]
+        gap, before = max((b - a, a) for a, b in zip(times, times[1:]))
+        return before + 0.01, before + gap
+
+    def test_a_lost_answer_is_looked_at_again_within_the_bound(self):
+        conf = opts.get_conf(None)
+        ready, look = self.widest_gap(conf)
+        # The same wait, ready just after a look: the next look sees it.
+        self.fresh()
+        self.run_wait(self.TIMELINE + [(ready, 'available')],
+                      size_gb=self.SIZE, conf=conf)
+        self.assertAlmostEqual(look, self.gets()[-1])
+        # Now that look's answer is lost.
+        self.fresh()
+        self.fake.faults.append({'from': look - 1e-3, 'to': look + 1e-3,
+                                 'kind': 'reset'})
+        outcome, elapsed = self.run_wait(
+            self.TIMELINE + [(ready, 'available')], size_gb=self.SIZE,
+            conf=conf)
+        self.assertEqual('available', outcome)
+        retry_after = completion.MIN_INTERVAL * (
+            1.0 + conf.bdm_guard.poll_jitter)
+        self.assertLessEqual(elapsed, look + retry_after + 1e-6)
+        self.assertLessEqual(elapsed - ready,
+                             bound(conf, ready) + retry_after + 1e-6)
+
+    def test_an_outage_after_a_status_backs_off_doubling(self):
+        conf = opts.get_conf(None)
+        self.fake.faults.append({'from': 10.0, 'to': 70.0,
+                                 'kind': 'haproxy_503'})
+        outcome, _ = self.run_wait(self.TIMELINE + [(80.0, 'available')],
+                                   size_gb=self.SIZE, conf=conf)
+        self.assertEqual('available', outcome)
+        times = [t for t in self.gets() if 10.0 <= t < 70.0]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        jitter = 1.0 + conf.bdm_guard.poll_jitter
+        # 0.5 s after the first 503, then doubling up to the bound: an
+        # outage is not hammered at the minimum interval.
+        self.assertLessEqual(len(times), 14)
+        for n, gap in enumerate(gaps[:4]):
+            self.assertGreaterEqual(gap, completion.MIN_INTERVAL * 2 ** n
+                                    - 1e-6)
+            self.assertLessEqual(gap, completion.MIN_INTERVAL * 2 ** n
+                                 * jitter + 1e-6)
+        for gap in gaps:
+            self.assertLessEqual(gap, bound(conf, 70.0) + 1e-6)
+
+
 class TestLongCopies(Case):
     """A 4,000 s copy was noticed 127-140 s late; no longer."""
 
