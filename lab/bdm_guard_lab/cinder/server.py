@@ -130,6 +130,30 @@ def _overrides(settings):
     return values
 
 
+#: The seconds cinder waits for nova's answer to an event (``[nova]
+#: timeout``).
+NOVA_TIMEOUT = 30
+
+
+def _config_files(settings):
+    """A ``cinder.conf`` with the ``[nova]`` section, when nova is given.
+
+    The section names ``auth_type = none`` and its ``endpoint``: options
+    keystoneauth registers only when it loads the plugin, so they are read
+    from a file rather than set as overrides.
+
+    :returns: a list of zero or one paths.
+    """
+    endpoint = settings.get('nova_endpoint')
+    if not endpoint:
+        return []
+    path = os.path.join(settings['state_dir'], 'cinder.conf')
+    with open(path, 'w') as stream:
+        stream.write('[nova]\nauth_type = none\nendpoint = %s\n'
+                     'timeout = %d\n' % (endpoint, NOVA_TIMEOUT))
+    return [path]
+
+
 def configure(settings):
     """Parse an empty command line and apply the lab's settings."""
     lab_driver.register_opts(CONF)
@@ -139,7 +163,7 @@ def configure(settings):
     wsgi.register_opts(CONF)
     policy_opts.set_defaults(CONF)
     lockutils.set_defaults(os.path.join(settings['state_dir'], 'locks'))
-    CONF([], project='cinder', default_config_files=[])
+    CONF([], project='cinder', default_config_files=_config_files(settings))
     for name, value, group in _overrides(settings):
         if value is not None:
             CONF.set_override(name, value, group)
