@@ -356,7 +356,11 @@ def route_b(run):
     (nova-api's "Creating event volume-created" lines of the case) and
     ``event_path`` (every ACTIVE server's volume got its event): the check
     that the boots waited on the event, read with the GETs per ACTIVE boot
-    next to stock's.
+    next to stock's. The series are the source tree's (``nova_series`` is
+    the ``patched`` arm's), and the events go from cinder to nova straight,
+    not through the fault proxy, which stays between nova and cinder-api.
+    The port is free when chosen; a process that takes it before nova
+    listens stops nova's start with an error.
 
     :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch of a series
         or shim does not apply.

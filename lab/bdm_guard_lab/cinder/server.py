@@ -17,7 +17,9 @@ scheduler and volume manager in one process, the way cinder's own functional
 tests do (``cinder/tests/functional/functional_helpers.py``): fake RPC
 transport (``fake:/``, which only works inside one process), noauth, the
 lab's volume driver and image service; with a ``notification_url`` in the
-settings, notifications (driver ``messagingv2``) go to that broker. It
+settings, notifications (driver ``messagingv2``) go to that broker; with a
+``nova_endpoint``, cinder's ``[nova]`` section points at the lab nova's
+loopback API (route B's ``volume-created`` events). It
 eventlet-monkey-patches itself (cinder's default concurrency), which is why
 it is a child process: the clients under test (bdm-guard, nova) must run on
 plain threads.
