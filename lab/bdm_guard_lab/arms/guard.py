@@ -290,6 +290,11 @@ def patched_nova(run):
 #: microversion 3.72 and are left out (route B's nova asks for 3.73, which
 #: also carries the key, and cinder without them ignores its header).
 ROUTE_B_CINDER_BASE = '0001'
+#: cinder policy rules of the route-b arm: a cinder whose route B series
+#: lets only the service role send ``server_id`` (``volume:create:server_id``)
+#: sees the lab's nova as a noauth admin without that role; the lab grants
+#: it, as a deployment grants nova's service user the role.
+ROUTE_B_CINDER_POLICY = {'volume:create:server_id': ''}
 #: nova-api's line for each event it accepts
 #: (``nova/api/openstack/compute/server_external_events.py``).
 EVENT_LINE = re.compile(r'Creating event volume-created:')
@@ -314,7 +319,7 @@ def route_b_sources():
         folders' ``series`` files (or ``*.patch`` in name order) are read
         when the arm starts.
     :raises bdm_guard_lab.exception.LabError: ``patches/cinder`` has no
-        :data:`ROUTE_B_CINDER_BASE` patch.
+        :data:`ROUTE_B_CINDER_BASE` patch, or a series is missing.
     """
     nova = [patched.series_dir(), os.path.join(patched.series_dir(),
                                                'route-b')]
@@ -323,8 +328,13 @@ def route_b_sources():
     if len(base) != 1:
         raise exception.LabError(reason='%s has %d patches numbered %s' % (
             patched.cinder_series_dir(), len(base), ROUTE_B_CINDER_BASE))
-    return nova, base + [os.path.join(patched.cinder_series_dir(),
-                                      'route-b')]
+    route = os.path.join(patched.cinder_series_dir(), 'route-b')
+    # A route-b series that already lists the base patch (it may carry
+    # the whole cinder series before its own) is applied alone.
+    listed = {os.path.basename(p) for p in patched.read_patches(route)}
+    if os.path.basename(base[0]) in listed:
+        base = []
+    return nova, base + [route]
 
 
 def count_events(path, start=0):
@@ -378,7 +388,8 @@ def route_b(run):
     port = free_port()
     run.nova.update(nova_path=nova.path, api_port=port)
     run.cinder.update(cinder_path=cinder.path,
-                      nova_endpoint='http://127.0.0.1:%d/v2.1' % port)
+                      nova_endpoint='http://127.0.0.1:%d/v2.1' % port,
+                      policy_rules=ROUTE_B_CINDER_POLICY)
     run.about.update(patches=nova.applied, cinder_patches=cinder.applied,
                      shims=cinderclient.applied + novaclient.applied)
     seen = {'offset': 0}

@@ -156,8 +156,18 @@ def _config_files(settings):
     return [path]
 
 
+def _write_policy(settings):
+    """Write the settings' ``policy_rules`` to the policy file, if any."""
+    rules = settings.get('policy_rules')
+    if rules:
+        path = os.path.join(settings['state_dir'], 'no-policy.yaml')
+        with open(path, 'w') as stream:
+            json.dump(rules, stream)
+
+
 def configure(settings):
     """Parse an empty command line and apply the lab's settings."""
+    _write_policy(settings)
     lab_driver.register_opts(CONF)
     logging.register_options(CONF)
     for group, opts in messaging_opts.list_opts():

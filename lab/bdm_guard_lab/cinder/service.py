@@ -140,6 +140,8 @@ class CinderService(fixtures.Fixture):
         ``auth_type = none`` (the lab's nova treats the loopback port's
         requests as admin), for the events cinder sends nova; None: no
         ``[nova]`` section.
+    :param policy_rules: cinder policy rules, ``{name: check string}``,
+        written to cinder's policy file, or None: cinder's defaults.
 
     The child's state (logs, database) lives in a temporary folder removed
     on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
@@ -159,7 +161,7 @@ class CinderService(fixtures.Fixture):
                  db_connection=None, debug=False, start_timeout=120.0,
                  service_requests=False, capacity_gb=0.0,
                  notification_url=None, database_options=None,
-                 cinder_path=None, nova_endpoint=None):
+                 cinder_path=None, nova_endpoint=None, policy_rules=None):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
@@ -179,6 +181,7 @@ class CinderService(fixtures.Fixture):
         self.database_options = dict(database_options or {})
         self.cinder_path = cinder_path
         self.nova_endpoint = nova_endpoint
+        self.policy_rules = dict(policy_rules or {})
         self.stats_file = None
         self._db_stats = None
         self._db_errors = None
@@ -198,7 +201,8 @@ class CinderService(fixtures.Fixture):
             'stats_file': os.path.join(state, 'db-stats.json'),
             'service_requests': self.service_requests,
             'notification_url': self.notification_url,
-            'nova_endpoint': self.nova_endpoint}
+            'nova_endpoint': self.nova_endpoint,
+            'policy_rules': self.policy_rules}
         self.stats_file = settings['stats_file']
         env = dict(os.environ)
         env.pop('OS_CINDER_DISABLE_EVENTLET_PATCHING', None)

@@ -204,3 +204,30 @@ class TestEventFigures(testtools.TestCase):
                          modes.NOVA.label({'nova': {
                              'patches': ['p'] * 8,
                              'cinder_patches': ['c'] * 3}}))
+
+
+class TestCinderSourcesLayouts(testtools.TestCase):
+    """A route-b series with or without the base patch in it."""
+
+    def _tree(self, route_lists_base):
+        root = self.useFixture(fixtures.TempDir()).path
+        route = os.path.join(root, 'route-b')
+        os.mkdir(route)
+        base = _write(os.path.join(root, '0001-base.patch'))
+        names = ['0002-event.patch']
+        if route_lists_base:
+            names.insert(0, '0001-base.patch')
+        for name in names:
+            _write(os.path.join(route, name))
+        _write(os.path.join(route, 'series'), '\n'.join(names) + '\n')
+        self.useFixture(fixtures.MonkeyPatch(
+            'bdm_guard_lab.nova.patched.cinder_series_dir', lambda: root))
+        return base, route
+
+    def test_base_then_route_b(self):
+        base, route = self._tree(False)
+        self.assertEqual([base, route], guard.route_b_sources()[1])
+
+    def test_route_b_alone_when_it_lists_the_base(self):
+        _, route = self._tree(True)
+        self.assertEqual([route], guard.route_b_sources()[1])
