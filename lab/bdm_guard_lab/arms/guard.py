@@ -53,6 +53,10 @@ service no arm starts yet, e.g.::
 """
 
 import dataclasses
+import glob
+import os
+import re
+import socket
 import typing
 import uuid
 
@@ -64,6 +68,7 @@ from bdm_guard_lab import broker as lab_broker
 from bdm_guard_lab import exception
 from bdm_guard_lab.nova import patched
 from bdm_guard_lab import relay as lab_relay
+from bdm_guard_lab import shims
 
 #: The demo's modes (``--mode``).
 LIBRARY, NOVA = 'library', 'nova'
@@ -103,6 +108,8 @@ class ArmRun:
         poll only.
     :ivar figures: zero-argument callables whose dicts are added to the
         arm's figures once the boots settled.
+    :ivar services: what the mode started, by name (nova mode:
+        ``cinder``, ``proxy``, ``nova``), for the figures.
     """
 
     def __init__(self, arm, mode, stack, conf=None, options=None):
@@ -113,6 +120,7 @@ class ArmRun:
         self.waker = None
         self.rabbit = None
         self.figures = []
+        self.services = {}
 
     @property
     def nova_mode(self):
@@ -286,6 +294,124 @@ def patched_nova(run):
             run.about['cinderclient_note'] = cc.note
 
 
+#: The number of the ``patches/cinder`` patch route B's cinder runs with:
+#: ``0001`` (``volume.create.error``), which ``patches/cinder/route-b``'s
+#: README says applies with it; the idempotency-key patches after it take
+#: microversion 3.72 and are left out (route B's nova asks for 3.73, which
+#: also carries the key, and cinder without them ignores its header).
+ROUTE_B_CINDER_BASE = '0001'
+#: cinder policy rules of the route-b arm: a cinder whose route B series
+#: lets only the service role send ``server_id`` (``volume:create:server_id``)
+#: sees the lab's nova as a noauth admin without that role; the lab grants
+#: it, as a deployment grants nova's service user the role.
+ROUTE_B_CINDER_POLICY = {'volume:create:server_id': ''}
+#: nova-api's line for each event it accepts
+#: (``nova/api/openstack/compute/server_external_events.py``).
+EVENT_LINE = re.compile(r'Creating event volume-created:')
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on now (int).
+
+    cinder starts before nova and needs nova's address: the port is chosen
+    first and given to both.
+    """
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def route_b_sources():
+    """The nova and cinder series of route B, in the order applied.
+
+    :returns: ``(nova, cinder)``, each a list of folders and patch files
+        for :class:`~bdm_guard_lab.nova.patched.PatchedPackage`: the
+        folders' ``series`` files (or ``*.patch`` in name order) are read
+        when the arm starts.
+    :raises bdm_guard_lab.exception.LabError: ``patches/cinder`` has no
+        :data:`ROUTE_B_CINDER_BASE` patch, or a series is missing.
+    """
+    nova = [patched.series_dir(), os.path.join(patched.series_dir(),
+                                               'route-b')]
+    base = sorted(glob.glob(os.path.join(
+        patched.cinder_series_dir(), '%s-*.patch' % ROUTE_B_CINDER_BASE)))
+    if len(base) != 1:
+        raise exception.LabError(reason='%s has %d patches numbered %s' % (
+            patched.cinder_series_dir(), len(base), ROUTE_B_CINDER_BASE))
+    route = os.path.join(patched.cinder_series_dir(), 'route-b')
+    # A route-b series that already lists the base patch (it may carry
+    # the whole cinder series before its own) is applied alone.
+    listed = {os.path.basename(p) for p in patched.read_patches(route)}
+    if os.path.basename(base[0]) in listed:
+        base = []
+    return nova, base + [route]
+
+
+def count_events(path, start=0):
+    """nova-api's accepted ``volume-created`` events in its log.
+
+    :param path: nova's log file.
+    :param start: the byte offset to read from.
+    :returns: ``(events, end offset)``.
+    """
+    try:
+        with open(path, 'rb') as stream:
+            stream.seek(start)
+            text = stream.read()
+    except OSError:
+        return 0, start
+    return (len(EVENT_LINE.findall(text.decode('utf-8', 'replace'))),
+            start + len(text))
+
+
+def route_b(run):
+    """Route B's nova and cinder, and nova's API where cinder reaches it.
+
+    nova gets ``patches/nova`` and ``patches/nova/route-b`` on a copy, with
+    the lab's python-cinderclient shim (3.73, ``server_id``) beside it;
+    cinder gets its ``0001`` and ``patches/cinder/route-b`` on a copy, with
+    the python-novaclient shim (2.105) beside it. nova serves its API on a
+    free loopback port too, and cinder's ``[nova]`` section points there.
+    Once the boots settled, the figures get ``volume_created_events``
+    (nova-api's "Creating event volume-created" lines of the case) and
+    ``event_path`` (every ACTIVE server's volume got its event): the check
+    that the boots waited on the event, read with the GETs per ACTIVE boot
+    next to stock's. The series are the source tree's (``nova_series`` is
+    the ``patched`` arm's), and the events go from cinder to nova straight,
+    not through the fault proxy, which stays between nova and cinder-api.
+    The port is free when chosen; a process that takes it before nova
+    listens stops nova's start with an error.
+
+    :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch of a series
+        or shim does not apply.
+    :raises bdm_guard_lab.exception.LabError: a series is missing.
+    """
+    nova_sources, cinder_sources = route_b_sources()
+    nova = enter(run.stack, patched.PatchedNova(nova_sources))
+    cinderclient = enter(run.stack, patched.PatchedPackage(
+        'cinderclient', shims.series_dir('cinderclient'), path=nova.path,
+        distribution='python-cinderclient'))
+    cinder = enter(run.stack, patched.PatchedCinder(cinder_sources))
+    novaclient = enter(run.stack, patched.PatchedPackage(
+        'novaclient', shims.series_dir('novaclient'), path=cinder.path,
+        distribution='python-novaclient'))
+    port = free_port()
+    run.nova.update(nova_path=nova.path, api_port=port)
+    run.cinder.update(cinder_path=cinder.path,
+                      nova_endpoint='http://127.0.0.1:%d/v2.1' % port,
+                      policy_rules=ROUTE_B_CINDER_POLICY)
+    run.about.update(patches=nova.applied, cinder_patches=cinder.applied,
+                     shims=cinderclient.applied + novaclient.applied)
+    seen = {'offset': 0}
+
+    def figures():
+        log = run.services['nova'].log_file
+        events, seen['offset'] = count_events(log, seen['offset'])
+        return {'volume_created_events': events}
+
+    run.figures.append(figures)
+
+
 #: Every guarded arm, in the demo's order.
 ARMS = (
     GuardArm('guard', modes=(LIBRARY,)),
@@ -294,13 +420,29 @@ ARMS = (
              parts=(patched_nova,)),
     GuardArm('events', nova='events', parts=(broker, relay),
              library_parts=(event_source,)),
+    GuardArm('route-b', modes=(NOVA,), nova='route-b', parts=(route_b,)),
 )
+#: The arms that run only when named (``--arm route-b``): ``route-b``
+#: patches both nova and cinder, and the default demo and benchmark stay as
+#: long as they were.
+OPT_IN = ('route-b',)
+#: The arms the demo and the benchmark run when none is chosen.
+DEFAULT_ARMS = tuple(arm.name for arm in ARMS if arm.name not in OPT_IN)
 BY_NAME = {arm.name: arm for arm in ARMS}
 
 
 def names(mode):
     """The arms of ``mode``, ``stock`` first (tuple of str)."""
     return (STOCK,) + tuple(arm.name for arm in ARMS if mode in arm.modes)
+
+
+def default_names(mode):
+    """The arms the demo runs in ``mode`` when none is chosen (tuple).
+
+    :data:`names` without the :data:`OPT_IN` arms.
+    """
+    return tuple(name for name in names(mode)
+                 if name == STOCK or name in DEFAULT_ARMS)
 
 
 def start(name, mode, stack, *, conf=None, **options):

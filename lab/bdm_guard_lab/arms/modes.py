@@ -81,6 +81,15 @@ NOVA_ROWS = (
     ('faults injected', lambda r: _lines(r['faults_injected'].items())),
 )
 
+#: Extra rows when an arm counted route B's events (``--arm route-b``).
+ROUTE_B_ROWS = (
+    ('volume-created events (nova-api)',
+     lambda r: _na(r.get('volume_created_events'))),
+    ('waited on the event', lambda r: _na(
+        None if r.get('event_path') is None
+        else ('yes' if r['event_path'] else 'NO'))),
+)
+
 #: Extra rows with ``--db galera`` (the default tables are unchanged).
 GALERA_ROWS = (
     ('volumes in error', lambda r: r['volumes_in_error']),
@@ -103,6 +112,9 @@ def _nova_label(figures):
     about = figures.get('nova') or {}
     if figures.get('arm_error'):
         return 'series does not apply'
+    if about.get('cinder_patches'):
+        return 'nova 34 + %d, cinder 29 + %d patches' % (
+            len(about['patches']), len(about['cinder_patches']))
     if about.get('patches'):
         label = 'nova 34 + %d patches' % len(about['patches'])
         if about.get('keystoneauth_patches'):
@@ -145,6 +157,8 @@ class Mode:
     :param volumes: the benchmark's default N.
     :param rows: the demo table's rows, ``(label, get(figures))``.
     :param galera_rows: the rows added with ``--db galera``.
+    :param event_rows: the rows added when an arm's figures have
+        ``volume_created_events`` (route B).
     :param label: ``label(figures)``: what ran in an arm, for the header.
     :param options: ``options(args)``: the demo's options for ``run_arm``.
     :param ok: ``ok(figures)``: successful boots (int).
@@ -170,6 +184,7 @@ class Mode:
     boots: typing.Callable
     gets_ok: typing.Callable
     line: typing.Callable
+    event_rows: tuple = ()
 
     def run(self, arm, scenario, count=None, **kwargs):
         """Run one arm of the mode on fresh services.
@@ -206,7 +221,7 @@ class Mode:
 
 NOVA = Mode(
     name='nova', module=nova_mode, count='servers', arms=nova_mode.ARMS,
-    default_arms=nova_mode.ARMS,
+    default_arms=nova_mode.DEFAULT_ARMS,
     healthy_arms=('stock', 'launcher', 'events'), volumes=(10, 50),
     rows=NOVA_ROWS,
     # NOVA_ROWS already counts the volumes in error.
@@ -216,7 +231,8 @@ NOVA = Mode(
         'keystoneauth_series': args.keystoneauth_series,
         'cinderclient_series': getattr(args, 'cinderclient_series', None)},
     ok=lambda r: r['active'] or 0, boots=lambda r: r['servers'],
-    gets_ok=lambda r: r.get('gets_per_ok_boot'), line=_nova_line)
+    gets_ok=lambda r: r.get('gets_per_ok_boot'), line=_nova_line,
+    event_rows=ROUTE_B_ROWS)
 
 LIBRARY = Mode(
     name='library', module=library_mode, count='volumes',

@@ -22,7 +22,8 @@ server and counts the volumes left (:func:`summarize`).
 
 Arms (:data:`ARMS`): ``stock``, nova 34 as installed, and the guarded arms
 of :data:`bdm_guard_lab.arms.guard.ARMS` that run in nova mode
-(``launcher``, ``patched``, ``events``): their parts start before cinder,
+(``launcher``, ``patched``, ``events``, ``route-b``): their parts start
+before cinder,
 and the lab's nova runs in the arm's ``nova`` mode. A patch that does not
 apply ends the ``patched`` arm with ``arm_error`` set, naming the patch.
 
@@ -54,6 +55,8 @@ from bdm_guard_lab.nova import service as nova_service
 LOG = logging.getLogger(__name__)
 
 ARMS = guard.names(guard.NOVA)
+#: The arms the demo runs when none is chosen (all but ``route-b``).
+DEFAULT_ARMS = guard.default_names(guard.NOVA)
 #: The issue's figures, in this order (``-f json`` prints at least these).
 KEYS = ('servers', 'active', 'error', 'faults', 'volumes', 'duplicates',
         'leaked', 'left_after_delete', 'in_error', 'gets_per_boot',
@@ -419,6 +422,8 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
                 svc, prox, nova, scen, total, tracker,
                 settle_timeout=settle_timeout, galera=galera, lag=lag,
                 db_variant=db_variant, fresh=not index)
+            figures.update(run.extra_figures())
+            _check_event_path(figures)
             figures.update({'arm': arm, 'nova': dict(run.about),
                             'scenario': scen.name, 'after': after,
                             'setup_s': round(setup, 1) if not index
@@ -445,6 +450,24 @@ def _check_cases(arm, cases, galera):
     if galera is not None and len(cases) > 1:
         raise ValueError('Galera arms run one case each')
     return cases
+
+
+def _check_event_path(figures):
+    """Route B: whether every ACTIVE server's volume got its event.
+
+    Sets ``event_path`` (bool) when the arm counted nova-api's
+    ``volume_created_events``: true when there was at least one per
+    volume of an ACTIVE server. With the GETs per ACTIVE boot (about two
+    in the wait, one after the create and one after the event, plus the
+    attach's) it tells that the boots waited on the event, not polled.
+    """
+    if figures.get('volume_created_events') is None:
+        return
+    volumes = sum(len(r.get('volumes', ())) for r in
+                  figures.get('server_records', ())
+                  if r.get('status') == 'ACTIVE')
+    figures['event_path'] = bool(
+        volumes and figures['volume_created_events'] >= volumes)
 
 
 def _start(run, cases, tracker, *, time_scale, db, debug):
@@ -474,6 +497,7 @@ def _start(run, cases, tracker, *, time_scale, db, debug):
         debug=debug, **run.nova))
     run.about.update(nova.ready)
     run.about.pop('event', None)
+    run.services.update(cinder=svc, proxy=prox, nova=nova)
     return svc, prox, nova
 
 

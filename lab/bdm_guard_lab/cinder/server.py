@@ -17,7 +17,9 @@ scheduler and volume manager in one process, the way cinder's own functional
 tests do (``cinder/tests/functional/functional_helpers.py``): fake RPC
 transport (``fake:/``, which only works inside one process), noauth, the
 lab's volume driver and image service; with a ``notification_url`` in the
-settings, notifications (driver ``messagingv2``) go to that broker. It
+settings, notifications (driver ``messagingv2``) go to that broker; with a
+``nova_endpoint``, cinder's ``[nova]`` section points at the lab nova's
+loopback API (route B's ``volume-created`` events). It
 eventlet-monkey-patches itself (cinder's default concurrency), which is why
 it is a child process: the clients under test (bdm-guard, nova) must run on
 plain threads.
@@ -130,8 +132,42 @@ def _overrides(settings):
     return values
 
 
+#: The seconds cinder waits for nova's answer to an event (``[nova]
+#: timeout``).
+NOVA_TIMEOUT = 30
+
+
+def _config_files(settings):
+    """A ``cinder.conf`` with the ``[nova]`` section, when nova is given.
+
+    The section names ``auth_type = none`` and its ``endpoint``: options
+    keystoneauth registers only when it loads the plugin, so they are read
+    from a file rather than set as overrides.
+
+    :returns: a list of zero or one paths.
+    """
+    endpoint = settings.get('nova_endpoint')
+    if not endpoint:
+        return []
+    path = os.path.join(settings['state_dir'], 'cinder.conf')
+    with open(path, 'w') as stream:
+        stream.write('[nova]\nauth_type = none\nendpoint = %s\n'
+                     'timeout = %d\n' % (endpoint, NOVA_TIMEOUT))
+    return [path]
+
+
+def _write_policy(settings):
+    """Write the settings' ``policy_rules`` to the policy file, if any."""
+    rules = settings.get('policy_rules')
+    if rules:
+        path = os.path.join(settings['state_dir'], 'no-policy.yaml')
+        with open(path, 'w') as stream:
+            json.dump(rules, stream)
+
+
 def configure(settings):
     """Parse an empty command line and apply the lab's settings."""
+    _write_policy(settings)
     lab_driver.register_opts(CONF)
     logging.register_options(CONF)
     for group, opts in messaging_opts.list_opts():
@@ -139,7 +175,7 @@ def configure(settings):
     wsgi.register_opts(CONF)
     policy_opts.set_defaults(CONF)
     lockutils.set_defaults(os.path.join(settings['state_dir'], 'locks'))
-    CONF([], project='cinder', default_config_files=[])
+    CONF([], project='cinder', default_config_files=_config_files(settings))
     for name, value, group in _overrides(settings):
         if value is not None:
             CONF.set_override(name, value, group)

@@ -131,6 +131,17 @@ class CinderService(fixtures.Fixture):
     :param database_options: more ``[database]`` options of cinder.conf,
         ``{name: value}`` (for example ``{'mysql_wsrep_sync_wait': 3}``),
         or None.
+    :param cinder_path: a folder put first on the child's ``PYTHONPATH``
+        whose packages replace the installed ones (the ``route-b`` arm's
+        patched cinder and novaclient shim,
+        :class:`bdm_guard_lab.nova.patched.PatchedCinder`), or None.
+    :param nova_endpoint: nova's compute API (``http://127.0.0.1:<port>/
+        v2.1``): cinder's ``[nova]`` section points at it with
+        ``auth_type = none`` (the lab's nova treats the loopback port's
+        requests as admin), for the events cinder sends nova; None: no
+        ``[nova]`` section.
+    :param policy_rules: cinder policy rules, ``{name: check string}``,
+        written to cinder's policy file, or None: cinder's defaults.
 
     The child's state (logs, database) lives in a temporary folder removed
     on cleanup. With ``BDM_GUARD_LAB_LOG_DIR`` set in the environment, its
@@ -149,7 +160,8 @@ class CinderService(fixtures.Fixture):
                  create_jitter=0.5, time_scale=1.0, seed=0,
                  db_connection=None, debug=False, start_timeout=120.0,
                  service_requests=False, capacity_gb=0.0,
-                 notification_url=None, database_options=None):
+                 notification_url=None, database_options=None,
+                 cinder_path=None, nova_endpoint=None, policy_rules=None):
         super().__init__()
         self.lab = {'create_seconds': create_seconds,
                     'download_seconds_per_gib': download_seconds_per_gib,
@@ -167,6 +179,9 @@ class CinderService(fixtures.Fixture):
         self.notification_url = notification_url
         self.read_your_writes = False
         self.database_options = dict(database_options or {})
+        self.cinder_path = cinder_path
+        self.nova_endpoint = nova_endpoint
+        self.policy_rules = dict(policy_rules or {})
         self.stats_file = None
         self._db_stats = None
         self._db_errors = None
@@ -185,13 +200,15 @@ class CinderService(fixtures.Fixture):
             'database_options': self.database_options,
             'stats_file': os.path.join(state, 'db-stats.json'),
             'service_requests': self.service_requests,
-            'notification_url': self.notification_url}
+            'notification_url': self.notification_url,
+            'nova_endpoint': self.nova_endpoint,
+            'policy_rules': self.policy_rules}
         self.stats_file = settings['stats_file']
         env = dict(os.environ)
         env.pop('OS_CINDER_DISABLE_EVENTLET_PATCHING', None)
         self.process = process.start_child(
             'bdm_guard_lab.cinder.server', state, settings, env=env,
-            paths=(process.SOURCE_ROOT,))
+            paths=(self.cinder_path, process.SOURCE_ROOT))
         self.addCleanup(self.stop)
         ready = self._read_ready()
         port = ready['port']

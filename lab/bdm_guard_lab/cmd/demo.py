@@ -14,7 +14,8 @@
 
 The default mode (``--mode nova``) runs the arms of
 :mod:`bdm_guard_lab.arms.nova_mode` -- ``stock``, ``launcher``,
-``patched`` and ``events`` nova 34 -- over the same scenario and seed,
+``patched`` and ``events`` nova 34; ``route-b`` when named with
+``--arm`` -- over the same scenario and seed,
 each with a fresh cinder 29 behind the fault proxy and a fresh nova, and
 prints the figures side by side. With ``-f json`` the output is
 ``{"arms": {"<arm>": {...}}, "scenario": str, "seed": int}``.
@@ -163,10 +164,13 @@ class Demo(show.ShowOne):
         parser.add_argument(
             '--arm', action='append',
             choices=sorted({a for m in modes.MODES.values() for a in m.arms}),
-            help='Run only this arm (repeat); default all of the mode\'s '
-                 '(nova: stock, launcher, patched; library: stock, guard; '
-                 'library mode also has events: guard woken by cinder\'s '
-                 'notifications through a real RabbitMQ).')
+            help='Run only this arm (repeat); default the mode\'s default '
+                 'arms (nova: stock, launcher, patched, events; library: '
+                 'stock, guard; library mode also has events: guard woken '
+                 'by cinder\'s notifications through a real RabbitMQ). '
+                 'Nova mode also has route-b, run only when named: nova '
+                 'and cinder both carrying route B\'s series, nova waiting '
+                 'on cinder\'s volume-created events.')
         parser.add_argument(
             '--model-stock', action='store_true',
             help='Library mode: run the line-for-line model of nova '
@@ -419,6 +423,9 @@ class Demo(show.ShowOne):
                   if results[a].get('arm_error')}
         extra = self.mode.galera_rows if any(
             'db_variant' in results[a] for a in column_names) else ()
+        if any(results[a].get('volume_created_events') is not None
+               for a in column_names):
+            extra += self.mode.event_rows
         rows = []
         for label, get in self.mode.rows + extra:
             rows.append([label] + [

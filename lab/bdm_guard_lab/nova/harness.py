@@ -30,11 +30,13 @@ import importlib
 import json
 import logging as std_logging
 import os
+import socketserver
 import sys
 import threading
 import time
 import traceback
 import uuid
+from wsgiref import simple_server
 
 from bdm_guard_lab.nova import protocol
 
@@ -270,10 +272,55 @@ class LabNova:
         self.case = _Case('test_lab')
         self.case.setUp()
         self._log_to_file()
+        if self.settings.get('api_port'):
+            server = self.serve_api(self.settings['api_port'])
+            self.case.addCleanup(server.server_close)
+            self.case.addCleanup(server.shutdown)
         LOG.info('Lab nova %s up (%s, %s): %d computes, cinder at %s.',
                  self.release.series, _MODE, self.release.concurrency,
                  self.settings['computes'],
                  self.settings['endpoint_template'])
+
+    def serve_api(self, port):
+        """Serve nova's compute API on ``127.0.0.1:port`` too (route B).
+
+        The lab's API runs behind ``OSAPIFixture`` on wsgi-intercept,
+        which only this process reaches; cinder-volume (another process)
+        posts ``os-server-external-events`` to this loopback port. The app
+        is loaded as the fixture loads it (its keystone stubs apply), and
+        each request that carries no ``X-Auth-User`` is an admin's of the
+        lab project: the lab's stand-in for keystone's check of the
+        service user cinder's ``[nova]`` section names (``auth_type =
+        none`` there). Each request runs on a thread of its own.
+
+        :param port: the TCP port (int).
+        :returns: the server (``shutdown()`` stops it).
+        """
+        from nova.api import wsgi as nova_wsgi
+
+        app = nova_wsgi.Loader().load_app('osapi_compute')
+        project = self.settings['project_id']
+
+        def as_admin(environ, start_response):
+            environ.setdefault('HTTP_X_AUTH_USER', 'admin')
+            environ.setdefault('HTTP_X_AUTH_PROJECT_ID', project)
+            environ.setdefault('HTTP_X_ROLES', 'admin,member,reader')
+            return app(environ, start_response)
+
+        class Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+            daemon_threads = True
+
+        class Quiet(simple_server.WSGIRequestHandler):
+            def log_message(self, *args):
+                LOG.debug('nova API (loopback): ' + args[0], *args[1:])
+
+        server = simple_server.make_server('127.0.0.1', port, as_admin,
+                                           server_class=Server,
+                                           handler_class=Quiet)
+        threading.Thread(target=server.serve_forever, name='lab-nova-api',
+                         daemon=True).start()
+        LOG.info('nova API also on http://127.0.0.1:%d/v2.1.', port)
+        return server
 
     def stop(self):
         if self.case is not None:

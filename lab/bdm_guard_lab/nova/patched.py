@@ -10,18 +10,23 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The installed nova and keystoneauth1 with their series, for ``patched``.
+"""Installed packages with series applied to copies, for the lab's arms.
 
 Without touching site-packages: :class:`PatchedNova` applies
-``patches/nova``, and :class:`PatchedKeystoneauth` applies
+``patches/nova`` (``patched``; with ``patches/nova/route-b`` after it for
+``route-b``), and :class:`PatchedKeystoneauth` applies
 ``patches/keystoneauth`` (nova's POSTs are not resent after a failure that
 may follow the request being sent) to a copy of the installed keystoneauth1
 in the same folder, so one ``PYTHONPATH`` entry gives the nova child both.
-A series is whatever its ``series`` file lists when the arm starts: a patch
-that does not apply stops the arm with
+:class:`PatchedCinder` does the same for cinder (``route-b``), and
+:class:`PatchedPackage` for any package (the lab's client shims,
+:mod:`bdm_guard_lab.shims`). A series is whatever its ``series`` file lists
+(or, without one, its ``*.patch`` files in name order) when the arm starts:
+a patch that does not apply stops the arm with
 :class:`bdm_guard_lab.exception.PatchDoesNotApply`, which names the patch.
 """
 
+import glob
 import importlib.metadata
 import importlib.util
 import os
@@ -76,6 +81,41 @@ def read_series(folder):
     return patches
 
 
+def cinder_series_dir():
+    """The source tree's ``patches/cinder``."""
+    return os.path.join(process.REPO_ROOT, 'patches', 'cinder')
+
+
+def read_patches(sources):
+    """The patch files of several series, in order.
+
+    :param sources: a folder (str) or a sequence of folders and patch
+        files. A folder with a ``series`` file gives what it lists
+        (:func:`read_series`); one without gives its ``*.patch`` files in
+        name order (as ``tools/cinder-series-test.sh`` applies
+        ``patches/cinder``); a file is itself.
+    :returns: a list of paths.
+    :raises bdm_guard_lab.exception.LabError: a folder lists a missing
+        file or has no patch, or a file is missing.
+    """
+    if isinstance(sources, str):
+        sources = [sources]
+    patches = []
+    for source in sources:
+        if os.path.isfile(source):
+            patches.append(source)
+        elif os.path.isfile(os.path.join(source, 'series')):
+            patches.extend(read_series(source))
+        else:
+            found = sorted(glob.glob(os.path.join(source, '*.patch')))
+            if not found:
+                raise exception.LabError(reason='no series and no patch in '
+                                         '%s; run from a source checkout'
+                                         % source)
+            patches.extend(found)
+    return patches
+
+
 def series_base(folder, distribution):
     """The release a series is written against, from its ``README.rst``.
 
@@ -126,7 +166,9 @@ class PatchedPackage(fixtures.Fixture):
     :attr:`path` first on the child's ``PYTHONPATH``.
 
     :param package: the import name (``nova``, ``keystoneauth1``).
-    :param folder: the series folder.
+    :param folder: the series folder, or several folders and patch files
+        applied in order (:func:`read_patches`); the first folder's
+        README names the base.
     :param path: the folder to put the copy in (it must not hold
         ``package``); default a new temporary folder.
     :param distribution: the distribution whose installed version is
@@ -152,7 +194,10 @@ class PatchedPackage(fixtures.Fixture):
         super().__init__()
         self.package = package
         # git apply runs in the copy: a relative series path must not.
-        self.folder = os.path.abspath(folder)
+        if isinstance(folder, str):
+            folder = [folder]
+        self.sources = [os.path.abspath(f) for f in folder]
+        self.folder = self.sources[0]
         self.path = path
         self.source = source
         self.distribution = distribution or package
@@ -160,7 +205,7 @@ class PatchedPackage(fixtures.Fixture):
         self.installed = self.base = self.note = None
 
     def _setUp(self):
-        patches = read_series(self.folder)
+        patches = read_patches(self.sources)
         git = shutil.which('git')
         if git is None:
             raise exception.LabError(reason='git is needed to apply %s'
@@ -197,24 +242,42 @@ class PatchedPackage(fixtures.Fixture):
                 cwd=self.path, capture_output=True, text=True)
             if done.returncode:
                 raise exception.PatchDoesNotApply(
-                    patch=os.path.basename(patch), series=self.folder,
+                    patch=os.path.basename(patch),
+                    series=os.path.dirname(patch),
                     project='%s in %s' % (project, source_dir),
                     reason=done.stderr.strip()[-500:])
             self.applied.append(os.path.basename(patch))
         LOG.info('%s with %d patches of %s in %s.', self.package,
-                 len(patches), self.folder, self.path)
+                 len(patches), ', '.join(self.sources), self.path)
 
 
 class PatchedNova(PatchedPackage):
     """The installed nova with ``patches/nova`` applied (see the base).
 
-    :param folder: the series folder; default the source tree's
-        ``patches/nova``.
+    :param folder: the series folder, or several (``[patches/nova,
+        patches/nova/route-b]``), as for :class:`PatchedPackage`; default
+        the source tree's ``patches/nova``.
     :param path: as for :class:`PatchedPackage`.
     """
 
     def __init__(self, folder=None, path=None):
         super().__init__('nova', folder or series_dir(), path=path)
+
+
+class PatchedCinder(PatchedPackage):
+    """The installed cinder with series applied (see the base).
+
+    Put :attr:`path` first on the cinder child's ``PYTHONPATH``
+    (:class:`bdm_guard_lab.cinder.service.CinderService`'s
+    ``cinder_path``).
+
+    :param folder: as for :class:`PatchedPackage` (folders and patch
+        files, in order); default the source tree's ``patches/cinder``.
+    :param path: as for :class:`PatchedPackage`.
+    """
+
+    def __init__(self, folder=None, path=None):
+        super().__init__('cinder', folder or cinder_series_dir(), path=path)
 
 
 class PatchedKeystoneauth(PatchedPackage):

@@ -41,7 +41,7 @@ from bdm_guard_lab import process
 LOG = logging.getLogger(__name__)
 
 #: The arms: which nova runs.
-MODES = ('stock', 'launcher', 'patched', 'events')
+MODES = ('stock', 'launcher', 'patched', 'events', 'route-b')
 
 
 def nova_etc_dir():
@@ -72,8 +72,9 @@ class NovaService(fixtures.Fixture):
     :param project_id: the project the lab's servers (and so their volumes)
         belong to.
     :param mode: ``stock``, ``launcher`` (bdm-guard installed as
-        ``bdm-guard-nova-compute`` installs it), ``patched`` (give
-        ``nova_path``) or ``events`` (the launcher, with
+        ``bdm-guard-nova-compute`` installs it), ``patched`` or
+        ``route-b`` (give ``nova_path``; ``route-b`` also gives
+        ``api_port``) or ``events`` (the launcher, with
         ``[bdm_guard_events] transport_url`` set to ``events_url``).
     :param events_url: the broker cinder sends its notifications to (the
         ``events`` mode), or None.
@@ -83,6 +84,8 @@ class NovaService(fixtures.Fixture):
     :param computes: nova-compute services to start (fake virt driver).
     :param nova_path: a folder put first on the child's ``PYTHONPATH`` whose
         ``nova`` package replaces the installed one, or None.
+    :param api_port: also serve nova's compute API on this loopback port
+        (route B: cinder-volume posts its events there), or None.
     :param debug: log nova at DEBUG.
     :param start_timeout: seconds to wait for nova to start.
     :param python: the child's interpreter; None: this one
@@ -106,7 +109,7 @@ class NovaService(fixtures.Fixture):
     def __init__(self, endpoint_template, project_id, *, mode='stock',
                  computes=1, nova_path=None, debug=False,
                  start_timeout=240.0, events_url=None, python=None,
-                 events_options=None):
+                 events_options=None, api_port=None):
         super().__init__()
         if mode not in MODES:
             raise ValueError('mode must be one of %s' % (MODES,))
@@ -117,6 +120,7 @@ class NovaService(fixtures.Fixture):
         self.nova_path = nova_path
         self.events_url = events_url
         self.events_options = dict(events_options or {})
+        self.api_port = api_port
         self.debug = debug
         self.start_timeout = start_timeout
         self.python = python
@@ -137,7 +141,8 @@ class NovaService(fixtures.Fixture):
                     'project_id': self.project_id,
                     'computes': self.computes, 'log_file': self.log_file,
                     'debug': self.debug, 'events_url': self.events_url,
-                    'events_options': self.events_options}
+                    'events_options': self.events_options,
+                    'api_port': self.api_port}
         env = dict(os.environ)
         # The child applies its release's concurrency model itself
         # (bdm_guard_lab.nova.releases), setting or clearing

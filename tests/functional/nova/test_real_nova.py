@@ -28,11 +28,16 @@ the server is deleted.
 ``bdm-guard-nova-compute`` installs it; ``TestEvents`` the same with
 cinder's notifications on a real RabbitMQ (``[bdm_guard_events]``);
 ``TestStock`` runs nova as shipped and shows that the same faults do hit
-it.
+it. ``TestRouteB`` runs the demo's ``route-b`` arm's nova and cinder (route
+B's series on both, :func:`bdm_guard_lab.arms.guard.route_b`): the wait
+wakes on cinder's ``volume-created`` event.
 """
+
+import contextlib
 
 import testtools
 
+from bdm_guard_lab.arms import guard
 from bdm_guard_lab.arms import nova_mode
 from bdm_guard_lab import broker
 from bdm_guard_lab.cinder import service as cinder_service
@@ -258,3 +263,50 @@ class TestStock(_RealNova):
                                               volume['id']))
         remaining = self.svc.wait_settled(timeout=60)
         self.assertEqual([], remaining)
+
+
+class TestRouteB(_RealNova):
+    """Route B: nova and cinder both patched, nova waits on the event."""
+
+    MODE = 'route-b'
+
+    @classmethod
+    def setUpClass(cls):
+        super(_RealNova, cls).setUpClass()
+        cls.rabbit = cls.proxy = cls.nova = cls.svc = None
+        cls.stack = contextlib.ExitStack()
+        try:
+            run = guard.start('route-b', guard.NOVA, cls.stack)
+            cls.svc = cinder_service.CinderService(
+                create_seconds=0.5, download_seconds_per_gib=1.0,
+                create_jitter=0.0, service_requests=True,
+                capacity_gb=CAPACITY_GB, **run.cinder)
+            cls.svc.setUp()
+            cls.proxy = lab_proxy.FaultProxy(
+                cls.svc.base_url, _scenario([], 0),
+                project_id=cls.svc.project_id)
+            cls.proxy.setUp()
+            cls.nova = nova_service.NovaService(
+                '%s/v3/%%(project_id)s' % cls.proxy.base_url,
+                cls.svc.project_id, mode=cls.MODE, computes=1, **run.nova)
+            cls.nova.setUp()
+        except Exception:
+            cls._stop()
+            raise
+
+    @classmethod
+    def _stop(cls):
+        super()._stop()
+        cls.stack.close()
+
+    def test_the_event_wakes_the_wait(self):
+        _, start = guard.count_events(self.nova.log_file)
+        figures, records = self.boot([], seed=107)
+        self.assertActive(figures, records)
+        self.assertClean(figures)
+        # nova-api accepted one volume-created event for the volume.
+        events, _ = guard.count_events(self.nova.log_file, start)
+        self.assertEqual(1, events)
+        # One GET right after the create (the event is prepared once the
+        # POST named the volume), one after the event, one by the attach.
+        self.assertEqual(3.0, figures['gets_per_ok_boot'], figures)

@@ -31,8 +31,8 @@ class TestGuardArms(testtools.TestCase):
     def test_arms_of_each_mode(self):
         self.assertEqual(('stock', 'guard', 'events'),
                          guard.names(guard.LIBRARY))
-        self.assertEqual(('stock', 'launcher', 'patched', 'events'),
-                         guard.names(guard.NOVA))
+        self.assertEqual(('stock', 'launcher', 'patched', 'events',
+                          'route-b'), guard.names(guard.NOVA))
         self.assertEqual(guard.names(guard.LIBRARY), library_mode.ARMS)
         self.assertEqual(guard.names(guard.NOVA), nova_mode.ARMS)
 
