@@ -405,8 +405,8 @@ _events_opts = [
                  default=5.0, min=0.1, max=300.0,
                  help='Seconds between two self-pings: the listener sends a '
                       'notification to itself through the broker (on the '
-                      'topic bdm_guard_ping.<pool>, so only this host\'s '
-                      'queue gets it). It is healthy while its last ping came '
+                      'topic <pool>.ping, so only this host\'s queue gets '
+                      'it). It is healthy while its last ping came '
                       'back less than 2.5 x ping_interval ago; a broker that '
                       'accepts the connection but delivers nothing is '
                       'detected within that time.'),

@@ -16,7 +16,7 @@ One oslo.messaging notification listener per process, in this host's pool
 (its own queue, a full copy of cinder's notifications), feeds a
 :class:`bdm_guard.internal.events.watch.Registry`. It proves it is alive
 by pinging itself through the broker: a notification on the topic
-``bdm_guard_ping.<pool>``, which only this pool's queue gets. It is
+``<pool>.ping``, which only this pool's queue gets. It is
 healthy while every ping sent more than one ``ping_interval`` ago has come
 back, so a broker that is down, restarting, or that accepts the
 connection and delivers nothing, is noticed within two intervals; every
@@ -42,6 +42,13 @@ LOG = logging.getLogger(__name__)
 
 PING_EVENT = route.PING_EVENT
 POOL_PREFIX = 'bdm_guard-'
+#: A pool's ping topic: ``<pool>.ping``. oslo.messaging's notifier also
+#: declares a queue named after what it publishes (``<pool>.ping.info``)
+#: that nothing consumes; named under the pool, the pools' expiry policy
+#: (:func:`bdm_guard.events.queue_policy`, ``^bdm_guard-``) deletes it
+#: ``queue_expiry`` seconds after its declaration, as it does a stopped
+#: host's pool, so it collects neither for ever nor after the process.
+PING_TOPIC_SUFFIX = '.ping'
 #: With no wait in the process, a relayed host pings this many times less
 #: often (its pings cross the relay: the broker work stays O(creates)).
 IDLE_PING_FACTOR = 12
@@ -215,7 +222,7 @@ class Listener:
             LOG.warning('Host name %s cannot be a routing key: the relay '
                         'route is off and waits poll.', self.host)
         self.pool = pool_name(group, host)
-        self.ping_topic = 'bdm_guard_ping.%s' % self.pool
+        self.ping_topic = self.pool + PING_TOPIC_SUFFIX
         self.liveness = Liveness(group.ping_interval)
         self.transport = transport
         self.listener = None

@@ -161,6 +161,24 @@ class EventFaultTest(EventLabTest):
         self.assertLess(boot['lag'], 0.5)
         self.assertFalse(boot['watch'].missed)
 
+    def test_ping_queue_expires(self):
+        # The pings' notifier declares <pool>.ping.info, which nothing
+        # consumes; the pools' expiry policy deletes it (here after 1 s,
+        # not queue_expiry) while the pool, consumed, stays, and the
+        # pings still come back through the pool.
+        ping_queue = self.source.listener.ping_topic + '.info'
+        self.assertTrue(until(lambda: ping_queue in self.rabbit.queues()))
+        policy = events.queue_policy(self.conf)
+        self.rabbit.set_policy(policy['name'], policy['pattern'],
+                               {'expires': 1000})
+        self.addCleanup(self.rabbit.clear_policy, policy['name'])
+        self.assertTrue(until(
+            lambda: ping_queue not in self.rabbit.queues()))
+        self.assertIn(self.source.pool, self.rabbit.queues())
+        self.source.listener.suspect()
+        self.assertTrue(self.source.wait_healthy(10 * PING))
+        self.assertNotIn(ping_queue, self.rabbit.queues())
+
     def test_broker_down_at_start(self):
         port = process.free_ports(1)[0]
         conf = events_conf('rabbit://guest:guest@127.0.0.1:%d/' % port)

@@ -389,6 +389,18 @@ class TestOptions(base.BaseTestCase):
         conf.set_override('queue_expiry', 0, opts.EVENTS_GROUP)
         self.assertIsNone(events.queue_policy(conf))
 
+    def test_ping_queue_under_the_pools_policy(self):
+        # oslo.messaging's notifier declares a queue named after the ping's
+        # routing key, which nothing consumes: the pools' expiry policy
+        # must match it, or every ping collects there for ever.
+        conf = opts.get_conf(None)
+        conf.set_override('pool', 'bdm_guard-host-1', opts.EVENTS_GROUP)
+        conf.set_override('transport_url', 'fake:', opts.EVENTS_GROUP)
+        source = events.EventSource(conf)
+        declared = source.listener.ping_topic + '.info'
+        self.assertEqual('bdm_guard-host-1.ping.info', declared)
+        self.assertRegex(declared, events.queue_policy(conf)['pattern'])
+
     def test_mask_url(self):
         masked = listener.mask_url(
             'rabbit://nova:s3cr3t@h1:5672,nova:pw2@h2:5672/vh?x=1')
