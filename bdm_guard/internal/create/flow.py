@@ -77,9 +77,14 @@ _UNCERTAIN = (oc.UNKNOWN, oc.SERVER_ERROR, oc.MALFORMED)
 #: HTTP statuses of a keyed create (cinder spec volume-create-idempotency-
 #: key): the first create with the key is in flight; the key was used with
 #: another body; cinder refuses microversion 3.72 (406 from cinder's
-#: microversion check, 404 "version not supported" from an older node).
+#: microversion check, 404 "version not supported" from an older node)
+#: or, during its rolling upgrade, the key itself (400 until every
+#: cinder-scheduler and cinder-volume has the key's object version:
+#: patches/cinder/specs/idempotency-key.rst, "Upgrade impact"). Nothing
+#: was created on any of them, so the create goes on by metadata; a 400
+#: the body itself deserves comes back on that POST and is final there.
 IN_FLIGHT, KEY_REUSED = 409, 422
-_VERSION_REFUSED = (404, 406)
+_VERSION_REFUSED = (400, 404, 406)
 #: Seconds before a 409 without Retry-After is sent again (cinder sends
 #: ``Retry-After: 1``, the spec's value).
 IN_FLIGHT_RETRY_AFTER = 1.0
@@ -346,10 +351,13 @@ class Creator:
                 % result.message, deleted_volumes=[], undeleted_volumes=[])
         if result.kind in (oc.REJECTED, oc.NOT_FOUND) and (
                 code in _VERSION_REFUSED):
-            # An API node without 3.72: nothing was created. Go on by
-            # metadata, which finds what an earlier keyed POST made.
-            LOG.warning('cinder refused microversion 3.72 for idempotency '
-                        'key %s; going on with the metadata key.', self.key)
+            # An API node without 3.72, or a cinder still upgrading:
+            # nothing was created. Go on by metadata, which finds what an
+            # earlier keyed POST made.
+            LOG.warning('cinder refused idempotency key %(key)s (HTTP '
+                        '%(code)s: %(msg)s); going on with the metadata '
+                        'key.', {'key': self.key, 'code': code,
+                                 'msg': result.message})
             forget = getattr(self.client, 'forget_idempotency_key_support',
                              None)
             if forget is not None:

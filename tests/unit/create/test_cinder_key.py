@@ -109,7 +109,7 @@ class KeyedCinder(fake_cinder.FakeCinder):
 
     def answer(self, request, code, message, retry_after=None):
         headers = {'Retry-After': retry_after} if retry_after else None
-        name = {406: 'notAcceptable', 409: 'conflict',
+        name = {400: 'badRequest', 406: 'notAcceptable', 409: 'conflict',
                 422: 'unprocessableEntity'}[code]
         return self.respond(request, code, {name: {'code': code,
                                                    'message': message}},
@@ -138,6 +138,10 @@ class KeyedCinder(fake_cinder.FakeCinder):
         if script == 'refused':
             return self.answer(request, 406, 'Version 3.72 is not supported '
                                'by the API. Maximum is 3.71.')
+        if script == 'upgrading':
+            return self.answer(request, 400, 'Idempotency keys are not '
+                               'accepted until every cinder-scheduler and '
+                               'cinder-volume service is upgraded.')
         entry = self.keyed.get(key)
         if entry is not None and entry[0] not in self.volumes:
             entry = None   # deleting the volume released the key
@@ -332,6 +336,28 @@ class TestWithCinderKey(CinderKeyTest):
         # Forgotten: the next create reads the version document again.
         self.create(key='other-key')
         self.assertEqual(2, self.fake.version_gets)
+
+    @needs_key
+    def test_key_refused_while_cinder_upgrades_falls_back_to_metadata(self):
+        # cinder 0003's rolling-upgrade gate: 400 for a keyed create until
+        # every scheduler and volume service has the key. Nothing was made.
+        self.fake.keyed_answers = ['upgrading']
+        result = self.create()
+        self.assertFalse(result.cinder_key)
+        self.assertEqual([(KEY, (3, 72)), (None, (3, 0))],
+                         self.fake.key_posts)
+        self.assertEqual([result.volume['id']], self.with_key())
+        self.assertEqual(1, len(self.fake.volumes))
+
+    @needs_key
+    def test_bad_body_is_final_after_one_metadata_post(self):
+        # A 400 the request itself deserves: one keyed and one metadata
+        # POST, then the error, and nothing made.
+        self.fake.keyed_answers = ['upgrading']
+        self.fake.posts = ['rejected']
+        self.assertRaises(exception.VolumeCreateRejected, self.create)
+        self.assertEqual(2, len(self.fake.key_posts))
+        self.assertEqual([], self.with_key())
 
     @needs_key
     def test_lost_then_refused_finds_the_keyed_volume_by_metadata(self):
