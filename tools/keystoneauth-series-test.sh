@@ -163,27 +163,8 @@ run_lint() {
     fi
 }
 
-# run_units MODULE...: run them, print "N/M passed".
-run_units() {
-    local log=$WORK/${PATCH%.patch}.log
-    "$VENV/bin/stestr" run --concurrency 2 "$@" > "$log" 2>&1 \
-        || { tail -30 "$log" >&2; die "$PATCH: unit tests failed ($log)"; }
-    "$VENV/bin/stestr" last --subunit | "$VENV/bin/subunit2csv" \
-        > "$log.csv"
-    "$VENV/bin/python" - "$log.csv" <<'EOF'
-import collections
-import csv
-import sys
-
-with open(sys.argv[1]) as f:
-    rows = list(csv.DictReader(f))
-counts = collections.Counter(row['status'] for row in rows)
-if not rows or counts['failure'] or counts['fail']:
-    sys.exit('%d ran, %d failed' % (len(rows), counts['failure']))
-print('units %d/%d passed (%d skipped)' % (
-    counts['success'], len(rows), counts['skip']))
-EOF
-}
+# shellcheck source=tools/series-lib.sh
+. "$REPO/tools/series-lib.sh"
 
 # The patch's changed tests must fail with the parent's library code.
 check_tests_need_fix() {
