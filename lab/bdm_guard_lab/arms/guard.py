@@ -258,40 +258,81 @@ def event_source(run):
     run.figures.append(lambda: {'event_counts': source.counts})
 
 
+#: The value of a series option that applies no series: the package runs
+#: as installed (``--keystoneauth-series none``).
+NO_SERIES = 'none'
+#: The upstream series of the ``patched`` arm besides nova's, in the order
+#: applied: ``(option, fixture class, name in the figures, default
+#: folder)``.
+#: Each option's None is the source tree's folder and :data:`NO_SERIES`
+#: leaves that package as installed.
+PATCHED_SERIES = (
+    ('keystoneauth_series', patched.PatchedKeystoneauth, 'keystoneauth',
+     patched.keystoneauth_series_dir),
+    ('cinderclient_series', patched.PatchedCinderclient, 'cinderclient',
+     patched.cinderclient_series_dir),
+)
+
+
+def series_option(options, name, default):
+    """The series folder an option names, or None for none.
+
+    :param options: the run's options (dict).
+    :param name: the option, e.g. ``'cinder_series'``.
+    :param default: a function giving the source tree's folder.
+    :returns: the folder (str), or None when the option is
+        :data:`NO_SERIES`.
+    """
+    value = options.get(name)
+    if value is None:
+        return default()
+    if value.strip().lower() == NO_SERIES:
+        return None
+    return value
+
+
 def patched_nova(run):
-    """nova, keystoneauth1 and cinderclient with their series, in copies.
+    """nova, keystoneauth1, cinderclient and cinder with their series.
 
-    ``patches/nova`` (or ``nova_series``) goes on a copy of nova and, when
-    the run names a ``keystoneauth_series`` (``patches/keystoneauth``: a
-    ``POST`` that may have been sent is not resent), that series on a copy
-    of keystoneauth1 in the same folder, and likewise a
-    ``cinderclient_series`` (``patches/python-cinderclient``: nova can send
-    cinder's idempotency key) on a copy of python-cinderclient, so the nova
-    child imports all three from one ``PYTHONPATH`` entry.
+    The four upstream series of issue 25, each on a copy of the installed
+    package, so the ``patched`` arm runs what a cloud running them would:
 
-    :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch of either
-        series does not apply.
+    * ``patches/nova`` (option ``nova_series``) on a copy of nova;
+    * ``patches/keystoneauth`` (``keystoneauth_series``: a ``POST`` that
+      may have been sent is not resent) and ``patches/python-cinderclient``
+      (``cinderclient_series``: nova can send cinder's idempotency key) on
+      copies of keystoneauth1 and python-cinderclient in nova's folder, so
+      the nova child imports all three from one ``PYTHONPATH`` entry;
+    * ``patches/cinder`` (``cinder_series``: cinder takes the key under
+      microversion 3.72, and notifies ``volume.create.error``) on a copy
+      of cinder, which the lab's cinder then runs.
+
+    Each option's None is the source tree's series and ``'none'``
+    (:data:`NO_SERIES`) leaves the package as installed.
+
+    :raises bdm_guard_lab.exception.PatchDoesNotApply: a patch of a series
+        does not apply.
+    :raises bdm_guard_lab.exception.LabError: a series is missing.
     """
     copy = enter(run.stack, patched.PatchedNova(
         run.options.get('nova_series')))
     run.nova['nova_path'] = copy.path
     run.about['patches'] = copy.applied
-    if run.options.get('keystoneauth_series'):
-        ksa = enter(run.stack, patched.PatchedKeystoneauth(
-            run.options['keystoneauth_series'], path=copy.path))
-        run.about.update(keystoneauth_patches=ksa.applied,
-                         keystoneauth=ksa.installed,
-                         keystoneauth_base=ksa.base)
-        if ksa.note:
-            run.about['keystoneauth_note'] = ksa.note
-    if run.options.get('cinderclient_series'):
-        cc = enter(run.stack, patched.PatchedCinderclient(
-            run.options['cinderclient_series'], path=copy.path))
-        run.about.update(cinderclient_patches=cc.applied,
-                         cinderclient=cc.installed,
-                         cinderclient_base=cc.base)
-        if cc.note:
-            run.about['cinderclient_note'] = cc.note
+    for option, fixture, name, default in PATCHED_SERIES:
+        folder = series_option(run.options, option, default)
+        if folder is None:
+            continue
+        part = enter(run.stack, fixture(folder, path=copy.path))
+        run.about.update({'%s_patches' % name: part.applied,
+                          name: part.installed, '%s_base' % name: part.base})
+        if part.note:
+            run.about['%s_note' % name] = part.note
+    folder = series_option(run.options, 'cinder_series',
+                           patched.cinder_series_dir)
+    if folder is not None:
+        cinder = enter(run.stack, patched.PatchedCinder(folder))
+        run.cinder['cinder_path'] = cinder.path
+        run.about['cinder_patches'] = cinder.applied
 
 
 #: The number of the ``patches/cinder`` patch route B's cinder runs with:

@@ -79,6 +79,9 @@ NOVA_ROWS = (
         _na(r['boot_seconds_p50']), _na(r['boot_seconds_p95']))),
     ('wall time (s)', lambda r: r['wall_s']),
     ('faults injected', lambda r: _lines(r['faults_injected'].items())),
+    ("creates with cinder's key (replayed)", lambda r: (
+        '-' if r.get('keyed_creates') is None else '%d (%d)' % (
+            r['keyed_creates'], r.get('replayed_creates') or 0))),
 )
 
 #: Extra rows when an arm counted route B's events (``--arm route-b``).
@@ -112,15 +115,14 @@ def _nova_label(figures):
     about = figures.get('nova') or {}
     if figures.get('arm_error'):
         return 'series does not apply'
-    if about.get('cinder_patches'):
-        return 'nova 34 + %d, cinder 29 + %d patches' % (
-            len(about['patches']), len(about['cinder_patches']))
     if about.get('patches'):
         label = 'nova 34 + %d patches' % len(about['patches'])
         if about.get('keystoneauth_patches'):
             label += ' + keystoneauth %d' % len(about['keystoneauth_patches'])
         if about.get('cinderclient_patches'):
             label += ' + cinderclient %d' % len(about['cinderclient_patches'])
+        if about.get('cinder_patches'):
+            label += ', cinder 29 + %d' % len(about['cinder_patches'])
         return label
     if about.get('guard'):
         return 'nova 34 + bdm-guard %s' % about['guard']
@@ -229,7 +231,8 @@ NOVA = Mode(
     options=lambda args: {
         'nova_series': args.nova_series,
         'keystoneauth_series': args.keystoneauth_series,
-        'cinderclient_series': getattr(args, 'cinderclient_series', None)},
+        'cinderclient_series': getattr(args, 'cinderclient_series', None),
+        'cinder_series': getattr(args, 'cinder_series', None)},
     ok=lambda r: r['active'] or 0, boots=lambda r: r['servers'],
     gets_ok=lambda r: r.get('gets_per_ok_boot'), line=_nova_line,
     event_rows=ROUTE_B_ROWS)

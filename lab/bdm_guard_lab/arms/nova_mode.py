@@ -219,6 +219,8 @@ def summarize(records, volumes, left, proxy, *, project_id, wall_s):
         'faults_injected': dict(sorted(proxy.injected.items())),
         'requests': {'%s %s' % key: n
                      for key, n in sorted(proxy.requests.items())},
+        'keyed_creates': proxy.keyed_creates['sent'],
+        'replayed_creates': proxy.keyed_creates['replayed'],
     }
 
 
@@ -291,7 +293,8 @@ def same_cinder(one, other):
 def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
             galera=None, settle_timeout=900.0, nova_series=None,
             debug=False, db_variant=galera_variants.MULTI_WRITER.name,
-            keystoneauth_series=None, cinderclient_series=None):
+            keystoneauth_series=None, cinderclient_series=None,
+            cinder_series=None):
     """Run one nova arm against a fresh cinder and a fresh nova.
 
     :param arm: one of :data:`ARMS`.
@@ -312,22 +315,27 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
         or ERROR.
     :param nova_series: the nova series folder for ``patched`` (default the
         source tree's ``patches/nova``).
-    :param keystoneauth_series: a keystoneauth series folder for
-        ``patched`` (``patches/keystoneauth``), applied to a copy of the
-        installed keystoneauth1 beside the patched nova; default None:
-        keystoneauth1 as installed.
-    :param cinderclient_series: a python-cinderclient series folder for
-        ``patched`` (``patches/python-cinderclient``), applied to a copy of
-        the installed python-cinderclient beside the patched nova; default
-        None: python-cinderclient as installed.
+    :param keystoneauth_series: the keystoneauth series folder for
+        ``patched``, applied to a copy of the installed keystoneauth1 beside
+        the patched nova; default None: the source tree's
+        ``patches/keystoneauth``; ``'none'``: keystoneauth1 as installed.
+    :param cinderclient_series: the python-cinderclient series folder for
+        ``patched``, applied likewise; default None: the source tree's
+        ``patches/python-cinderclient``; ``'none'``: as installed.
+    :param cinder_series: the cinder series folder for ``patched``, applied
+        to a copy of the installed cinder that the arm's cinder runs;
+        default None: the source tree's ``patches/cinder``; ``'none'``:
+        cinder as installed.
     :param debug: nova and cinder log at DEBUG.
     :returns: :func:`summarize`'s figures plus ``arm``, ``nova`` (what runs:
         ``guard`` mode and replaced methods; for ``patched`` ``patches``
         and ``keystoneauth_patches``, the applied file names,
         ``keystoneauth`` and ``keystoneauth_base``, the installed and the
         series' keystoneauth1 versions, and ``keystoneauth_note`` when they
-        differ), ``server_records``, ``scenario`` (its name), ``setup_s`` (real
-        seconds to start cinder, the proxy and nova) and ``after``
+        differ; ``cinderclient_patches`` and the like for
+        python-cinderclient; ``cinder_patches``), ``server_records``,
+        ``scenario`` (its name), ``setup_s`` (real seconds to start
+        cinder, the proxy and nova) and ``after``
         (None: the services were fresh); with ``galera`` the DB figures.
         For a patched arm whose series does not apply, every figure of
         :data:`KEYS` but ``servers`` is None and ``arm_error`` names the
@@ -340,13 +348,15 @@ def run_arm(arm, scenario, *, servers=None, time_scale=1.0, progress=None,
                      settle_timeout=settle_timeout, nova_series=nova_series,
                      debug=debug, db_variant=db_variant,
                      keystoneauth_series=keystoneauth_series,
-                     cinderclient_series=cinderclient_series)[0]
+                     cinderclient_series=cinderclient_series,
+                     cinder_series=cinder_series)[0]
 
 
 def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
               settle_timeout=900.0, nova_series=None, debug=False,
               db_variant=galera_variants.MULTI_WRITER.name,
-              keystoneauth_series=None, cinderclient_series=None):
+              keystoneauth_series=None, cinderclient_series=None,
+              cinder_series=None):
     """Run one nova arm's cases, one after the other, on one cinder and nova.
 
     The services start once, fresh, and the cases run on them in order:
@@ -374,6 +384,7 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
     :param nova_series: as :func:`run_arm`.
     :param keystoneauth_series: as :func:`run_arm`.
     :param cinderclient_series: as :func:`run_arm`.
+    :param cinder_series: as :func:`run_arm`.
     :param debug: as :func:`run_arm`.
     :param db_variant: as :func:`run_arm`.
     :returns: one :func:`run_arm` figures dict per case, in order; the
@@ -402,7 +413,8 @@ def run_cases(arm, cases, *, time_scale=1.0, progress=None, galera=None,
             run = guard.start(arm, guard.NOVA, stack,
                               nova_series=nova_series,
                               keystoneauth_series=keystoneauth_series,
-                              cinderclient_series=cinderclient_series)
+                              cinderclient_series=cinderclient_series,
+                              cinder_series=cinder_series)
         except exception.PatchDoesNotApply as exc:
             LOG.error('%s', exc)
             tracker.set_phase('done')

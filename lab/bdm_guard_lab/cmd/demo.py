@@ -221,18 +221,25 @@ class Demo(show.ShowOne):
                  'patches/nova).')
         parser.add_argument(
             '--keystoneauth-series', metavar='DIR',
-            help='Nova mode: also apply this keystoneauth series (e.g. '
-                 'patches/keystoneauth) to a copy of the installed '
-                 'keystoneauth1 for the patched arm. Default: none. Without '
-                 'cinder\'s idempotency key in nova, a POST that is not '
-                 'resent fails its boot instead of duplicating a volume.')
+            help='Nova mode: the keystoneauth series applied to a copy of '
+                 'the installed keystoneauth1 for the patched arm (a POST '
+                 'that may have been sent is not resent); "none": '
+                 'keystoneauth1 as installed (default: the source tree\'s '
+                 'patches/keystoneauth).')
         parser.add_argument(
             '--cinderclient-series', metavar='DIR',
-            help='Nova mode: also apply this python-cinderclient series '
-                 '(e.g. patches/python-cinderclient) to a copy of the '
-                 'installed python-cinderclient for the patched arm, so '
-                 'that nova can send cinder\'s idempotency key (cinder '
-                 'needs patches/cinder too). Default: none.')
+            help='Nova mode: the python-cinderclient series applied to a '
+                 'copy of the installed python-cinderclient for the '
+                 'patched arm, so that nova can send cinder\'s idempotency '
+                 'key; "none": as installed (default: the source tree\'s '
+                 'patches/python-cinderclient).')
+        parser.add_argument(
+            '--cinder-series', metavar='DIR',
+            help='Nova mode: the cinder series applied to a copy of the '
+                 'installed cinder that the patched arm\'s cinder runs '
+                 '(the idempotency key under microversion 3.72); "none": '
+                 'cinder as installed (default: the source tree\'s '
+                 'patches/cinder).')
 
     def _arms(self, args):
         known = self.mode.arms

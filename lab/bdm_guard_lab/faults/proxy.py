@@ -105,6 +105,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         decision = proxy.decide(self.command, path, split.query, body,
                                 request_id)
         fault = decision.fault
+        keyed = (self.command == 'POST' and path == '/volumes'
+                 and bool(self.headers.get('Idempotency-Key')))
+        if keyed:
+            proxy.count_keyed('sent')
         if fault in ('lost_request', 'reset'):
             faults.drop(self, reset=(fault == 'reset'))
             return
@@ -117,6 +121,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         started, arrived = time.monotonic(), time.time()
         status, reason, headers, data = self._forward(body)
+        if keyed and any(
+                name.lower() == 'idempotent-replayed'
+                and value.strip().lower() == 'true'
+                for name, value in headers):
+            proxy.count_keyed('replayed')
         proxy.record_latency(self.command, path, started,
                              time.monotonic() - started)
         proxy.observe(self.command, path, status, data, body, request_id,
@@ -189,6 +198,12 @@ class FaultProxy(fixtures.Fixture):
         self.injected = collections.Counter()
         self.requests = collections.Counter()
         self.volume_gets = collections.Counter()
+        #: ``POST /volumes`` carrying cinder's ``Idempotency-Key``
+        #: (``'sent'``), and their answers cinder marked
+        #: ``Idempotent-Replayed: true`` (``'replayed'``): the check that
+        #: an arm's creates went through cinder's key (``patches/cinder``
+        #: 0003), not only through the client's guard.
+        self.keyed_creates = collections.Counter()
         self.get_latencies = []
         self.created = {}           # volume id -> monotonic creation time
         self.names = {}             # volume id -> volume name
@@ -378,6 +393,11 @@ class FaultProxy(fixtures.Fixture):
         """
         return faults.apply_lag(self, path, status, data, at)
 
+    def count_keyed(self, what):
+        """Count a keyed create (``'sent'``) or its replay (``'replayed'``)."""
+        with self.lock:
+            self.keyed_creates[what] += 1
+
     def gets_for(self, volume_ids):
         """Volume GETs (``GET /volumes/<id>``) the proxy saw for these ids."""
         with self.lock:
@@ -387,7 +407,7 @@ class FaultProxy(fixtures.Fixture):
         """Forget counts and learned volumes (between runs)."""
         with self.lock:
             for counter in (self.injected, self.requests, self.volume_gets,
-                            self.seen):
+                            self.seen, self.keyed_creates):
                 counter.clear()
             self.created.clear()
             self.names.clear()

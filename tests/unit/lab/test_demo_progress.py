@@ -95,6 +95,15 @@ class TestNovaLabel(testtools.TestCase):
         self.assertEqual('nova 34 + 5 patches + keystoneauth 2',
                          modes._nova_label(figures))
 
+    def test_patched_counts_all_four_series(self):
+        figures = {'nova': {'patches': ['a'] * 6,
+                            'keystoneauth_patches': ['b', 'c'],
+                            'cinderclient_patches': ['d', 'e'],
+                            'cinder_patches': ['f'] * 3}}
+        self.assertEqual('nova 34 + 6 patches + keystoneauth 2 + '
+                         'cinderclient 2, cinder 29 + 3',
+                         modes._nova_label(figures))
+
     def test_nova_series_only(self):
         self.assertEqual('nova 34 + 5 patches',
                          modes._nova_label({'nova': {'patches': ['a'] * 5}}))
@@ -102,3 +111,21 @@ class TestNovaLabel(testtools.TestCase):
     def test_series_does_not_apply(self):
         self.assertEqual('series does not apply',
                          modes._nova_label({'nova': None, 'arm_error': 'x'}))
+
+
+class TestKeyedCreatesRow(testtools.TestCase):
+
+    def _row(self):
+        rows = dict(modes.NOVA.rows)
+        return rows["creates with cinder's key (replayed)"]
+
+    def test_counts(self):
+        self.assertEqual('50 (3)', self._row()(
+            {'keyed_creates': 50, 'replayed_creates': 3}))
+
+    def test_figures_without_the_count(self):
+        self.assertEqual('-', self._row()({}))
+
+    def test_only_in_the_nova_table(self):
+        self.assertNotIn("creates with cinder's key (replayed)",
+                         dict(modes.LIBRARY.rows))

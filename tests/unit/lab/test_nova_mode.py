@@ -40,12 +40,14 @@ def _volume(vid, status='in-use'):
             'os-vol-tenant-attr:tenant_id': PROJECT}
 
 
-def _proxy(names, gets=None, available=None, attached=None, noticed=None):
+def _proxy(names, gets=None, available=None, attached=None, noticed=None,
+           keyed=None):
     return types.SimpleNamespace(
         names=names, volume_gets=collections.Counter(gets or {}),
         available_at=available or {}, attached_at=attached or {},
         noticed_at=noticed or {},
-        injected=collections.Counter(), requests=collections.Counter())
+        injected=collections.Counter(), requests=collections.Counter(),
+        keyed_creates=collections.Counter(keyed or {}))
 
 
 class TestSummarize(testtools.TestCase):
@@ -69,9 +71,12 @@ class TestSummarize(testtools.TestCase):
         proxy = _proxy({'v1': 'req-a', 'v2': 'req-a', 'v3': 'req-b'},
                        gets={'v1': 4, 'v3': 2},
                        available={'v1': 110.0}, attached={'v1': 112.5},
-                       noticed={'v1': 111.25})
+                       noticed={'v1': 111.25},
+                       keyed={'sent': 3, 'replayed': 1})
         figures = nova_mode.summarize(records, volumes, [_volume('v2')],
                                       proxy, project_id=PROJECT, wall_s=31.0)
+        self.assertEqual(3, figures['keyed_creates'])
+        self.assertEqual(1, figures['replayed_creates'])
         self.assertEqual(2, figures['servers'])
         self.assertEqual(1, figures['active'])
         self.assertEqual(1, figures['error'])
@@ -98,6 +103,7 @@ class TestSummarize(testtools.TestCase):
                                       project_id=PROJECT, wall_s=1.0)
         self.assertIsNone(figures['gets_per_ok_boot'])
         self.assertIsNone(figures['boot_seconds_p50'])
+        self.assertEqual(0, figures['keyed_creates'])
         self.assertEqual({'POST /servers failed: boom': 1},
                          figures['faults'])
 

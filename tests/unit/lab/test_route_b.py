@@ -208,7 +208,7 @@ class TestEventFigures(testtools.TestCase):
         self.assertEqual('NO', rows['waited on the event'](
             {'event_path': False}))
         self.assertEqual('-', rows['waited on the event']({}))
-        self.assertEqual('nova 34 + 8, cinder 29 + 3 patches',
+        self.assertEqual('nova 34 + 8 patches, cinder 29 + 3',
                          modes.NOVA.label({'nova': {
                              'patches': ['p'] * 8,
                              'cinder_patches': ['c'] * 3}}))

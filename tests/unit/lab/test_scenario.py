@@ -12,10 +12,13 @@
 
 """The scenario parser and the proxy's fault decisions (no sockets)."""
 
+import http.client
+import http.server
 import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 
 import testtools
@@ -214,3 +217,51 @@ class TestDecisions(testtools.TestCase):
         self.assertEqual('/attachments/{id}/action', faults.route(
             '/attachments/0f3c84b9-285e-4c96-b109-0b2fca84dc5c/action'))
         self.assertEqual('/volumes/None', faults.route('/volumes/None'))
+
+
+class _Cinder(http.server.BaseHTTPRequestHandler):
+    """A cinder-api stand-in: 202, replayed when the body says so."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        self.send_response(202)
+        if b'again' in body:
+            self.send_header('Idempotent-Replayed', 'true')
+        self.send_header('Content-Length', '2')
+        self.end_headers()
+        self.wfile.write(b'{}')
+
+    def log_message(self, *args):
+        pass
+
+
+class TestKeyedCreates(testtools.TestCase):
+    """The proxy counts creates sent with cinder's key, and replays."""
+
+    def test_counts_keyed_and_replayed(self):
+        upstream = http.server.HTTPServer(('127.0.0.1', 0), _Cinder)
+        thread = threading.Thread(target=upstream.serve_forever,
+                                  daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 10)
+        self.addCleanup(upstream.server_close)
+        self.addCleanup(upstream.shutdown)
+        scen = lab_scenario.parse({'seed': 1, 'rules': []})
+        prox = self.useFixture(lab_proxy.FaultProxy(
+            'http://127.0.0.1:%d' % upstream.server_address[1], scen,
+            project_id='p'))
+        port = int(prox.base_url.rsplit(':', 1)[1])
+        for name, key in (('b1', None), ('b2', 'k2'), ('again', 'k2')):
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+            self.addCleanup(conn.close)
+            headers = {'Content-Type': 'application/json'}
+            if key:
+                headers['Idempotency-Key'] = key
+            conn.request('POST', '/v3/p/volumes', headers=headers,
+                         body=json.dumps({'volume': {'name': name}}))
+            self.assertEqual(202, conn.getresponse().status)
+        self.assertEqual({'sent': 2, 'replayed': 1},
+                         dict(prox.keyed_creates))
+        self.assertEqual(3, prox.requests[('POST', '/volumes')])
+        prox.reset_counters()
+        self.assertEqual({}, dict(prox.keyed_creates))
