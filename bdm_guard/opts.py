@@ -71,7 +71,7 @@ _wait_opts = [
                help='How the waiter spaces its volume GETs. Both keep the '
                     'same deadline (base_deadline, per_gib_allowance, '
                     'deadline_ceiling, nova\'s budget). In bdm-guard '
-                    'simulate "completion" sends about 0.75x the GETs of '
+                    'simulate "completion" sends about 0.74x the GETs of '
                     'nova\'s fixed 3 s loop at 0.97x its mean detection '
                     'lag; "backoff" about 0.7x at 3.7x the lag '
                     '(doc/source/admin/performance.rst).'),
@@ -82,17 +82,18 @@ _wait_opts = [
                       'lag + this x GETs: raise it to send fewer GETs for '
                       'more lag, lower it for the opposite. In bdm-guard '
                       'simulate, against nova\'s 3 s loop: 0.18 (the '
-                      'default, with completion_max_interval = 7.5) sent '
-                      '0.75x its GETs at 0.97x its mean lag (0.98x under '
-                      'the seed scenario\'s faults); 0.19 0.74x at 0.99x '
-                      '(1.02x), 0.2 with 6 s intervals 0.78x at 0.95x, '
-                      '0.25 0.73x at 1.06x '
-                      '(doc/source/admin/performance.rst). The interval '
-                      'bounds hold whatever its value: to cap the worst '
-                      'lag, lower '
-                      'completion_max_interval instead.'),
+                      'default, with completion_max_interval = 8 and '
+                      'completion_prior_max_interval = 6) sent 0.74x its '
+                      'GETs at 0.98x its mean lag (0.99x under the seed '
+                      'scenario\'s faults); 0.175 0.74x at 0.97x (0.97x); '
+                      'with completion_max_interval = 8.5 as well, 0.18 '
+                      '0.73x at 0.99x (1.0x) but some boots over the '
+                      'interval bound (doc/source/admin/performance.rst). '
+                      'The interval bounds hold whatever its value: to cap '
+                      'the worst lag, lower completion_max_interval '
+                      'instead.'),
     cfg.FloatOpt('completion_max_interval',
-                 default=7.5, min=1.0, max=300.0,
+                 default=8.0, min=1.0, max=300.0,
                  help='poll_schedule = completion: the longest interval '
                       'between two volume GETs, in seconds, until '
                       'completion_interval_fraction x the time waited is '
@@ -103,7 +104,7 @@ _wait_opts = [
                       'prediction rests on the priors alone, '
                       'completion_prior_max_interval applies.'),
     cfg.FloatOpt('completion_prior_max_interval',
-                 default=5.5, min=1.0, max=300.0,
+                 default=6.0, min=1.0, max=300.0,
                  help='poll_schedule = completion: the longest interval, in '
                       'seconds, while the prediction comes from the priors '
                       'alone (fewer than 6 finished waits of the volume '
@@ -115,9 +116,10 @@ _wait_opts = [
                  default=0.05, min=0.0, max=0.5,
                  help='poll_schedule = completion: lets the longest interval '
                       'grow with the time waited, to this fraction of it '
-                      'up to completion_interval_ceiling (0.05: intervals '
-                      'of up to 6 s for the first 120 s, then up to 5% of '
-                      'the time waited). 0: never longer than '
+                      'up to completion_interval_ceiling (0.05, with '
+                      'completion_max_interval = 8: intervals of up to 8 s '
+                      'for the first 160 s, then up to 5% of the time '
+                      'waited). 0: never longer than '
                       'completion_max_interval.'),
     cfg.FloatOpt('completion_interval_ceiling',
                  default=30.0, min=1.0, max=3600.0,

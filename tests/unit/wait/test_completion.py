@@ -365,6 +365,30 @@ class TestFirstWave(TestSchedule):
         mu_young, _ = young.estimate('', completion.COPY, 2.0, 0.5, now=1.0)
         self.assertAlmostEqual(prior, mu_young, places=3)
 
+    def test_the_move_widens_the_spread(self):
+        # Peers that outlived the prior bound the median from below only:
+        # the spread grows by the distance they moved it, so the next
+        # GETs spread out instead of crowding just ahead of the peers.
+        learner = completion.Learner()
+        mu0, spread0 = learner.estimate('', completion.COPY, 2.0, 0.5)
+        for i in range(10):
+            learner.running('peer-%d' % i, '', completion.COPY, 15.0,
+                            until=100.0)
+        mu, spread = learner.estimate('', completion.COPY, 2.0, 0.5,
+                                      now=40.0)
+        self.assertAlmostEqual(
+            math.sqrt(spread0 ** 2
+                      + completion.CENSORED_WIDEN * (mu - mu0) ** 2),
+            spread, places=6)
+        self.assertGreater(spread, spread0)
+        # Peers younger than the prior move nothing, nor the spread.
+        young = completion.Learner()
+        for i in range(10):
+            young.running('peer-%d' % i, '', completion.COPY, 0.1,
+                          until=100.0)
+        self.assertAlmostEqual(spread0, young.estimate(
+            '', completion.COPY, 2.0, 0.5, now=1.0)[1], places=6)
+
     def test_censored_samples_go_with_their_wait(self):
         learner = completion.Learner(keys=1, weight=3)
         prior, _ = learner.estimate('', completion.COPY, 2.0, 0.5)
