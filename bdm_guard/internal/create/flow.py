@@ -79,10 +79,13 @@ _UNCERTAIN = (oc.UNKNOWN, oc.SERVER_ERROR, oc.MALFORMED)
 #: another body; cinder refuses microversion 3.72 (406 from cinder's
 #: microversion check, 404 "version not supported" from an older node)
 #: or, during its rolling upgrade, the key itself (400 until every
-#: cinder-scheduler and cinder-volume has the key's object version:
+#: cinder-scheduler and cinder-volume has the key's object version, with
+#: the header ``OpenStack-Unavailable-During-Upgrade: Idempotency-Key``:
 #: patches/cinder/specs/idempotency-key.rst, "Upgrade impact"). Nothing
-#: was created on any of them, so the create goes on by metadata; a 400
-#: the body itself deserves comes back on that POST and is final there.
+#: was created on any of them, so the create goes on by metadata. Any 400
+#: is taken so, header or not (the creator's keys are well formed, and
+#: python-cinderclient does not hand on a 400's headers): a 400 the body
+#: itself deserves comes back on that POST and is final there.
 IN_FLIGHT, KEY_REUSED = 409, 422
 _VERSION_REFUSED = (400, 404, 406)
 #: Seconds before a 409 without Retry-After is sent again (cinder sends

@@ -52,6 +52,8 @@ SKIP_REASON = ('python-cinderclient lacks microversion 3.72 and '
                'volumes.create(idempotency_key=): apply '
                'patches/python-cinderclient (tox -e cinderclient runs this '
                'module on the patched client)')
+#: The response header of cinder's upgrade 400 (patches/cinder 0003).
+UPGRADE_HEADER = 'OpenStack-Unavailable-During-Upgrade'
 ROOT = 'http://cinder.test:8776/'
 
 
@@ -107,8 +109,11 @@ class KeyedCinder(fake_cinder.FakeCinder):
                 'updated': '2026-12-01T00:00:00Z'}]})
         return super().__call__(request)
 
-    def answer(self, request, code, message, retry_after=None):
-        headers = {'Retry-After': retry_after} if retry_after else None
+    def answer(self, request, code, message, retry_after=None,
+               headers=None):
+        headers = dict(headers or {})
+        if retry_after:
+            headers['Retry-After'] = retry_after
         name = {400: 'badRequest', 406: 'notAcceptable', 409: 'conflict',
                 422: 'unprocessableEntity'}[code]
         return self.respond(request, code, {name: {'code': code,
@@ -139,9 +144,14 @@ class KeyedCinder(fake_cinder.FakeCinder):
             return self.answer(request, 406, 'Version 3.72 is not supported '
                                'by the API. Maximum is 3.71.')
         if script == 'upgrading':
-            return self.answer(request, 400, 'Idempotency keys are not '
-                               'accepted until every cinder-scheduler and '
-                               'cinder-volume service is upgraded.')
+            # patches/cinder 0003: cinder's UnavailableDuringUpgrade 400,
+            # marked by a header that names the refused part.
+            return self.answer(
+                request, 400, 'Cannot perform a volume create with an '
+                'Idempotency-Key during system upgrade: every '
+                'cinder-volume service must be upgraded first. Send the '
+                'request without the Idempotency-Key header.',
+                headers={UPGRADE_HEADER: 'Idempotency-Key'})
         entry = self.keyed.get(key)
         if entry is not None and entry[0] not in self.volumes:
             entry = None   # deleting the volume released the key
