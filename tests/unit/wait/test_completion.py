@@ -343,14 +343,21 @@ class TestFirstWave(TestSchedule):
                                 {'id': vid, 'size': size}, at=t,
                                 phase_after=begun - 1.0, phase_seen=begun)
 
+    @staticmethod
+    def peers(per_gib, learner=None):
+        """A learner with ten peers copying for ``per_gib`` s/GiB so far."""
+        learner = learner or completion.Learner()
+        for i in range(10):
+            learner.running('peer-%d' % i, '', completion.COPY, per_gib,
+                            until=100.0)
+        return learner
+
     def test_peers_that_outlived_the_prior_move_the_median(self):
         # Ten volumes copying for 30 s at 2 GiB: their copies take at
         # least 15 s/GiB, where the prior says 2.
         learner = completion.Learner()
         prior, _ = learner.estimate('', completion.COPY, 2.0, 0.5)
-        for i in range(10):
-            learner.running('peer-%d' % i, '', completion.COPY, 15.0,
-                            until=100.0)
+        self.peers(15.0, learner)
         mu, _ = learner.estimate('', completion.COPY, 2.0, 0.5, now=40.0)
         self.assertGreater(mu, math.log(6.0))
         # Its own sample is not counted twice.
@@ -358,35 +365,25 @@ class TestFirstWave(TestSchedule):
                                     now=40.0, exclude='peer-0')
         self.assertLessEqual(alone, mu)
         # Young peers say nothing: the median only moves towards slower.
-        young = completion.Learner()
-        for i in range(10):
-            young.running('peer-%d' % i, '', completion.COPY, 0.1,
-                          until=100.0)
-        mu_young, _ = young.estimate('', completion.COPY, 2.0, 0.5, now=1.0)
+        mu_young, _ = self.peers(0.1).estimate('', completion.COPY, 2.0,
+                                               0.5, now=1.0)
         self.assertAlmostEqual(prior, mu_young, places=3)
 
     def test_the_move_widens_the_spread(self):
         # Peers that outlived the prior bound the median from below only:
         # the spread grows by the distance they moved it, so the next
         # GETs spread out instead of crowding just ahead of the peers.
-        learner = completion.Learner()
-        mu0, spread0 = learner.estimate('', completion.COPY, 2.0, 0.5)
-        for i in range(10):
-            learner.running('peer-%d' % i, '', completion.COPY, 15.0,
-                            until=100.0)
-        mu, spread = learner.estimate('', completion.COPY, 2.0, 0.5,
-                                      now=40.0)
+        mu0, spread0 = completion.Learner().estimate(
+            '', completion.COPY, 2.0, 0.5)
+        mu, spread = self.peers(15.0).estimate('', completion.COPY, 2.0,
+                                               0.5, now=40.0)
         self.assertAlmostEqual(
             math.sqrt(spread0 ** 2
                       + completion.CENSORED_WIDEN * (mu - mu0) ** 2),
             spread, places=6)
         self.assertGreater(spread, spread0)
         # Peers younger than the prior move nothing, nor the spread.
-        young = completion.Learner()
-        for i in range(10):
-            young.running('peer-%d' % i, '', completion.COPY, 0.1,
-                          until=100.0)
-        self.assertAlmostEqual(spread0, young.estimate(
+        self.assertAlmostEqual(spread0, self.peers(0.1).estimate(
             '', completion.COPY, 2.0, 0.5, now=1.0)[1], places=6)
 
     def test_censored_samples_go_with_their_wait(self):
