@@ -113,6 +113,10 @@ class TestCreateProperties(base.BaseTestCase):
         existing=st.integers(min_value=0, max_value=2))
     def test_at_most_one_survivor_nothing_leaked(self, posts, lag,
                                                  existing):
+        with create_base.example_logs():
+            self._one_survivor(posts, lag, existing)
+
+    def _one_survivor(self, posts, lag, existing):
         testing.forget_attempts()
         clock = testing.VirtualClock()
         fake = fake_cinder.FakeCinder(clock, posts=posts, visible_after=lag)

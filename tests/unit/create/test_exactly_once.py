@@ -293,6 +293,12 @@ class RaceTest(base.BaseTestCase):
     def test_two_creators_one_live_volume(self, turns, posts, lag,
                                           list_fault, fault_at, delay,
                                           resumes):
+        with create_base.example_logs():
+            self._two_creators(turns, posts, lag, list_fault, fault_at,
+                               delay, resumes)
+
+    def _two_creators(self, turns, posts, lag, list_fault, fault_at,
+                      delay, resumes):
         clock = testing.VirtualClock()
         fake = fake_cinder.FakeCinder(clock, posts=posts, visible_after=lag)
         if list_fault:

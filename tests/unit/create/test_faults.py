@@ -133,6 +133,10 @@ class TestListOutageProperty(create_base.FaultTest):
                          st.floats(min_value=0, max_value=200)),
         kind=st.sampled_from(['haproxy_503', 'reset', 'garbage_200']))
     def test_one_volume_per_key(self, posts, lag, outage, kind):
+        with create_base.example_logs():
+            self._one_volume(posts, lag, outage, kind)
+
+    def _one_volume(self, posts, lag, outage, kind):
         self.reset()
         self.fake.posts = posts
         self.fake.visible_after = lag
