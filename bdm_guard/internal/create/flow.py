@@ -84,8 +84,9 @@ _UNCERTAIN = (oc.UNKNOWN, oc.SERVER_ERROR, oc.MALFORMED)
 #: patches/cinder/specs/idempotency-key.rst, "Upgrade impact"). Nothing
 #: was created on any of them, so the create goes on by metadata. Any 400
 #: is taken so, header or not (the creator's keys are well formed, and
-#: python-cinderclient does not hand on a 400's headers): a 400 the body
-#: itself deserves comes back on that POST and is final there.
+#: only a python-cinderclient with patches/python-cinderclient 0001 hands
+#: on the header, as BadRequest.unavailable_during_upgrade): a 400 the
+#: body itself deserves comes back on that POST and is final there.
 IN_FLIGHT, KEY_REUSED = 409, 422
 _VERSION_REFUSED = (400, 404, 406)
 #: Seconds before a 409 without Retry-After is sent again (cinder sends
