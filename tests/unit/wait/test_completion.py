@@ -18,6 +18,7 @@ All on the virtual clock: no test sleeps, no figure is a timing.
 import math
 import random
 import threading
+from unittest import mock
 import warnings
 
 from hypothesis import given
@@ -368,6 +369,37 @@ class TestFirstWave(TestSchedule):
         mu_young, _ = self.peers(0.1).estimate('', completion.COPY, 2.0,
                                                0.5, now=1.0)
         self.assertAlmostEqual(prior, mu_young, places=3)
+
+    def test_a_prior_the_peers_contradict_weighs_less(self):
+        # The prior on the median is heavy-tailed (CENSORED_NU): peers that
+        # all outlived it by far move the median further than a normal
+        # prior of the same scale lets them, and the fit converges.
+        mu_t, _ = self.peers(15.0).estimate('', completion.COPY, 2.0, 0.5,
+                                            now=40.0)
+        with mock.patch.object(completion, 'CENSORED_NU', 1e12):
+            mu_normal, _ = self.peers(15.0).estimate(
+                '', completion.COPY, 2.0, 0.5, now=40.0)
+        self.assertGreater(mu_t, mu_normal + 0.3)
+        self.assertGreater(mu_t, math.log(15.0))
+        # The mode of the posterior, by brute force on a grid.
+        nu, tau, x = completion.CENSORED_NU, completion.CENSORED_TAU, \
+            math.log(15.0)
+
+        def log_posterior(g):
+            prior = -0.5 * (nu + 1) * math.log1p(
+                (g - math.log(2.0)) ** 2 / (nu * tau * tau))
+            return prior + 10 * math.log(
+                0.5 * math.erfc((x - g) / 0.5 / math.sqrt(2.0)))
+        grid = [math.log(2.0) + i * 1e-3 for i in range(6000)]
+        self.assertAlmostEqual(max(grid, key=log_posterior), mu_t,
+                               delta=2e-3)
+        # Peers at the prior's median: the two priors agree.
+        mu_t, _ = self.peers(2.0).estimate('', completion.COPY, 2.0, 0.5,
+                                           now=40.0)
+        with mock.patch.object(completion, 'CENSORED_NU', 1e12):
+            mu_normal, _ = self.peers(2.0).estimate(
+                '', completion.COPY, 2.0, 0.5, now=40.0)
+        self.assertAlmostEqual(mu_normal, mu_t, delta=0.01)
 
     def test_the_move_widens_the_spread(self):
         # Peers that outlived the prior bound the median from below only:
