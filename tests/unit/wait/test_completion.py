@@ -373,7 +373,7 @@ class TestFirstWave(TestSchedule):
     def test_a_prior_the_peers_contradict_weighs_less(self):
         # The prior on the median is heavy-tailed (CENSORED_NU): peers that
         # all outlived it by far move the median further than a normal
-        # prior of the same scale lets them, and the fit converges.
+        # prior of the same scale lets them, to the posterior's mode.
         mu_t, _ = self.peers(15.0).estimate('', completion.COPY, 2.0, 0.5,
                                             now=40.0)
         with mock.patch.object(completion, 'CENSORED_NU', 1e12):
