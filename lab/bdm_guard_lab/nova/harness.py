@@ -454,20 +454,29 @@ class LabNova:
             records.append(record)
         self.emit('booted', servers=records)
 
-    def do_delete(self, timeout=300.0, poll_seconds=0.5):
+    def do_delete(self, timeout=300.0, poll_seconds=0.5, delete_workers=4):
         """Delete every server and wait until nova has none left.
+
+        The ``DELETE /servers/<id>`` calls go out from ``delete_workers``
+        threads, as the boots' POSTs do: each call waits on nova's API while
+        the computes are busy terminating, and sent one at a time they kept
+        the last servers' deletes queued behind the first ones'.
 
         Emits a ``deleted`` event: ``{"remaining": [ids], "errors":
         [...]}``.
         """
         api = self.case.api
-        errors = []
         servers = api.get_servers(detail=False)
-        for server in servers:
+
+        def delete(server):
             try:
                 api.delete_server(server['id'])
             except api_client.OpenStackApiException as exc:
-                errors.append('%s: %s' % (server['id'], exc))
+                return '%s: %s' % (server['id'], exc)
+            return None
+
+        with concurrent.futures.ThreadPoolExecutor(delete_workers) as pool:
+            errors = [e for e in pool.map(delete, servers) if e]
         deadline = time.monotonic() + timeout
         remaining = servers
         while remaining and time.monotonic() < deadline:
