@@ -57,6 +57,8 @@ class _RealNova(testtools.TestCase):
     """One cinder, one proxy and one nova of ``MODE`` per class."""
 
     MODE = None
+    #: nova-compute services of the class's nova.
+    COMPUTES = 1
 
     @classmethod
     def setUpClass(cls):
@@ -79,7 +81,7 @@ class _RealNova(testtools.TestCase):
             cls.proxy.setUp()
             cls.nova = nova_service.NovaService(
                 '%s/v3/%%(project_id)s' % cls.proxy.base_url,
-                cls.svc.project_id, mode=cls.MODE, computes=1,
+                cls.svc.project_id, mode=cls.MODE, computes=cls.COMPUTES,
                 events_url=events_url)
             cls.nova.setUp()
         except Exception:
@@ -227,6 +229,19 @@ class TestStock(_RealNova):
     """nova 34 as shipped, under the same faults: they do hit it."""
 
     MODE = 'stock'
+    COMPUTES = 2
+
+    def test_a_burst_goes_round_the_computes(self):
+        # Booted at once, the servers would all see the computes equally
+        # loaded and nova's scheduler would send them to the first one; the
+        # lab asks for each server's compute, in turn, so that none queues
+        # builds behind max_concurrent_builds and every arm puts server n
+        # on the same compute.
+        figures, records = self.boot([], seed=108, servers=4)
+        self.assertActive(figures, records)
+        self.assertEqual(['lab-compute-0', 'lab-compute-1'] * 2,
+                         [r['host'] for r in records])
+        self.assertClean(figures, volumes=4)
 
     def test_lost_response_duplicates(self):
         figures, records = self.boot_lost_response()
