@@ -86,13 +86,13 @@ def compute_host(index, computes):
     2.74: the scheduler still runs its filters and placement still claims).
     Left to itself, nova's scheduler sends a burst to one or two computes:
     requests scheduled at once all see the hosts as they were before any of
-    them (equal weights), and the first host wins each tie. One compute
-    then holds 37 of 50 builds, runs 10 at a time (``[compute]
-    max_concurrent_builds``) and queues the rest, in an order that differs
+    them (equal weights), and the first host wins each tie. In one seed run
+    a compute held 37 of 50 builds, ran 10 at a time (``[compute]
+    max_concurrent_builds``) and queued the rest, in an order that differs
     between arms, so a server's boot time measured the queue, not the
-    volume wait. Going round keeps each compute under
-    :data:`bdm_guard_lab.arms.nova_mode.BOOTS_PER_COMPUTE` and puts a
-    server on the same compute in every arm.
+    volume wait. Going round puts at most
+    :data:`bdm_guard_lab.arms.nova_mode.BOOTS_PER_COMPUTE` builds on a
+    compute and a server on the same compute in every arm.
 
     :param index: the server's index (int, from 0).
     :param computes: how many computes run (int, at least 1).
