@@ -222,8 +222,9 @@ class _Case(integrated_helpers._IntegratedTestBase):
 
     def _setup_compute_service(self):
         first = None
-        for index in range(self.settings['computes']):
-            compute = self._start_compute('lab-compute-%d' % index)
+        computes = self.settings['computes']
+        for index in range(computes):
+            compute = self._start_compute(compute_host(index, computes))
             first = first or compute
         return first
 
