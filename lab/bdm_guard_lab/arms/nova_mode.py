@@ -70,9 +70,10 @@ _CAUSE = re.compile(r'^(?:[a-z_]+\.)*([A-Z]\w*(?:Error|Exception|NotFound|'
 
 
 #: Servers the lab plans per nova-compute. nova-compute runs at most
-#: ``[compute] max_concurrent_builds`` (10 by default) builds at once; the
-#: lab starts more computes instead of changing the option, and plans below
-#: 10 because the scheduler does not spread a burst perfectly evenly.
+#: ``[DEFAULT] max_concurrent_builds`` (10 by default) builds at once; the
+#: lab starts more computes, each with that limit (the process's pool has
+#: 10 threads per compute: :func:`bdm_guard_lab.nova.harness.
+#: builds_per_process`), and plans below 10 per compute.
 BOOTS_PER_COMPUTE = 8
 
 

@@ -51,6 +51,7 @@ if _MODE in ('launcher', 'events'):
 
 import bdm_guard  # noqa: E402
 import fixtures  # noqa: E402
+import nova.conf  # noqa: E402
 from nova import context as nova_context  # noqa: E402
 from nova import test  # noqa: E402
 from nova.tests import fixtures as nova_fixtures  # noqa: E402
@@ -58,6 +59,7 @@ from nova.tests.functional.api import client as api_client  # noqa: E402
 from nova.tests.functional import fixtures as func_fixtures  # noqa: E402
 from nova.tests.functional import integrated_helpers  # noqa: E402
 
+CONF = nova.conf.CONF
 LOG = std_logging.getLogger(__name__)
 
 #: In nova's GlanceFixture and in the lab cinder's fake image service.
@@ -98,6 +100,31 @@ def compute_host(index, computes):
     :param computes: how many computes run (int, at least 1).
     """
     return 'lab-compute-%d' % (index % computes)
+
+
+def builds_per_process(max_concurrent_builds, computes):
+    """``[DEFAULT] max_concurrent_builds`` for the lab's one nova process.
+
+    A cloud runs each nova-compute in a process of its own; the lab runs
+    its ``computes`` in one. From nova 34 on native threads, builds run on
+    one pool per process (``nova.thread_pool_factory``, ``LONG_TASK``) of
+    ``max_concurrent_builds`` threads, where eventlet gave each compute a
+    semaphore of that size. Left as shipped, the lab's 7 computes would
+    share the 10 threads of one compute: a burst of 50 builds ran 10 at a
+    time and queued the rest (39 of 50 in one seed run, each logged as
+    "The ... long_task pool does not have free threads"), so a server's
+    boot time measured that queue. The lab gives the process what its
+    computes would have between them. On eventlet (nova 29 to 33) the
+    option also sizes each compute's semaphore, which the lab's servers
+    never fill (:func:`compute_host` puts at most
+    :data:`bdm_guard_lab.arms.nova_mode.BOOTS_PER_COMPUTE` on each).
+
+    :param max_concurrent_builds: one nova-compute's limit (int; nova's
+        default is 10).
+    :param computes: how many computes the process runs (int, at least 1).
+    :returns: int, ``max_concurrent_builds x computes``.
+    """
+    return max_concurrent_builds * computes
 
 
 def _epoch(text):
@@ -197,6 +224,8 @@ class _Case(integrated_helpers._IntegratedTestBase):
         # A burst of 50 servers needs a project quota that allows it (nova's
         # defaults: 10 instances, 20 cores), as any cloud that runs one.
         self.flags(instances=-1, cores=-1, ram=-1, group='quota')
+        self.flags(max_concurrent_builds=builds_per_process(
+            CONF.max_concurrent_builds, settings['computes']))
         if self.release.response_validation:
             # nova's test configuration fails API responses that break
             # their schema; nova's default (warn) only logs them. A server

@@ -34,6 +34,7 @@ wakes on cinder's ``volume-created`` event.
 """
 
 import contextlib
+import time
 
 import testtools
 
@@ -59,6 +60,8 @@ class _RealNova(testtools.TestCase):
     MODE = None
     #: nova-compute services of the class's nova.
     COMPUTES = 1
+    #: The class's cinder backend capacity (GiB).
+    CAPACITY_GB = CAPACITY_GB
 
     @classmethod
     def setUpClass(cls):
@@ -72,7 +75,7 @@ class _RealNova(testtools.TestCase):
         cls.svc = cinder_service.CinderService(
             create_seconds=0.5, download_seconds_per_gib=1.0,
             create_jitter=0.0, service_requests=True,
-            capacity_gb=CAPACITY_GB, notification_url=events_url)
+            capacity_gb=cls.CAPACITY_GB, notification_url=events_url)
         try:
             cls.svc.setUp()
             cls.proxy = lab_proxy.FaultProxy(
@@ -230,6 +233,8 @@ class TestStock(_RealNova):
 
     MODE = 'stock'
     COMPUTES = 2
+    #: Room for test_builds_are_not_queued_behind_one_computes_pool.
+    CAPACITY_GB = 128
 
     def test_a_burst_goes_round_the_computes(self):
         # Booted at once, the servers would all see the computes equally
@@ -242,6 +247,28 @@ class TestStock(_RealNova):
         self.assertEqual(['lab-compute-0', 'lab-compute-1'] * 2,
                          [r['host'] for r in records])
         self.assertClean(figures, volumes=4)
+
+    def test_builds_are_not_queued_behind_one_computes_pool(self):
+        # nova 34 runs a process's builds on one pool of
+        # max_concurrent_builds (10) threads, and the lab's computes share
+        # one process: without the lab's larger pool, the 11th and 12th
+        # builds would wait for a build to end, so at most 10 volumes would
+        # be between their create and their attachment at any one time.
+        # Two computes' processes would run all 12 at once.
+        servers = 12
+        figures, records = self.boot([], seed=109, size_gb=8,
+                                     servers=servers)
+        self.assertActive(figures, records)
+        self.assertClean(figures, volumes=servers)
+        epoch = time.time() - time.monotonic()
+        events = sorted(
+            [(epoch + when, 1) for when in self.proxy.created.values()] +
+            [(when, -1) for when in self.proxy.attached_at.values()])
+        in_flight, most = 0, 0
+        for _, step in events:
+            in_flight += step
+            most = max(most, in_flight)
+        self.assertGreater(most, 10, events)
 
     def test_lost_response_duplicates(self):
         figures, records = self.boot_lost_response()
