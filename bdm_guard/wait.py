@@ -231,7 +231,7 @@ class Waiter:
         self.budget_for = budget_for
         self.status = None
         self.unauthorized = 0
-        self.report = WaitReport(deadline=deadline.at - self.start)
+        self.report = WaitReport(deadline=deadline.seconds_from(self.start))
         self.planned = None
         self._woken = False
         self._extra = False

@@ -70,7 +70,24 @@ class Deadline:
     def __init__(self, clock: Clock, seconds: float,
                  start: typing.Optional[float] = None):
         self.clock = clock
-        self.at = (clock() if start is None else start) + seconds
+        self.start = clock() if start is None else start
+        self.seconds = seconds
+        self.at = self.start + seconds
+
+    def seconds_from(self, start: float) -> float:
+        """The budget in seconds, counted from the clock value ``start``.
+
+        ``at - start`` in floating point is not always the ``seconds`` the
+        deadline was made with (``8174.326235239371 + 120.0 -
+        8174.326235239371`` is ``120.00000000000091``): from the deadline's
+        own start this returns ``seconds`` as given.
+
+        :param start: a clock value (float).
+        :returns: float seconds.
+        """
+        if start == self.start and self.at == self.start + self.seconds:
+            return self.seconds
+        return self.at - start
 
     def remaining(self) -> float:
         """Seconds left (float >= 0)."""

@@ -57,6 +57,15 @@ class TestArguments(test_wait.WaitTestCase):
         self.assertEqual('available', report.volume['status'])
         self.assertEqual(180, report.deadline)
 
+    def test_report_gives_the_budget_not_a_float_difference(self):
+        # (start + 180) - start is 180.00000000000091 in floating point
+        # for this start: the report is the budget the formula gives.
+        vid = self.fake.add_volume(status='available')
+        self.clock.now = 8174.326235239371
+        self.assertNotEqual(180.0, (self.clock.now + 180.0) - self.clock.now)
+        report = self.wait(vid, size_gb=0)
+        self.assertEqual(180.0, report.deadline)
+
     def test_deadline_formula_matches_the_docs(self):
         conf = opts.get_conf()
         conf.set_override('deadline_ceiling', 600, group='bdm_guard')
