@@ -58,7 +58,7 @@ class TestArguments(test_wait.WaitTestCase):
         self.assertEqual(180, report.deadline)
 
     def test_report_gives_the_budget_not_a_float_difference(self):
-        # (start + 180) - start is 180.00000000000091 in floating point
+        # (start + 180) - start is 180.0000000000009 in floating point
         # for this start: the report is the budget the formula gives.
         vid = self.fake.add_volume(status='available')
         self.clock.now = 8174.326235239371
