@@ -89,7 +89,7 @@ def compute_host(index, computes):
     Left to itself, nova's scheduler sends a burst to one or two computes:
     requests scheduled at once all see the hosts as they were before any of
     them (equal weights), and the first host wins each tie. In one seed run
-    a compute held 37 of 50 builds, ran 10 at a time (``[compute]
+    a compute held 37 of 50 builds, ran 10 at a time (``[DEFAULT]
     max_concurrent_builds``) and queued the rest, in an order that differs
     between arms, so a server's boot time measured the queue, not the
     volume wait. Going round puts at most
